@@ -1,0 +1,1 @@
+//! A tokio NATS client built on the sans-IO `nats-proto` crate.
