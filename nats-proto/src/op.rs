@@ -1,0 +1,87 @@
+//! Protocol operation values: what a server sends ([`ServerOp`]) and what a client sends
+//! ([`ClientOp`]).
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use crate::{ConnectInfo, HeaderMap, ServerInfo, StatusCode};
+
+/// One operation received from a server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerOp {
+    /// `INFO {json}`: sent on connect and whenever the cluster changes.
+    Info(Box<ServerInfo>),
+    /// `MSG` or `HMSG`: a message for one of our subscriptions.
+    Msg(Msg),
+    /// `PING`: the server checks we are alive; answer with PONG.
+    Ping,
+    /// `PONG`: the answer to one of our PINGs, in order.
+    Pong,
+    /// `+OK`: acknowledgement in verbose mode.
+    Ok,
+    /// `-ERR 'text'`: the server's error text, quotes removed.
+    Err(String),
+}
+
+/// A message delivered by MSG or HMSG. Subject, reply, header values and payload are zero-copy
+/// slices of the read buffer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Msg {
+    /// The subject it was published to.
+    pub subject: ByteString,
+    /// The subscription id it is for.
+    pub sid: u64,
+    /// Reply subject, if the publisher gave one.
+    pub reply: Option<ByteString>,
+    /// Header fields (HMSG only; `Some` even when the block held only a status line).
+    pub headers: Option<HeaderMap>,
+    /// Status code from the header status line (e.g. 503 no responders).
+    pub status: Option<StatusCode>,
+    /// Status description from the header status line.
+    pub description: Option<ByteString>,
+    /// The payload.
+    pub payload: Bytes,
+    /// Bytes the message occupied on the wire after its control line: header block plus
+    /// payload. This is what pending-byte limits count.
+    pub size: usize,
+}
+
+/// One operation a client sends, as an owned value. The client's hot path calls the
+/// [`Encoder`](crate::Encoder) methods with borrowed data instead; this form is for tests,
+/// tools and fuzzing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientOp {
+    /// `CONNECT {json}`.
+    Connect(Box<ConnectInfo>),
+    /// `PUB` (no headers) or `HPUB` (headers present).
+    Pub {
+        /// Subject.
+        subject: String,
+        /// Reply subject.
+        reply: Option<String>,
+        /// Headers; `Some` selects HPUB.
+        headers: Option<HeaderMap>,
+        /// Payload.
+        payload: Bytes,
+    },
+    /// `SUB <subject> [queue] <sid>`.
+    Sub {
+        /// Subscription id.
+        sid: u64,
+        /// Subject filter.
+        subject: String,
+        /// Queue group.
+        queue: Option<String>,
+    },
+    /// `UNSUB <sid> [max]`.
+    Unsub {
+        /// Subscription id.
+        sid: u64,
+        /// Unsubscribe after this many more messages.
+        max: Option<u64>,
+    },
+    /// `PING`.
+    Ping,
+    /// `PONG`.
+    Pong,
+}

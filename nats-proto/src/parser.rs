@@ -1,0 +1,414 @@
+//! The resumable server-op parser.
+//!
+//! Call [`Parser::parse`] with the connection's read buffer after every read; it returns
+//! `Ok(None)` when the buffered bytes do not yet hold a whole op, and never re-scans what it has
+//! already looked at: the newline search resumes where it stopped, and a MSG whose payload is
+//! still arriving keeps its parsed control line. Complete frames are split off the front of the
+//! buffer and frozen, so payloads, subjects and header values are zero-copy slices.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use nats_proto::{Parser, ServerOp};
+//!
+//! let mut parser = Parser::new();
+//! let mut buf = BytesMut::from(&b"MSG orders.eu 7 5\r\nhel"[..]);
+//! assert_eq!(parser.parse(&mut buf).unwrap(), None); // payload still arriving
+//! buf.extend_from_slice(b"lo\r\nPING\r\n");
+//! let Some(ServerOp::Msg(msg)) = parser.parse(&mut buf).unwrap() else { panic!() };
+//! assert_eq!((&*msg.subject, msg.sid, &msg.payload[..]), ("orders.eu", 7, &b"hello"[..]));
+//! assert_eq!(parser.parse(&mut buf).unwrap(), Some(ServerOp::Ping));
+//! ```
+
+use std::ops::Range;
+
+use bytes::{Buf, BytesMut};
+use bytestring::ByteString;
+
+use crate::ServerInfo;
+use crate::error::{ProtoError, excerpt};
+use crate::headers::parse_block;
+use crate::op::{Msg, ServerOp};
+
+/// Limits on what the parser accepts from a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParserLimits {
+    /// Longest control line (op and arguments, CRLF included). The server's own
+    /// `max_control_line` (4 KiB) binds what clients send; lines a server sends can be longer
+    /// (long JetStream reply subjects, big INFO with many `connect_urls`), so the default is
+    /// a generous 64 KiB. It exists so a peer that never sends a newline cannot grow the
+    /// buffer without bound.
+    pub max_control_line: usize,
+    /// Largest MSG/HMSG total size (headers plus payload) accepted.
+    pub max_payload: usize,
+}
+
+impl Default for ParserLimits {
+    fn default() -> Self {
+        ParserLimits {
+            max_control_line: 64 * 1024,
+            max_payload: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// A MSG/HMSG whose control line is parsed and whose payload has not fully arrived.
+#[derive(Debug, Clone)]
+struct PendingMsg {
+    /// Control line length including its line terminator.
+    line_len: usize,
+    subject: Range<usize>,
+    sid: u64,
+    reply: Option<Range<usize>>,
+    /// `Some` for HMSG.
+    header_len: Option<usize>,
+    total_len: usize,
+}
+
+impl PendingMsg {
+    /// Whole frame length: control line, payload, CRLF. Cannot overflow: both parts are
+    /// bounded by the limits, far below `usize::MAX`.
+    fn frame_len(&self) -> usize {
+        self.line_len + self.total_len + 2
+    }
+}
+
+/// Resumable parser state for one connection.
+#[derive(Debug, Clone, Default)]
+pub struct Parser {
+    limits: ParserLimits,
+    /// How many bytes at the front of the buffer are known to hold no newline.
+    scanned: usize,
+    pending: Option<PendingMsg>,
+    /// Stream offset of the buffer's first byte, for error messages.
+    offset: u64,
+    poisoned: bool,
+}
+
+impl Parser {
+    /// A parser with the default limits.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A parser with the given limits.
+    pub fn with_limits(limits: ParserLimits) -> Self {
+        Parser {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> ParserLimits {
+        self.limits
+    }
+
+    /// Changes the limits; takes effect from the next op.
+    pub fn set_limits(&mut self, limits: ParserLimits) {
+        self.limits = limits;
+    }
+
+    /// Total number of bytes consumed so far.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// When a message is partly buffered: how many bytes the buffer must hold for it to
+    /// complete. Lets the reader reserve capacity once for a large payload.
+    pub fn bytes_needed(&self) -> Option<usize> {
+        self.pending.as_ref().map(PendingMsg::frame_len)
+    }
+
+    /// Parses the next op from the front of `buf`, removing its bytes.
+    ///
+    /// Returns `Ok(None)` when more bytes are needed; call again after the next read. After an
+    /// error the stream is out of sync: every later call returns [`ProtoError::Poisoned`].
+    pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ServerOp>, ProtoError> {
+        if self.poisoned {
+            return Err(ProtoError::Poisoned);
+        }
+        let result = self.parse_inner(buf);
+        if result.is_err() {
+            self.poisoned = true;
+            self.pending = None;
+        }
+        result
+    }
+
+    fn parse_inner(&mut self, buf: &mut BytesMut) -> Result<Option<ServerOp>, ProtoError> {
+        if self.pending.is_some() {
+            return self.finish_msg(buf);
+        }
+        let Some(newline) = memchr::memchr(b'\n', &buf[self.scanned..]) else {
+            self.scanned = buf.len();
+            if buf.len() > self.limits.max_control_line {
+                return Err(ProtoError::ControlLineTooLong {
+                    len: buf.len(),
+                    limit: self.limits.max_control_line,
+                    offset: self.offset,
+                });
+            }
+            return Ok(None);
+        };
+        let newline = self.scanned + newline;
+        self.scanned = 0;
+        let line_len = newline + 1;
+        if line_len > self.limits.max_control_line {
+            return Err(ProtoError::ControlLineTooLong {
+                len: line_len,
+                limit: self.limits.max_control_line,
+                offset: self.offset,
+            });
+        }
+        let end = if newline > 0 && buf[newline - 1] == b'\r' {
+            newline - 1
+        } else {
+            newline
+        };
+        let line = &buf[..end];
+        let op = match op_of(line) {
+            Some(Op::Msg) => return self.start_msg(buf, end, line_len, false),
+            Some(Op::Hmsg) => return self.start_msg(buf, end, line_len, true),
+            Some(Op::Ping) => ServerOp::Ping,
+            Some(Op::Pong) => ServerOp::Pong,
+            Some(Op::Ok) => ServerOp::Ok,
+            Some(Op::Err) => ServerOp::Err(err_text(&line[4..])),
+            Some(Op::Info) => {
+                let info: ServerInfo =
+                    serde_json::from_slice(&line[4..]).map_err(|e| ProtoError::InvalidInfo {
+                        reason: e.to_string(),
+                    })?;
+                ServerOp::Info(Box::new(info))
+            }
+            None => {
+                let word = line
+                    .iter()
+                    .position(|&b| is_sep(b))
+                    .map_or(line, |p| &line[..p]);
+                return Err(ProtoError::UnknownOp {
+                    op: excerpt(word),
+                    offset: self.offset,
+                });
+            }
+        };
+        self.consume(buf, line_len);
+        Ok(Some(op))
+    }
+
+    fn consume(&mut self, buf: &mut BytesMut, n: usize) {
+        buf.advance(n);
+        self.offset += n as u64;
+    }
+
+    /// Parses the arguments of a MSG/HMSG control line, then tries to complete it.
+    fn start_msg(
+        &mut self,
+        buf: &mut BytesMut,
+        end: usize,
+        line_len: usize,
+        headers: bool,
+    ) -> Result<Option<ServerOp>, ProtoError> {
+        let (name, skip): (&'static str, usize) = if headers { ("HMSG", 4) } else { ("MSG", 3) };
+        let line = &buf[..end];
+        let mut args: [Range<usize>; 5] = Default::default();
+        let n = split_args(line, skip, &mut args);
+        let fixed = if headers { 4 } else { 3 };
+        if n != fixed && n != fixed + 1 {
+            return Err(ProtoError::ArgumentCount {
+                op: name,
+                got: n,
+                line: excerpt(line),
+                offset: self.offset,
+            });
+        }
+        let number = |field: &'static str, r: &Range<usize>| {
+            parse_decimal(&line[r.clone()]).ok_or_else(|| ProtoError::InvalidNumber {
+                op: name,
+                field,
+                text: excerpt(&line[r.clone()]),
+                offset: self.offset,
+            })
+        };
+        let sid = number("sid", &args[1])?;
+        let reply = (n == fixed + 1).then(|| args[2].clone());
+        let total_len = number("size", &args[n - 1])?;
+        let header_len = if headers {
+            Some(number("header size", &args[n - 2])?)
+        } else {
+            None
+        };
+        let total_len = usize::try_from(total_len).unwrap_or(usize::MAX);
+        if total_len > self.limits.max_payload {
+            return Err(ProtoError::PayloadTooLarge {
+                size: total_len,
+                limit: self.limits.max_payload,
+                offset: self.offset,
+            });
+        }
+        let header_len = header_len.map(|h| usize::try_from(h).unwrap_or(usize::MAX));
+        if let Some(h) = header_len
+            && h > total_len
+        {
+            return Err(ProtoError::HeaderLengthExceedsTotal {
+                header_len: h,
+                total_len,
+                offset: self.offset,
+            });
+        }
+        self.pending = Some(PendingMsg {
+            line_len,
+            subject: args[0].clone(),
+            sid,
+            reply,
+            header_len,
+            total_len,
+        });
+        self.finish_msg(buf)
+    }
+
+    /// Completes the pending message once its payload and trailing CRLF are buffered.
+    fn finish_msg(&mut self, buf: &mut BytesMut) -> Result<Option<ServerOp>, ProtoError> {
+        let Some(p) = &self.pending else {
+            return Ok(None);
+        };
+        let frame_len = p.frame_len();
+        if buf.len() < frame_len {
+            return Ok(None);
+        }
+        if &buf[frame_len - 2..frame_len] != b"\r\n" {
+            return Err(ProtoError::MissingPayloadTerminator {
+                offset: self.offset,
+            });
+        }
+        let Some(p) = self.pending.take() else {
+            return Ok(None);
+        };
+        let offset = self.offset;
+        let frame = buf.split_to(frame_len).freeze();
+        self.offset += frame_len as u64;
+        let text = |r: Range<usize>, field: &'static str| {
+            ByteString::try_from(frame.slice(r))
+                .map_err(|_| ProtoError::InvalidUtf8 { field, offset })
+        };
+        let subject = text(p.subject, "subject")?;
+        let reply = p.reply.map(|r| text(r, "reply subject")).transpose()?;
+        let body = p.line_len..p.line_len + p.total_len;
+        let (headers, status, description, payload) = match p.header_len {
+            None => (None, None, None, frame.slice(body)),
+            Some(h) => {
+                let block = parse_block(&frame.slice(body.start..body.start + h))?;
+                (
+                    Some(block.headers),
+                    block.status,
+                    block.description,
+                    frame.slice(body.start + h..body.end),
+                )
+            }
+        };
+        Ok(Some(ServerOp::Msg(Msg {
+            subject,
+            sid: p.sid,
+            reply,
+            headers,
+            status,
+            description,
+            payload,
+            size: p.total_len,
+        })))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    Msg,
+    Hmsg,
+    Ping,
+    Pong,
+    Ok,
+    Err,
+    Info,
+}
+
+fn is_sep(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Recognises the op word case-insensitively. An op with arguments must be followed by a
+/// separator; one without may be followed by nothing else but separators.
+fn op_of(line: &[u8]) -> Option<Op> {
+    let word_is = |word: &[u8], with_args: bool| {
+        line.len() >= word.len()
+            && line[..word.len()].eq_ignore_ascii_case(word)
+            && match line.get(word.len()) {
+                None => !with_args,
+                Some(&b) if is_sep(b) => with_args || line[word.len()..].iter().all(|&b| is_sep(b)),
+                Some(_) => false,
+            }
+    };
+    match line.first()? | 0x20 {
+        b'm' if word_is(b"MSG", true) => Some(Op::Msg),
+        b'h' if word_is(b"HMSG", true) => Some(Op::Hmsg),
+        b'p' if word_is(b"PING", false) => Some(Op::Ping),
+        b'p' if word_is(b"PONG", false) => Some(Op::Pong),
+        b'i' if word_is(b"INFO", true) => Some(Op::Info),
+        b'+' if word_is(b"+OK", false) => Some(Op::Ok),
+        b'-' if word_is(b"-ERR", true) || word_is(b"-ERR", false) => Some(Op::Err),
+        _ => None,
+    }
+}
+
+/// The text of `-ERR 'text'`, surrounding whitespace and quotes removed.
+fn err_text(rest: &[u8]) -> String {
+    let mut t = rest;
+    while let [b, tail @ ..] = t {
+        if is_sep(*b) { t = tail } else { break }
+    }
+    while let [head @ .., b] = t {
+        if is_sep(*b) { t = head } else { break }
+    }
+    if let [b'\'', inner @ .., b'\''] = t {
+        t = inner;
+    }
+    String::from_utf8_lossy(t).into_owned()
+}
+
+/// Splits the arguments after the op word into `out`, returning how many there were (a count
+/// above `out.len()` means "too many"; their ranges are not kept).
+fn split_args(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
+    let mut n = 0;
+    let mut i = from;
+    while i < line.len() {
+        while i < line.len() && is_sep(line[i]) {
+            i += 1;
+        }
+        if i == line.len() {
+            break;
+        }
+        let start = i;
+        while i < line.len() && !is_sep(line[i]) {
+            i += 1;
+        }
+        if n < out.len() {
+            out[n] = start..i;
+        }
+        n += 1;
+    }
+    n
+}
+
+/// Parses a non-empty run of ASCII digits; `None` on any other byte or on overflow.
+fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+#[cfg(test)]
+mod tests;

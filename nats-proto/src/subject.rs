@@ -1,0 +1,172 @@
+//! Subject, filter and queue-group validation.
+//!
+//! Every subject we put on the wire passes through here first. A subject containing a space, a
+//! tab, CR or LF would let a caller inject a second protocol op into the stream, so those are
+//! rejected along with the other malformed shapes the server would refuse.
+
+use crate::error::{ProtoError, excerpt};
+
+/// Validates a subject to publish to (or a reply subject): tokens separated by `.`, none empty,
+/// no whitespace or control characters, and no wildcards.
+///
+/// ```
+/// use nats_proto::subject::validate_subject;
+/// assert!(validate_subject("orders.eu.created").is_ok());
+/// assert!(validate_subject("orders.*").is_err());
+/// assert!(validate_subject("orders\r\nPUB x 1").is_err());
+/// ```
+pub fn validate_subject(subject: &str) -> Result<(), ProtoError> {
+    check(subject, false).map_err(|reason| ProtoError::InvalidSubject {
+        subject: excerpt(subject.as_bytes()),
+        reason,
+    })
+}
+
+/// Validates a subscription filter: like [`validate_subject`], but `*` may stand as a whole
+/// token anywhere and `>` as the whole last token.
+///
+/// ```
+/// use nats_proto::subject::validate_filter;
+/// assert!(validate_filter("orders.*.created").is_ok());
+/// assert!(validate_filter("orders.>").is_ok());
+/// assert!(validate_filter("orders.>.x").is_err());
+/// assert!(validate_filter("orders.eu*").is_err());
+/// ```
+pub fn validate_filter(filter: &str) -> Result<(), ProtoError> {
+    check(filter, true).map_err(|reason| ProtoError::InvalidSubject {
+        subject: excerpt(filter.as_bytes()),
+        reason,
+    })
+}
+
+/// Validates a queue group name: non-empty, no whitespace or control characters.
+pub fn validate_queue_group(queue: &str) -> Result<(), ProtoError> {
+    let reason = if queue.is_empty() {
+        Some("empty")
+    } else if queue.bytes().any(is_forbidden) {
+        Some("contains whitespace or a control character")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ProtoError::InvalidQueueGroup {
+            queue: excerpt(queue.as_bytes()),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Whether a subscription filter contains a wildcard token.
+pub fn is_wildcard(filter: &str) -> bool {
+    filter.split('.').any(|t| t == "*" || t == ">")
+}
+
+/// Whether a literal subject matches a subscription filter (`*` one token, `>` one or more).
+///
+/// ```
+/// use nats_proto::subject::matches;
+/// assert!(matches("a.*.c", "a.b.c"));
+/// assert!(matches("a.>", "a.b.c"));
+/// assert!(!matches("a.>", "a"));
+/// ```
+pub fn matches(filter: &str, subject: &str) -> bool {
+    let mut f = filter.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (f.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(ft), Some(st)) if ft == st => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+fn is_forbidden(b: u8) -> bool {
+    // Space, every C0 control (tab, CR, LF included) and DEL.
+    b <= b' ' || b == 0x7f
+}
+
+/// One pass over the bytes; `wildcards` says whether `*`/`>` tokens are allowed.
+fn check(s: &str, wildcards: bool) -> Result<(), &'static str> {
+    let bytes = s.as_bytes();
+    if bytes.is_empty() {
+        return Err("empty");
+    }
+    let mut token_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        if is_forbidden(b) {
+            return Err("contains whitespace or a control character");
+        }
+        if b == b'.' {
+            check_token(&bytes[token_start..i], wildcards, false)?;
+            token_start = i + 1;
+        }
+    }
+    check_token(&bytes[token_start..], wildcards, true)
+}
+
+fn check_token(token: &[u8], wildcards: bool, last: bool) -> Result<(), &'static str> {
+    match token {
+        [] => Err("empty token"),
+        [b'*'] if wildcards => Ok(()),
+        [b'>'] if wildcards && last => Ok(()),
+        [b'>'] if wildcards => Err("`>` is only allowed as the last token"),
+        [b'*'] | [b'>'] => Err("wildcards are not allowed in a subject to publish to"),
+        t if t.iter().any(|&b| b == b'*' || b == b'>') => {
+            Err("`*` and `>` are only allowed as whole tokens")
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn literal_subjects() {
+        for ok in ["a", "a.b", "_INBOX.abc.1", "$JS.API.INFO", "ünïcode.ok"] {
+            assert!(validate_subject(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", ".", "a.", ".a", "a..b", "a b", "a\tb", "a\r\nb", "a\nb", "a.*", "a.>", "a*",
+            "a\u{7f}",
+        ] {
+            assert!(validate_subject(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn filters() {
+        for ok in ["a", "*", ">", "a.*", "a.>", "*.b.>", "a.*.c"] {
+            assert!(validate_filter(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "a.>.b", ">.a", "a.b*", "a.>b", "a..*", "a *", "a.\r"] {
+            assert!(validate_filter(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn queue_groups() {
+        assert!(validate_queue_group("workers").is_ok());
+        assert!(validate_queue_group("").is_err());
+        assert!(validate_queue_group("a b").is_err());
+        assert!(validate_queue_group("a\r\n").is_err());
+    }
+
+    #[test]
+    fn matching() {
+        assert!(matches("a", "a"));
+        assert!(!matches("a", "a.b"));
+        assert!(matches("*", "a"));
+        assert!(!matches("*", "a.b"));
+        assert!(matches(">", "a.b"));
+        assert!(matches("a.*.>", "a.b.c.d"));
+        assert!(!matches("a.*.>", "a.b"));
+        assert!(is_wildcard("a.*"));
+        assert!(!is_wildcard("a.b*"));
+    }
+}
