@@ -33,6 +33,10 @@ pub mod op;
 pub mod parser;
 pub mod subject;
 
+#[cfg(feature = "arbitrary")]
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use bytes;
 pub use bytestring::ByteString;
 pub use connect::ConnectInfo;
