@@ -12,6 +12,11 @@
 //! Failures panic with a message that says what went wrong (the server's log, or the install
 //! command when `nats-server` is missing): a missing server fails the tests, it never skips them.
 //!
+//! The harness is blocking (std processes, sockets and sleeps). In tokio tests, start servers
+//! before the client, and call what waits (`stop`, `restart`, `Cluster::restart_node`) from a
+//! `#[tokio::test(flavor = "multi_thread")]` test or inside `tokio::task::spawn_blocking`, so
+//! the client's tasks keep running (and reconnecting) meanwhile.
+//!
 //! ```no_run
 //! use nats_tests::{Cluster, NatsServer, SYS_USER};
 //!
