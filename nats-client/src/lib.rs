@@ -1,1 +1,65 @@
-//! A tokio NATS client built on the sans-IO `nats-proto` crate.
+//! A tokio NATS client on the sans-IO [`nats_proto`] crate.
+//!
+//! - [`Client`]: a cheap, cloneable handle: publish, subscribe, request, flush, drain, close.
+//! - [`ConnectOptions`]: builder for names, credentials, TLS, limits and reconnect policy.
+//! - [`Subscriber`]: a `Stream` of [`Message`]s with bounded pending limits.
+//! - [`Event`] / [`Statistics`]: what happened to the connection, and counters.
+//!
+//! Publishing encodes straight into the connection's shared write buffer (no channel, no
+//! per-message allocation); a full buffer makes publishers wait. One task per connection owns
+//! the socket, parses, routes messages, and reconnects through the server pool without losing
+//! what was accepted.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use futures::StreamExt;
+//! let client = nats_client::connect("nats://127.0.0.1:4222").await?;
+//! let mut sub = client.subscribe("greet.*").await?;
+//! client.publish("greet.joe", "hello").await?;
+//! let msg = sub.next().await.unwrap();
+//! assert_eq!(&msg.payload[..], b"hello");
+//! # Ok(()) }
+//! ```
+
+mod addr;
+mod auth;
+mod client;
+mod connection;
+mod error;
+mod events;
+mod handshake;
+mod message;
+mod options;
+mod outbound;
+mod reconnect;
+mod request;
+mod server_pool;
+mod shared;
+mod stats;
+mod subscription;
+mod tls;
+mod transport;
+
+pub use addr::{DEFAULT_PORT, ServerAddr, ToServerAddrs};
+pub use auth::{Auth, AuthCallback, AuthFuture};
+pub use client::{Client, State};
+pub use error::{ClientError, ConnectError, PublishError, RequestError};
+pub use events::Event;
+pub use message::Message;
+pub use nats_proto::{self, HeaderMap, ServerInfo, StatusCode};
+pub use options::ConnectOptions;
+pub use reconnect::Backoff;
+pub use stats::Statistics;
+pub use subscription::Subscriber;
+
+/// Connects with default options to the given server(s): a URL such as
+/// `nats://127.0.0.1:4222`, a comma-separated list, or a list.
+pub async fn connect<A: ToServerAddrs + ?Sized>(addrs: &A) -> Result<Client, ConnectError> {
+    ConnectOptions::new().connect(addrs).await
+}
+
+/// Locks a mutex, ignoring poisoning: every critical section here leaves its data consistent
+/// at each step, so a panic elsewhere must not wedge the connection.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}

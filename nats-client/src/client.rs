@@ -1,0 +1,511 @@
+//! The [`Client`] handle: publish, subscribe, request, flush, drain, close.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use bytes::Bytes;
+use nats_proto::{HeaderMap, ServerInfo, StatusCode};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::addr::ServerAddr;
+use crate::connection;
+use crate::error::{ClientError, ConnectError, PublishError, RequestError};
+use crate::events::Event;
+use crate::handshake::establish;
+use crate::lock;
+use crate::message::Message;
+use crate::options::ConnectOptions;
+use crate::outbound::LinkState;
+use crate::server_pool::ServerPool;
+use crate::shared::Shared;
+use crate::stats::Statistics;
+use crate::subscription::{SubEntry, SubQueue, Subscriber, Target};
+use crate::tls;
+
+/// A connection to a NATS server or cluster. Cheap to clone: every clone shares the one
+/// connection. When the last clone (and the last [`Subscriber`]) is dropped, the connection
+/// sends what it has buffered and closes.
+#[derive(Clone)]
+pub struct Client {
+    handle: Arc<Handle>,
+}
+
+struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.request_close();
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("server", &*lock(&self.shared().server))
+            .field("state", &self.connection_state())
+            .finish()
+    }
+}
+
+/// The connection's state as seen by the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Connected to a server.
+    Connected,
+    /// Lost the connection; reconnecting (publishes go to the reconnect buffer).
+    Disconnected,
+    /// Closed for good.
+    Closed,
+}
+
+impl Client {
+    pub(crate) async fn connect_with(
+        servers: Vec<ServerAddr>,
+        opts: ConnectOptions,
+    ) -> Result<Client, ConnectError> {
+        if servers.is_empty() {
+            return Err(ConnectError::NoServers);
+        }
+        let wants_tls = opts.tls.required
+            || opts.tls.config.is_some()
+            || !opts.tls.root_certificates.is_empty()
+            || opts.tls.client_cert.is_some()
+            || servers.iter().any(|s| s.tls);
+        // A server may require TLS even when we did not ask: have a default config ready.
+        let tls = match tls::client_config(&opts.tls) {
+            Ok(c) => Some(c),
+            Err(e) if wants_tls => return Err(e),
+            Err(_) => None,
+        };
+        let pool = ServerPool::new(servers, !opts.no_randomize, opts.max_reconnects);
+        let mut first = None;
+        let mut last_error = None;
+        for addr in pool.addrs() {
+            match establish(&addr, &opts, tls.as_ref()).await {
+                Ok(est) => {
+                    first = Some(est);
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+        }
+        if first.is_none() && !opts.retry_on_initial_connect {
+            return Err(last_error.unwrap_or(ConnectError::NoServers));
+        }
+        let shared = Arc::new(Shared::new(opts, pool));
+        if let Some(est) = &first {
+            connection::go_live(&shared, est, bytes::BytesMut::new(), false);
+        }
+        tokio::spawn(connection::run(shared.clone(), first, tls));
+        Ok(Client {
+            handle: Arc::new(Handle { shared }),
+        })
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    /// The INFO of the server currently (or last) connected to.
+    pub fn server_info(&self) -> Arc<ServerInfo> {
+        lock(&self.shared().info).clone()
+    }
+
+    /// The connection state.
+    pub fn connection_state(&self) -> State {
+        match self.shared().state() {
+            LinkState::Connected => State::Connected,
+            LinkState::Disconnected => State::Disconnected,
+            LinkState::Closing | LinkState::Closed => State::Closed,
+        }
+    }
+
+    /// The servers the client knows (configured and discovered), in reconnect order.
+    pub fn servers(&self) -> Vec<ServerAddr> {
+        lock(&self.shared().pool).addrs()
+    }
+
+    /// A snapshot of the counters.
+    pub fn statistics(&self) -> Statistics {
+        self.shared().stats.snapshot()
+    }
+
+    /// Connection events from now on (connected, disconnected, slow consumer, ...).
+    pub fn events(&self) -> broadcast::Receiver<Event> {
+        self.shared().events.subscribe()
+    }
+
+    /// A new unique subject under the inbox prefix, for replies.
+    pub fn new_inbox(&self) -> String {
+        format!("{}.{}", self.shared().opts.inbox_prefix, nuid::next())
+    }
+
+    /// Requests waiting for a reply right now (a request that ends for any reason, timeout
+    /// and cancellation included, leaves none behind).
+    pub fn pending_requests(&self) -> usize {
+        self.shared().requests.len()
+    }
+
+    /// Publishes a message. Returns once the message is in the write buffer (use
+    /// [`Client::flush`] to know the server has it); waits while the buffer is full.
+    pub async fn publish(
+        &self,
+        subject: impl AsRef<str>,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), PublishError> {
+        self.publish_message(subject.as_ref(), None, None, payload.as_ref())
+            .await
+    }
+
+    /// Publishes a message with headers.
+    pub async fn publish_with_headers(
+        &self,
+        subject: impl AsRef<str>,
+        headers: &HeaderMap,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), PublishError> {
+        self.publish_message(subject.as_ref(), None, Some(headers), payload.as_ref())
+            .await
+    }
+
+    /// Publishes a message with a reply subject.
+    pub async fn publish_with_reply(
+        &self,
+        subject: impl AsRef<str>,
+        reply: impl AsRef<str>,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), PublishError> {
+        self.publish_message(
+            subject.as_ref(),
+            Some(reply.as_ref()),
+            None,
+            payload.as_ref(),
+        )
+        .await
+    }
+
+    /// Publishes with any combination of reply subject and headers.
+    pub async fn publish_message(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<(), PublishError> {
+        let shared = self.shared();
+        loop {
+            let notified = shared.space.notified();
+            tokio::pin!(notified);
+            {
+                let mut out = lock(&shared.out);
+                let over = match out.state {
+                    LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
+                    LinkState::Connected => !out.buf.is_empty() && out.buf.len() >= out.write_limit,
+                    LinkState::Disconnected => false,
+                };
+                if !over {
+                    let before = out.buf.len();
+                    let encoder = out.encoder;
+                    encoder.publish(&mut out.buf, subject, reply, headers, payload)?;
+                    let size = out.buf.len() - before;
+                    if out.state == LinkState::Disconnected && out.buf.len() > out.reconnect_limit {
+                        out.buf.truncate(before);
+                        return Err(PublishError::ReconnectBufferFull {
+                            buffered: before,
+                            limit: out.reconnect_limit,
+                            size,
+                        });
+                    }
+                    drop(out);
+                    shared.stats.out_msgs.fetch_add(1, Relaxed);
+                    shared
+                        .stats
+                        .out_bytes
+                        .fetch_add(payload.len() as u64, Relaxed);
+                    shared.writer_wake.notify_one();
+                    return Ok(());
+                }
+                notified.as_mut().enable();
+            }
+            notified.await;
+        }
+    }
+
+    /// Subscribes to a subject (wildcards allowed).
+    pub async fn subscribe(&self, subject: impl Into<String>) -> Result<Subscriber, ClientError> {
+        self.subscribe_inner(subject.into(), None)
+    }
+
+    /// Subscribes as a member of a queue group: each message goes to one member.
+    pub async fn queue_subscribe(
+        &self,
+        subject: impl Into<String>,
+        queue_group: impl Into<String>,
+    ) -> Result<Subscriber, ClientError> {
+        self.subscribe_inner(subject.into(), Some(queue_group.into()))
+    }
+
+    fn subscribe_inner(
+        &self,
+        subject: String,
+        queue_group: Option<String>,
+    ) -> Result<Subscriber, ClientError> {
+        let shared = self.shared();
+        let queue = SubQueue::new(
+            shared.opts.pending_msgs_limit,
+            shared.opts.pending_bytes_limit,
+        );
+        let sid = self.add_subscription(&subject, queue_group, Target::Queue(queue.clone()))?;
+        Ok(Subscriber::new(sid, subject, queue, self.clone()))
+    }
+
+    /// Registers a subscription and sends its SUB (when connected; otherwise the reconnect
+    /// sends it).
+    fn add_subscription(
+        &self,
+        subject: &str,
+        queue_group: Option<String>,
+        target: Target,
+    ) -> Result<u64, ClientError> {
+        let shared = self.shared();
+        let sid = shared.next_sid.fetch_add(1, Relaxed);
+        let mut out = lock(&shared.out);
+        match out.state {
+            LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
+            LinkState::Connected => {
+                let encoder = out.encoder;
+                encoder.subscribe(&mut out.buf, sid, subject, queue_group.as_deref())?;
+            }
+            LinkState::Disconnected => {
+                // Validate now even though the SUB is sent later.
+                let mut scratch = bytes::BytesMut::new();
+                out.encoder
+                    .subscribe(&mut scratch, sid, subject, queue_group.as_deref())?;
+            }
+        }
+        lock(&shared.subs).insert(
+            sid,
+            SubEntry {
+                subject: subject.to_owned(),
+                queue_group,
+                max: None,
+                delivered: 0,
+                target,
+            },
+        );
+        drop(out);
+        shared.writer_wake.notify_one();
+        Ok(sid)
+    }
+
+    /// Sends UNSUB for `sid` and forgets it (or, with `max`, lets it run to `max` messages).
+    pub(crate) fn unsubscribe_sid(&self, sid: u64, max: Option<u64>) -> Result<(), ClientError> {
+        self.send_unsub(sid, max, true)
+    }
+
+    /// Sends UNSUB but keeps routing messages already on their way (for drain).
+    pub(crate) fn unsubscribe_sid_keep_queue(&self, sid: u64) -> Result<(), ClientError> {
+        self.send_unsub(sid, None, false)
+    }
+
+    fn send_unsub(&self, sid: u64, max: Option<u64>, forget: bool) -> Result<(), ClientError> {
+        let shared = self.shared();
+        let mut out = lock(&shared.out);
+        if matches!(out.state, LinkState::Closing | LinkState::Closed) {
+            return Err(ClientError::Closed);
+        }
+        let mut subs = lock(&shared.subs);
+        let remove = match (subs.get_mut(&sid), max) {
+            (None, _) => return Ok(()),
+            (Some(e), Some(max)) => {
+                e.max = Some(max);
+                e.delivered >= max
+            }
+            (Some(_), None) => forget,
+        };
+        if remove
+            && let Some(SubEntry {
+                target: Target::Queue(q),
+                ..
+            }) = subs.remove(&sid)
+        {
+            q.close();
+        }
+        drop(subs);
+        if out.state == LinkState::Connected {
+            let encoder = out.encoder;
+            encoder.unsubscribe(&mut out.buf, sid, max);
+            drop(out);
+            shared.writer_wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Forgets a drained subscription and ends its stream.
+    pub(crate) fn forget_sid(&self, sid: u64) {
+        if let Some(SubEntry {
+            target: Target::Queue(q),
+            ..
+        }) = lock(&self.shared().subs).remove(&sid)
+        {
+            q.close();
+        }
+    }
+
+    /// Sends a request and waits for the first reply, up to the default request timeout.
+    pub async fn request(
+        &self,
+        subject: impl AsRef<str>,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<Message, RequestError> {
+        let timeout = self.shared().opts.request_timeout;
+        self.request_with(subject.as_ref(), None, payload.as_ref(), timeout)
+            .await
+    }
+
+    /// Sends a request with headers.
+    pub async fn request_with_headers(
+        &self,
+        subject: impl AsRef<str>,
+        headers: &HeaderMap,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<Message, RequestError> {
+        let timeout = self.shared().opts.request_timeout;
+        self.request_with(subject.as_ref(), Some(headers), payload.as_ref(), timeout)
+            .await
+    }
+
+    /// Sends a request with optional headers and an explicit timeout.
+    pub async fn request_with(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Message, RequestError> {
+        self.ensure_request_inbox()?;
+        let shared = self.shared();
+        let (_guard, reply, rx) = shared.requests.register();
+        self.publish_message(subject, Some(&reply), headers, payload)
+            .await?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(msg)) if msg.status == Some(StatusCode::NO_RESPONDERS) => {
+                Err(RequestError::NoResponders {
+                    subject: subject.to_owned(),
+                })
+            }
+            Ok(Ok(msg)) => Ok(msg),
+            Ok(Err(_)) if self.connection_state() == State::Closed => Err(RequestError::Closed),
+            Ok(Err(_)) => Err(RequestError::Disconnected {
+                subject: subject.to_owned(),
+            }),
+            Err(_) => Err(RequestError::TimedOut {
+                subject: subject.to_owned(),
+                timeout,
+            }),
+        }
+    }
+
+    /// Creates the wildcard reply subscription on first use.
+    fn ensure_request_inbox(&self) -> Result<(), ClientError> {
+        let shared = self.shared();
+        let mut sid = lock(&shared.requests.sid);
+        if sid.is_none() {
+            let filter = format!("{}*", shared.requests.prefix);
+            *sid = Some(self.add_subscription(&filter, None, Target::Requests)?);
+        }
+        Ok(())
+    }
+
+    /// Waits until the server has processed everything sent so far (a PING/PONG round trip
+    /// behind the buffered data).
+    pub async fn flush(&self) -> Result<(), ClientError> {
+        let shared = self.shared();
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut out = lock(&shared.out);
+            if matches!(out.state, LinkState::Closing | LinkState::Closed) {
+                return Err(ClientError::Closed);
+            }
+            out.flush_waiters.push(tx);
+        }
+        shared.writer_wake.notify_one();
+        rx.await.map_err(|_| ClientError::Closed)
+    }
+
+    /// [`Client::flush`] with a timeout.
+    pub async fn flush_timeout(&self, timeout: Duration) -> Result<(), ClientError> {
+        tokio::time::timeout(timeout, self.flush())
+            .await
+            .map_err(|_| ClientError::TimedOut(timeout))?
+    }
+
+    /// Unsubscribes every subscription, waits until the server has sent all it had for them
+    /// (their streams end after those messages), then flushes and closes.
+    pub async fn drain(&self) -> Result<(), ClientError> {
+        let shared = self.shared();
+        let sids: Vec<u64> = {
+            let request_sid = *lock(&shared.requests.sid);
+            lock(&shared.subs)
+                .keys()
+                .copied()
+                .filter(|sid| Some(*sid) != request_sid)
+                .collect()
+        };
+        for sid in &sids {
+            self.unsubscribe_sid_keep_queue(*sid)?;
+        }
+        self.flush().await?;
+        for sid in sids {
+            self.forget_sid(sid);
+        }
+        self.close().await
+    }
+
+    /// Sends everything already accepted, then closes. Later calls fail with `Closed`.
+    pub async fn close(&self) -> Result<(), ClientError> {
+        let shared = self.shared();
+        if matches!(shared.state(), LinkState::Closing | LinkState::Closed) {
+            return Err(ClientError::Closed);
+        }
+        shared.request_close();
+        let mut closed = shared.closed.subscribe();
+        let _ = closed.wait_for(|c| *c).await;
+        Ok(())
+    }
+
+    /// Publishes a reply to a received message.
+    pub async fn respond(
+        &self,
+        request: &Message,
+        payload: impl AsRef<[u8]>,
+    ) -> Result<(), PublishError> {
+        match &request.reply {
+            Some(reply) => self.publish(reply.as_ref() as &str, payload).await,
+            None => Err(PublishError::Protocol(
+                nats_proto::ProtoError::InvalidSubject {
+                    subject: String::new(),
+                    reason: "the message has no reply subject",
+                },
+            )),
+        }
+    }
+
+    /// A payload-free helper used by tests and tools: the bytes of a publish as they would be
+    /// encoded (for size checks).
+    #[doc(hidden)]
+    pub fn encoded_publish_len(
+        &self,
+        subject: &str,
+        payload: &Bytes,
+    ) -> Result<usize, PublishError> {
+        let mut buf = bytes::BytesMut::new();
+        lock(&self.shared().out)
+            .encoder
+            .publish(&mut buf, subject, None, None, payload)?;
+        Ok(buf.len())
+    }
+}

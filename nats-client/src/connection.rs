@@ -1,0 +1,330 @@
+//! The connection task: one per client. It owns the socket, feeds read bytes to the parser,
+//! routes messages, writes the shared buffer out, keeps the connection alive, and on loss
+//! reconnects through the server pool and resumes without dropping accepted bytes.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use nats_proto::{Encoder, Parser, ServerOp};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, info, warn};
+
+use crate::events::Event;
+use crate::handshake::{Established, establish};
+use crate::lock;
+use crate::outbound::{Chunk, LinkState};
+use crate::shared::Shared;
+
+/// Why serving a connection stopped.
+enum Stop {
+    /// The client closed; everything accepted was written.
+    Closed,
+    /// The connection was lost (or abandoned, e.g. lame duck); reconnect.
+    Lost(String),
+}
+
+/// Runs until the client is closed (or runs out of servers).
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    first: Option<Established>,
+    tls: Option<Arc<rustls::ClientConfig>>,
+) {
+    // The first connection, when there is one, was made live by `connect` already.
+    let mut next = first;
+    let mut unsent = BytesMut::new();
+    let mut reconnecting = next.is_none();
+    loop {
+        let est = match next.take() {
+            Some(est) => est,
+            None => match reconnect(&shared, tls.as_ref()).await {
+                Some(est) => {
+                    go_live(&shared, &est, std::mem::take(&mut unsent), reconnecting);
+                    est
+                }
+                None => break,
+            },
+        };
+        let server = est.addr.to_string();
+        let mut chunk = Chunk::default();
+        match serve(&shared, est, &mut chunk).await {
+            Stop::Closed => break,
+            Stop::Lost(reason) => {
+                warn!(%server, %reason, "connection lost");
+                unsent = go_offline(&shared, &mut chunk);
+                shared.emit(Event::Disconnected { server, reason });
+                reconnecting = true;
+            }
+        }
+    }
+    shared.finish();
+}
+
+/// Makes a fresh connection the live one: new server limits, every live subscription sent
+/// (again), then the bytes the last connection never sent, then what was buffered meanwhile.
+pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reconnecting: bool) {
+    let encoder = Encoder::for_server(&est.info);
+    {
+        let mut out = lock(&shared.out);
+        out.encoder = encoder;
+        let mut fresh = BytesMut::with_capacity(out.buf.len() + unsent.len() + 1024);
+        {
+            for (sid, e) in lock(&shared.subs).iter() {
+                // Subjects were validated when the subscription was made.
+                let _ = encoder.subscribe(&mut fresh, *sid, &e.subject, e.queue_group.as_deref());
+                if let Some(left) = e.remaining() {
+                    encoder.unsubscribe(&mut fresh, *sid, Some(left));
+                }
+            }
+        }
+        fresh.extend_from_slice(&unsent);
+        fresh.extend_from_slice(&out.buf);
+        out.buf = fresh;
+        if out.state == LinkState::Disconnected {
+            out.state = LinkState::Connected;
+        }
+    }
+    *lock(&shared.info) = Arc::new(est.info.clone());
+    *lock(&shared.server) = Some(est.addr.clone());
+    {
+        let mut pool = lock(&shared.pool);
+        pool.connected(&est.addr);
+        if !shared.opts.ignore_discovered_servers {
+            pool.update_discovered(&est.info.connect_urls, &est.addr);
+        }
+    }
+    shared.pings_out.store(0, Relaxed);
+    shared.stats.connects.fetch_add(1, Relaxed);
+    let server = est.addr.to_string();
+    if reconnecting {
+        shared.stats.reconnects.fetch_add(1, Relaxed);
+        info!(%server, "reconnected");
+        shared.emit(Event::Reconnected { server });
+    } else {
+        shared.emit(Event::Connected { server });
+    }
+    shared.writer_wake.notify_one();
+    shared.space.notify_waiters();
+}
+
+/// Marks the link down and collects what must be sent again on the next connection.
+fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
+    let mut unsent = chunk.take_unsent();
+    let mut requeue = Vec::new();
+    if let Some(waiters) = chunk.waiters.take() {
+        // The chunk's trailing PING was not fully sent: drop it, its waiters ride the next one.
+        if unsent.ends_with(b"PING\r\n") {
+            unsent.truncate(unsent.len() - 6);
+        }
+        requeue.extend(waiters);
+    }
+    // PINGs sent whose PONG never came: their flushes are not proven; ask again after reconnect.
+    for group in lock(&shared.pongs).drain(..) {
+        requeue.extend(group);
+    }
+    {
+        let mut out = lock(&shared.out);
+        if out.state == LinkState::Connected {
+            out.state = LinkState::Disconnected;
+        }
+        requeue.append(&mut out.flush_waiters);
+        out.flush_waiters = requeue;
+    }
+    // In-flight requests cannot get their reply on this connection any more.
+    shared.requests.fail_all();
+    unsent
+}
+
+/// Tries servers from the pool, with backoff, until one accepts or the client closes.
+async fn reconnect(
+    shared: &Shared,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+) -> Option<Established> {
+    loop {
+        if matches!(shared.state(), LinkState::Closing | LinkState::Closed) {
+            return None;
+        }
+        let Some((addr, wait)) = lock(&shared.pool).next(Instant::now()) else {
+            warn!("no server left to reconnect to");
+            return None;
+        };
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = shared.close_wake.notified() => continue,
+            }
+        }
+        debug!(server = %addr, "reconnecting");
+        match establish(&addr, &shared.opts, tls).await {
+            Ok(est) => return Some(est),
+            Err(e) => {
+                warn!(server = %addr, error = %e, "reconnect attempt failed");
+                lock(&shared.pool).failed(&addr, &shared.opts.reconnect_delay, Instant::now());
+            }
+        }
+    }
+}
+
+async fn serve(shared: &Shared, est: Established, chunk: &mut Chunk) -> Stop {
+    let Established {
+        transport,
+        mut read_buf,
+        mut parser,
+        ..
+    } = est;
+    let (mut rd, mut wr) = tokio::io::split(transport);
+    let stop = tokio::select! {
+        stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf) => stop,
+        stop = write_loop(shared, &mut wr, chunk) => stop,
+        stop = keep_alive(shared) => stop,
+    };
+    if matches!(stop, Stop::Closed) {
+        let _ = wr.shutdown().await;
+    }
+    stop
+}
+
+async fn read_loop<R: AsyncRead + Unpin>(
+    shared: &Shared,
+    rd: &mut R,
+    parser: &mut Parser,
+    buf: &mut BytesMut,
+) -> Stop {
+    loop {
+        if let Err(stop) = handle_buffered(shared, parser, buf) {
+            return stop;
+        }
+        match parser.bytes_needed() {
+            Some(need) if need > buf.len() => buf.reserve(need - buf.len()),
+            _ if buf.capacity() - buf.len() < 8 * 1024 => buf.reserve(64 * 1024),
+            _ => {}
+        }
+        match rd.read_buf(buf).await {
+            Ok(0) => return Stop::Lost("server closed the connection".into()),
+            Ok(_) => {}
+            Err(e) => return Stop::Lost(format!("read error: {e}")),
+        }
+    }
+}
+
+/// Handles every whole op in the buffer. Messages are routed under one lock of the
+/// subscription table per run of consecutive messages.
+fn handle_buffered(shared: &Shared, parser: &mut Parser, buf: &mut BytesMut) -> Result<(), Stop> {
+    let mut subs = None;
+    loop {
+        let op = match parser.parse(buf) {
+            Ok(Some(op)) => op,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(Stop::Lost(format!("protocol error: {e}"))),
+        };
+        if let ServerOp::Msg(msg) = op {
+            let table = subs.get_or_insert_with(|| lock(&shared.subs));
+            shared.dispatch(table, msg);
+            continue;
+        }
+        subs = None; // other ops may take the write lock, which comes first in lock order
+        match op {
+            ServerOp::Ping => {
+                let mut out = lock(&shared.out);
+                let encoder = out.encoder;
+                encoder.pong(&mut out.buf);
+                drop(out);
+                shared.writer_wake.notify_one();
+            }
+            ServerOp::Pong => shared.pong(),
+            ServerOp::Info(info) => {
+                let ldm = info.ldm;
+                if !shared.opts.ignore_discovered_servers
+                    && let Some(current) = lock(&shared.server).clone()
+                {
+                    lock(&shared.pool).update_discovered(&info.connect_urls, &current);
+                }
+                let server = lock(&shared.server)
+                    .as_ref()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                *lock(&shared.info) = Arc::new(*info);
+                if ldm {
+                    shared.emit(Event::LameDuck { server });
+                    return Err(Stop::Lost("server entered lame duck mode".into()));
+                }
+            }
+            ServerOp::Err(message) => {
+                warn!(%message, "server error");
+                shared.emit(Event::ServerError { message });
+            }
+            ServerOp::Ok | ServerOp::Msg(_) => {}
+        }
+    }
+}
+
+async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &mut Chunk) -> Stop {
+    loop {
+        if chunk.is_done() {
+            chunk.bytes.clear();
+            chunk.written = 0;
+            if let Some(waiters) = chunk.waiters.take() {
+                lock(&shared.pongs).push_back(waiters);
+            }
+            if let Err(stop) = next_chunk(shared, chunk).await {
+                return stop;
+            }
+            continue;
+        }
+        match wr.write(&chunk.bytes[chunk.written..]).await {
+            Ok(0) => return Stop::Lost("write returned zero bytes".into()),
+            Ok(n) => chunk.written += n,
+            Err(e) => return Stop::Lost(format!("write error: {e}")),
+        }
+        if chunk.is_done()
+            && let Err(e) = wr.flush().await
+        {
+            return Stop::Lost(format!("flush error: {e}"));
+        }
+    }
+}
+
+/// Waits for buffered bytes and swaps them into `chunk` (plus a PING when flushes wait).
+async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
+    loop {
+        let notified = shared.writer_wake.notified();
+        {
+            let mut out = lock(&shared.out);
+            if out.has_work() {
+                std::mem::swap(&mut out.buf, &mut chunk.bytes);
+                if !out.flush_waiters.is_empty() || out.ping_wanted {
+                    let encoder = out.encoder;
+                    encoder.ping(&mut chunk.bytes);
+                    chunk.waiters = Some(std::mem::take(&mut out.flush_waiters));
+                    out.ping_wanted = false;
+                }
+                drop(out);
+                shared.space.notify_waiters();
+                return Ok(());
+            }
+            if out.state == LinkState::Closing {
+                return Err(Stop::Closed);
+            }
+        }
+        notified.await;
+    }
+}
+
+/// Sends a PING every `ping_interval`; too many without a PONG means the link is dead (this
+/// also catches a write that stalls: its PINGs never go out, so no PONG comes back).
+async fn keep_alive(shared: &Shared) -> Stop {
+    let period = shared.opts.ping_interval.max(Duration::from_millis(10));
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    loop {
+        tick.tick().await;
+        let out = shared.pings_out.fetch_add(1, Relaxed);
+        if out >= shared.opts.max_pings_out {
+            return Stop::Lost(format!(
+                "{out} keep-alive PINGs unanswered: stale connection"
+            ));
+        }
+        lock(&shared.out).ping_wanted = true;
+        shared.writer_wake.notify_one();
+    }
+}

@@ -1,0 +1,151 @@
+//! The shared write buffer: publishers encode straight into it under a short lock, and the
+//! connection's writer swaps it out whole. No channel send and no allocation per message.
+//!
+//! While connected, a full buffer makes publishers wait (back-pressure); while disconnected
+//! the same buffer is the reconnect buffer, bounded by its own limit, and a publish that does
+//! not fit fails with a typed error instead of waiting or growing without bound.
+
+use bytes::BytesMut;
+use nats_proto::Encoder;
+use tokio::sync::oneshot;
+
+/// A flush waiter: resolved when the server's PONG for the PING sent after its data arrives.
+pub(crate) type FlushWaiter = oneshot::Sender<()>;
+
+/// Where the connection stands, as publishers see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum LinkState {
+    Connected,
+    Disconnected,
+    /// `close()` was called: nothing new is accepted; the writer sends what is buffered.
+    Closing,
+    Closed,
+}
+
+/// State behind the write-buffer mutex.
+pub(crate) struct Outbound {
+    pub buf: BytesMut,
+    pub state: LinkState,
+    pub encoder: Encoder,
+    /// Flush calls registered since the writer last took the buffer.
+    pub flush_waiters: Vec<FlushWaiter>,
+    /// A keep-alive PING is wanted with the next chunk even without flush waiters.
+    pub ping_wanted: bool,
+    pub write_limit: usize,
+    pub reconnect_limit: usize,
+}
+
+impl Outbound {
+    pub fn new(write_limit: usize, reconnect_limit: usize) -> Self {
+        Outbound {
+            buf: BytesMut::with_capacity(64 * 1024),
+            state: LinkState::Disconnected,
+            encoder: Encoder::default(),
+            flush_waiters: Vec::new(),
+            ping_wanted: false,
+            write_limit,
+            reconnect_limit,
+        }
+    }
+
+    /// Whether the writer has anything to do.
+    pub fn has_work(&self) -> bool {
+        !self.buf.is_empty() || !self.flush_waiters.is_empty() || self.ping_wanted
+    }
+}
+
+/// The chunk the writer is sending, kept outside the write future so that, when the socket
+/// fails, the supervisor knows exactly which bytes never left.
+#[derive(Default)]
+pub(crate) struct Chunk {
+    pub bytes: BytesMut,
+    pub written: usize,
+    /// Flush waiters whose PING ends this chunk; they move to the PONG queue once it is sent.
+    pub waiters: Option<Vec<FlushWaiter>>,
+}
+
+impl Chunk {
+    pub fn is_done(&self) -> bool {
+        self.written >= self.bytes.len()
+    }
+
+    /// The unsent part of the chunk, starting at the first op that was not completely written
+    /// (an op cut in half by the failure is sent again whole: the server dropped its part).
+    pub fn take_unsent(&mut self) -> BytesMut {
+        let from = frame_start_at(&self.bytes, self.written);
+        let mut rest = self.bytes.split_off(0);
+        let _ = rest.split_to(from);
+        self.written = 0;
+        rest
+    }
+}
+
+/// Offset of the client op containing byte `pos` of `buf` (a buffer of whole client ops, as
+/// the encoder writes them), or `buf.len()` when `pos` is at the end.
+pub(crate) fn frame_start_at(buf: &[u8], pos: usize) -> usize {
+    let mut start = 0;
+    while start < buf.len() {
+        let end = match frame_len(&buf[start..]) {
+            Some(len) => start + len,
+            // Cannot happen for encoder output; resend from here rather than lose data.
+            None => return start,
+        };
+        if end > pos {
+            return start;
+        }
+        start = end;
+    }
+    buf.len()
+}
+
+/// Length of the client op at the front of `buf`: its control line, plus payload and CRLF for
+/// PUB/HPUB (whose last argument is the total size).
+fn frame_len(buf: &[u8]) -> Option<usize> {
+    let nl = memchr_newline(buf)?;
+    let line = &buf[..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let is_pub = line.starts_with(b"PUB ") || line.starts_with(b"HPUB ");
+    if !is_pub {
+        return Some(nl + 1);
+    }
+    let size_text = line.rsplit(|&b| b == b' ').next()?;
+    let size: usize = std::str::from_utf8(size_text).ok()?.parse().ok()?;
+    Some(nl + 1 + size + 2)
+}
+
+fn memchr_newline(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resume_point_is_a_frame_boundary() {
+        let buf = b"PUB a 3\r\nabc\r\nSUB b 1\r\nHPUB c 12 14\r\nNATS/1.0\r\n\r\nxy\r\nPING\r\n";
+        let boundaries = [0usize, 14, 23, 55, 61];
+        for pos in 0..buf.len() {
+            let start = frame_start_at(buf, pos);
+            assert!(boundaries.contains(&start), "pos {pos} -> {start}");
+            assert!(start <= pos);
+            let next = boundaries
+                .iter()
+                .find(|&&b| b > start)
+                .copied()
+                .unwrap_or(buf.len());
+            assert!(pos < next, "pos {pos} must lie in the frame at {start}");
+        }
+        assert_eq!(frame_start_at(buf, buf.len()), buf.len());
+    }
+
+    #[test]
+    fn take_unsent_keeps_the_cut_frame() {
+        let mut chunk = Chunk {
+            bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPUB b 1\r\ny\r\n"[..]),
+            written: 15,
+            waiters: None,
+        };
+        assert_eq!(&chunk.take_unsent()[..], b"PUB b 1\r\ny\r\n");
+    }
+}

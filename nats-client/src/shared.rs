@@ -1,0 +1,163 @@
+//! State shared by the client handles and the connection task.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+
+use nats_proto::ServerInfo;
+use tokio::sync::{Notify, broadcast, watch};
+
+use crate::addr::ServerAddr;
+use crate::events::Event;
+use crate::lock;
+use crate::options::ConnectOptions;
+use crate::outbound::{FlushWaiter, LinkState, Outbound};
+use crate::request::RequestMux;
+use crate::server_pool::ServerPool;
+use crate::stats::Counters;
+use crate::subscription::{Pushed, SubEntry, Target};
+
+pub(crate) struct Shared {
+    /// The write buffer; lock order: `out` before `subs`.
+    pub out: Mutex<Outbound>,
+    /// Wakes the writer: there is something to send (or to stop).
+    pub writer_wake: Notify,
+    /// Wakes publishers waiting for buffer space.
+    pub space: Notify,
+    /// Wakes the supervisor out of a reconnect wait when the client closes.
+    pub close_wake: Notify,
+    pub subs: Mutex<HashMap<u64, SubEntry>>,
+    pub next_sid: AtomicU64,
+    /// PINGs sent, oldest first, each with the flush calls waiting for its PONG.
+    pub pongs: Mutex<VecDeque<Vec<FlushWaiter>>>,
+    /// Keep-alive PINGs without any PONG since.
+    pub pings_out: AtomicUsize,
+    pub requests: RequestMux,
+    pub info: Mutex<Arc<ServerInfo>>,
+    pub server: Mutex<Option<ServerAddr>>,
+    pub pool: Mutex<ServerPool>,
+    pub stats: Counters,
+    pub events: broadcast::Sender<Event>,
+    pub closed: watch::Sender<bool>,
+    pub opts: ConnectOptions,
+}
+
+impl Shared {
+    pub fn new(opts: ConnectOptions, pool: ServerPool) -> Self {
+        let (events, _) = broadcast::channel(opts.event_capacity);
+        Shared {
+            out: Mutex::new(Outbound::new(
+                opts.write_buffer_limit,
+                opts.reconnect_buffer_size,
+            )),
+            writer_wake: Notify::new(),
+            space: Notify::new(),
+            close_wake: Notify::new(),
+            subs: Mutex::default(),
+            next_sid: AtomicU64::new(1),
+            pongs: Mutex::default(),
+            pings_out: AtomicUsize::new(0),
+            requests: RequestMux::new(&opts.inbox_prefix),
+            info: Mutex::default(),
+            server: Mutex::default(),
+            pool: Mutex::new(pool),
+            stats: Counters::default(),
+            events,
+            closed: watch::Sender::new(false),
+            opts,
+        }
+    }
+
+    /// Sends an event without ever blocking; counts it when it pushes out an unread one.
+    pub fn emit(&self, event: Event) {
+        if self.events.receiver_count() == 0 {
+            return;
+        }
+        if self.events.len() >= self.opts.event_capacity {
+            self.stats.dropped_events.fetch_add(1, Relaxed);
+        }
+        let _ = self.events.send(event);
+    }
+
+    pub fn state(&self) -> LinkState {
+        lock(&self.out).state
+    }
+
+    /// Asks the connection to close after sending what is buffered.
+    pub fn request_close(&self) {
+        {
+            let mut out = lock(&self.out);
+            match out.state {
+                LinkState::Closing | LinkState::Closed => return,
+                _ => out.state = LinkState::Closing,
+            }
+        }
+        self.writer_wake.notify_one();
+        self.close_wake.notify_one();
+        self.space.notify_waiters();
+    }
+
+    /// Delivers one message to its subscription. Called by the reader with `subs` locked.
+    pub fn dispatch(&self, subs: &mut HashMap<u64, SubEntry>, msg: nats_proto::Msg) {
+        self.stats.in_msgs.fetch_add(1, Relaxed);
+        self.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
+        let sid = msg.sid;
+        let Some(entry) = subs.get_mut(&sid) else {
+            return; // late message for a subscription already gone
+        };
+        entry.delivered += 1;
+        let done = entry.max.is_some_and(|max| entry.delivered >= max);
+        match &entry.target {
+            Target::Queue(q) => {
+                if let Pushed::Dropped { first } = q.push(msg.into()) {
+                    self.stats.dropped_msgs.fetch_add(1, Relaxed);
+                    if first {
+                        self.emit(Event::SlowConsumer {
+                            sid,
+                            subject: entry.subject.clone(),
+                        });
+                    }
+                }
+            }
+            Target::Requests => self.requests.deliver(msg.into()),
+        }
+        if done
+            && let Some(SubEntry {
+                target: Target::Queue(q),
+                ..
+            }) = subs.remove(&sid)
+        {
+            q.close();
+        }
+    }
+
+    /// Resolves the flush calls of the oldest outstanding PING.
+    pub fn pong(&self) {
+        self.pings_out.store(0, Relaxed);
+        if let Some(group) = lock(&self.pongs).pop_front() {
+            for w in group {
+                let _ = w.send(());
+            }
+        }
+    }
+
+    /// Ends every subscription (queued messages stay readable) and fails every waiter.
+    pub fn finish(&self) {
+        {
+            let mut out = lock(&self.out);
+            out.state = LinkState::Closed;
+            out.buf.clear();
+            out.flush_waiters.clear();
+        }
+        for (_, e) in lock(&self.subs).drain() {
+            if let Target::Queue(q) = e.target {
+                q.close();
+            }
+        }
+        lock(&self.pongs).clear();
+        self.requests.fail_all();
+        self.space.notify_waiters();
+        self.emit(Event::Closed);
+        self.closed.send_replace(true);
+    }
+}

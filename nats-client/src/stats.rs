@@ -1,0 +1,52 @@
+//! Connection statistics: lock-free counters, readable at any time.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// Live counters of one client (every connection it has had).
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub in_msgs: AtomicU64,
+    pub in_bytes: AtomicU64,
+    pub out_msgs: AtomicU64,
+    pub out_bytes: AtomicU64,
+    pub dropped_msgs: AtomicU64,
+    pub connects: AtomicU64,
+    pub reconnects: AtomicU64,
+    pub dropped_events: AtomicU64,
+}
+
+/// A snapshot of a client's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Statistics {
+    /// Messages received for subscriptions.
+    pub in_msgs: u64,
+    /// Payload plus header bytes received.
+    pub in_bytes: u64,
+    /// Messages published.
+    pub out_msgs: u64,
+    /// Payload plus header bytes published.
+    pub out_bytes: u64,
+    /// Messages dropped because a subscription was over its pending limits.
+    pub dropped_msgs: u64,
+    /// Successful connections (the first one included).
+    pub connects: u64,
+    /// Successful reconnections.
+    pub reconnects: u64,
+    /// Events not delivered because no listener kept up.
+    pub dropped_events: u64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> Statistics {
+        Statistics {
+            in_msgs: self.in_msgs.load(Relaxed),
+            in_bytes: self.in_bytes.load(Relaxed),
+            out_msgs: self.out_msgs.load(Relaxed),
+            out_bytes: self.out_bytes.load(Relaxed),
+            dropped_msgs: self.dropped_msgs.load(Relaxed),
+            connects: self.connects.load(Relaxed),
+            reconnects: self.reconnects.load(Relaxed),
+            dropped_events: self.dropped_events.load(Relaxed),
+        }
+    }
+}

@@ -1,0 +1,302 @@
+//! Subscriptions: the per-subscription bounded queue and the [`Subscriber`] stream.
+//!
+//! The connection task pushes into a subscription's queue; the subscriber drains it in
+//! batches (one lock per batch, not per message). A queue over its message or byte limit drops
+//! the new message, counts it, and reports ONE slow-consumer event per episode; the episode
+//! ends when a message fits again (as nats.go).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+
+use futures_core::Stream;
+
+use crate::client::Client;
+use crate::error::ClientError;
+use crate::lock;
+use crate::message::Message;
+
+/// What happened to a pushed message.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Pushed {
+    Queued,
+    /// Dropped; `first` is true for the first drop of a slow-consumer episode.
+    Dropped {
+        first: bool,
+    },
+}
+
+/// A subscription's queue, shared by the connection task and the [`Subscriber`].
+pub(crate) struct SubQueue {
+    inner: Mutex<QueueInner>,
+    max_msgs: usize,
+    max_bytes: usize,
+}
+
+#[derive(Default)]
+struct QueueInner {
+    msgs: VecDeque<Message>,
+    bytes: usize,
+    waker: Option<Waker>,
+    closed: bool,
+    slow: bool,
+    dropped: u64,
+}
+
+impl SubQueue {
+    pub fn new(max_msgs: usize, max_bytes: usize) -> Arc<Self> {
+        Arc::new(SubQueue {
+            inner: Mutex::default(),
+            max_msgs,
+            max_bytes,
+        })
+    }
+
+    pub fn push(&self, msg: Message) -> Pushed {
+        let mut q = lock(&self.inner);
+        if q.closed {
+            return Pushed::Queued;
+        }
+        if q.msgs.len() >= self.max_msgs || q.bytes + msg.length > self.max_bytes {
+            q.dropped += 1;
+            let first = !q.slow;
+            q.slow = true;
+            return Pushed::Dropped { first };
+        }
+        q.slow = false;
+        q.bytes += msg.length;
+        q.msgs.push_back(msg);
+        let waker = q.waker.take();
+        drop(q);
+        if let Some(w) = waker {
+            w.wake();
+        }
+        Pushed::Queued
+    }
+
+    /// No more messages will come; the subscriber still gets what is queued.
+    pub fn close(&self) {
+        let waker = {
+            let mut q = lock(&self.inner);
+            q.closed = true;
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        lock(&self.inner).closed
+    }
+
+    fn dropped(&self) -> u64 {
+        lock(&self.inner).dropped
+    }
+
+    fn pending(&self) -> (usize, usize) {
+        let q = lock(&self.inner);
+        (q.msgs.len(), q.bytes)
+    }
+
+    /// Moves every queued message into `into`; `Ready(false)` when closed and empty.
+    fn poll_take(&self, into: &mut VecDeque<Message>, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut q = lock(&self.inner);
+        if !q.msgs.is_empty() {
+            std::mem::swap(&mut q.msgs, into);
+            q.bytes = 0;
+            return Poll::Ready(true);
+        }
+        if q.closed {
+            return Poll::Ready(false);
+        }
+        if !q.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+            q.waker = Some(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
+
+/// Where the connection task delivers a subscription's messages.
+pub(crate) enum Target {
+    Queue(Arc<SubQueue>),
+    /// The client's wildcard reply inbox: routed to waiting requests.
+    Requests,
+}
+
+/// One live subscription, as the connection task knows it (also what is re-sent on
+/// reconnect).
+pub(crate) struct SubEntry {
+    pub subject: String,
+    pub queue_group: Option<String>,
+    /// Unsubscribe after this many messages in total.
+    pub max: Option<u64>,
+    pub delivered: u64,
+    pub target: Target,
+}
+
+impl SubEntry {
+    /// Messages still allowed before auto-unsubscribe, if limited.
+    pub fn remaining(&self) -> Option<u64> {
+        self.max.map(|m| m.saturating_sub(self.delivered))
+    }
+}
+
+/// A subscription: a [`Stream`] of [`Message`]s. Dropping it unsubscribes.
+///
+/// ```no_run
+/// # async fn demo(client: nats_client::Client) -> Result<(), nats_client::ClientError> {
+/// use futures::StreamExt;
+/// let mut sub = client.subscribe("orders.>").await?;
+/// while let Some(msg) = sub.next().await {
+///     println!("{}: {:?}", msg.subject, msg.payload);
+/// }
+/// # Ok(()) }
+/// ```
+pub struct Subscriber {
+    sid: u64,
+    subject: String,
+    queue: Arc<SubQueue>,
+    local: VecDeque<Message>,
+    client: Client,
+    active: bool,
+}
+
+impl std::fmt::Debug for Subscriber {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Subscriber")
+            .field("sid", &self.sid)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Subscriber {
+    pub(crate) fn new(sid: u64, subject: String, queue: Arc<SubQueue>, client: Client) -> Self {
+        Subscriber {
+            sid,
+            subject,
+            queue,
+            local: VecDeque::new(),
+            client,
+            active: true,
+        }
+    }
+
+    /// The subscription id.
+    pub fn sid(&self) -> u64 {
+        self.sid
+    }
+
+    /// The subject filter.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// Messages dropped because this subscription was over its pending limits.
+    pub fn dropped(&self) -> u64 {
+        self.queue.dropped()
+    }
+
+    /// Messages and bytes waiting to be read.
+    pub fn pending(&self) -> (usize, usize) {
+        let (m, b) = self.queue.pending();
+        let local_bytes: usize = self.local.iter().map(|m| m.length).sum();
+        (m + self.local.len(), b + local_bytes)
+    }
+
+    /// Unsubscribes now; messages already queued can still be read.
+    pub async fn unsubscribe(&mut self) -> Result<(), ClientError> {
+        self.active = false;
+        self.client.unsubscribe_sid(self.sid, None)
+    }
+
+    /// Unsubscribes after `max` messages in total have been delivered to this subscription
+    /// (the server stops sending after that many, too).
+    pub async fn unsubscribe_after(&mut self, max: u64) -> Result<(), ClientError> {
+        self.client.unsubscribe_sid(self.sid, Some(max))
+    }
+
+    /// Unsubscribes, waits until the server has sent everything it had for this subscription,
+    /// and ends the stream after those messages.
+    pub async fn drain(&mut self) -> Result<(), ClientError> {
+        self.client.unsubscribe_sid_keep_queue(self.sid)?;
+        self.client.flush().await?;
+        self.queue.close();
+        self.active = false;
+        Ok(())
+    }
+}
+
+impl Stream for Subscriber {
+    type Item = Message;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
+        let this = &mut *self;
+        if let Some(m) = this.local.pop_front() {
+            return Poll::Ready(Some(m));
+        }
+        match this.queue.poll_take(&mut this.local, cx) {
+            Poll::Ready(true) => Poll::Ready(this.local.pop_front()),
+            Poll::Ready(false) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for Subscriber {
+    fn drop(&mut self) {
+        if self.active && !self.queue.is_closed() {
+            let _ = self.client.unsubscribe_sid(self.sid, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn msg(len: usize) -> Message {
+        Message {
+            subject: "s".into(),
+            reply: None,
+            payload: Bytes::from(vec![0; len]),
+            headers: None,
+            status: None,
+            description: None,
+            length: len,
+        }
+    }
+
+    #[test]
+    fn one_slow_consumer_report_per_episode() {
+        let q = SubQueue::new(2, 1000);
+        assert_eq!(q.push(msg(1)), Pushed::Queued);
+        assert_eq!(q.push(msg(1)), Pushed::Queued);
+        assert_eq!(q.push(msg(1)), Pushed::Dropped { first: true });
+        assert_eq!(q.push(msg(1)), Pushed::Dropped { first: false });
+        let mut local = VecDeque::new();
+        let waker = futures_util_noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert_eq!(q.poll_take(&mut local, &mut cx), Poll::Ready(true));
+        assert_eq!(q.push(msg(1)), Pushed::Queued);
+        assert_eq!(q.push(msg(1)), Pushed::Queued);
+        assert_eq!(q.push(msg(1)), Pushed::Dropped { first: true });
+        assert_eq!(q.dropped(), 3);
+    }
+
+    #[test]
+    fn byte_limit() {
+        let q = SubQueue::new(100, 10);
+        assert_eq!(q.push(msg(6)), Pushed::Queued);
+        assert_eq!(q.push(msg(6)), Pushed::Dropped { first: true });
+        assert_eq!(q.push(msg(4)), Pushed::Queued);
+    }
+
+    fn futures_util_noop_waker() -> Waker {
+        Waker::noop().clone()
+    }
+}
