@@ -120,11 +120,11 @@ async fn handshake(
     transport
         .write_all(&out)
         .await
-        .map_err(|e| ConnectError::io(&server, &e))?;
+        .map_err(|e| transport_error(&server, &e))?;
     transport
         .flush()
         .await
-        .map_err(|e| ConnectError::io(&server, &e))?;
+        .map_err(|e| transport_error(&server, &e))?;
 
     loop {
         match next_op(&mut transport, &mut parser, &mut buf, &server).await? {
@@ -135,7 +135,7 @@ async fn handshake(
                 transport
                     .write_all(b"PONG\r\n")
                     .await
-                    .map_err(|e| ConnectError::io(&server, &e))?;
+                    .map_err(|e| transport_error(&server, &e))?;
             }
             ServerOp::Ok | ServerOp::Msg(_) => {}
         }
@@ -148,6 +148,22 @@ async fn handshake(
         parser,
         addr: addr.clone(),
     })
+}
+
+/// A read or write error after TCP connected. A TLS alert (e.g. the server refusing our client
+/// certificate, which TLS 1.3 reports only after the client's side of the handshake finished)
+/// arrives as an I/O error wrapping a rustls error: report it as the TLS failure it is.
+fn transport_error(server: &str, e: &std::io::Error) -> ConnectError {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(tls) => ConnectError::Tls {
+            server: server.to_owned(),
+            message: tls.to_string(),
+        },
+        None => ConnectError::io(server, e),
+    }
 }
 
 fn unreachable_transport() -> Result<std::convert::Infallible, ConnectError> {
@@ -197,7 +213,7 @@ async fn next_op(
         let n = t
             .read_buf(buf)
             .await
-            .map_err(|e| ConnectError::io(server, &e))?;
+            .map_err(|e| transport_error(server, &e))?;
         if n == 0 {
             return Err(ConnectError::ClosedDuringHandshake {
                 server: server.to_owned(),
