@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use nats_proto::{Encoder, Parser, ServerOp};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::events::Event;
 use crate::handshake::{Established, establish};
+use crate::lame_duck::{Retiring, find_replacement, retire};
 use crate::lock;
 use crate::outbound::{Chunk, LinkState};
 use crate::shared::Shared;
@@ -21,8 +23,10 @@ use crate::shared::Shared;
 enum Stop {
     /// The client closed; everything accepted was written.
     Closed,
-    /// The connection was lost (or abandoned, e.g. lame duck); reconnect.
+    /// The connection was lost; reconnect.
     Lost(String),
+    /// The server is in lame-duck mode and a replacement connection is ready.
+    Handoff(Box<Established>),
 }
 
 /// Runs until the client is closed (or runs out of servers).
@@ -35,6 +39,7 @@ pub(crate) async fn run(
     let mut next = first;
     let mut unsent = BytesMut::new();
     let mut reconnecting = next.is_none();
+    let mut retiring = None;
     loop {
         let est = match next.take() {
             Some(est) => est,
@@ -48,13 +53,20 @@ pub(crate) async fn run(
         };
         let server = est.addr.to_string();
         let mut chunk = Chunk::default();
-        match serve(&shared, est, &mut chunk).await {
+        let (stop, old) = serve(&shared, est, &mut chunk, tls.as_ref(), retiring.take()).await;
+        match stop {
             Stop::Closed => break,
             Stop::Lost(reason) => {
                 warn!(%server, %reason, "connection lost");
                 unsent = go_offline(&shared, &mut chunk);
                 shared.emit(Event::Disconnected { server, reason });
                 reconnecting = true;
+            }
+            Stop::Handoff(new) => {
+                let unsent = requeue_unsent(&shared, &mut chunk);
+                go_live(&shared, &new, unsent, true);
+                retiring = old;
+                next = Some(*new);
             }
         }
     }
@@ -110,6 +122,21 @@ pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reco
 
 /// Marks the link down and collects what must be sent again on the next connection.
 fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
+    let unsent = requeue_unsent(shared, chunk);
+    {
+        let mut out = lock(&shared.out);
+        if out.state == LinkState::Connected {
+            out.state = LinkState::Disconnected;
+        }
+    }
+    // In-flight requests cannot get their reply on this connection any more.
+    shared.requests.fail_all();
+    unsent
+}
+
+/// The bytes of `chunk` the server never got, with flush calls not yet proven moved back so
+/// that they ride a PING on the next connection.
+fn requeue_unsent(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
     let mut unsent = chunk.take_unsent();
     let mut requeue = Vec::new();
     if let Some(waiters) = chunk.waiters.take() {
@@ -119,20 +146,13 @@ fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
         }
         requeue.extend(waiters);
     }
-    // PINGs sent whose PONG never came: their flushes are not proven; ask again after reconnect.
+    // PINGs sent whose PONG never came: their flushes are not proven; ask again.
     for group in lock(&shared.pongs).drain(..) {
         requeue.extend(group);
     }
-    {
-        let mut out = lock(&shared.out);
-        if out.state == LinkState::Connected {
-            out.state = LinkState::Disconnected;
-        }
-        requeue.append(&mut out.flush_waiters);
-        out.flush_waiters = requeue;
-    }
-    // In-flight requests cannot get their reply on this connection any more.
-    shared.requests.fail_all();
+    let mut out = lock(&shared.out);
+    requeue.append(&mut out.flush_waiters);
+    out.flush_waiters = requeue;
     unsent
 }
 
@@ -166,23 +186,51 @@ async fn reconnect(
     }
 }
 
-async fn serve(shared: &Shared, est: Established, chunk: &mut Chunk) -> Stop {
+async fn serve(
+    shared: &Shared,
+    est: Established,
+    chunk: &mut Chunk,
+    tls: Option<&Arc<rustls::ClientConfig>>,
+    retiring: Option<Retiring>,
+) -> (Stop, Option<Retiring>) {
     let Established {
         transport,
         mut read_buf,
         mut parser,
+        addr,
         ..
     } = est;
     let (mut rd, mut wr) = tokio::io::split(transport);
+    let lame_duck = Notify::new();
+    let retire_old = async {
+        match retiring {
+            Some(old) => retire(shared, old).await,
+            None => std::future::pending().await,
+        }
+    };
     let stop = tokio::select! {
-        stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf) => stop,
+        stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf, &lame_duck) => stop,
         stop = write_loop(shared, &mut wr, chunk) => stop,
         stop = keep_alive(shared) => stop,
+        new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
+        never = retire_old => match never {},
     };
-    if matches!(stop, Stop::Closed) {
-        let _ = wr.shutdown().await;
+    match stop {
+        Stop::Closed => {
+            let _ = wr.shutdown().await;
+            (stop, None)
+        }
+        Stop::Handoff(_) => {
+            let old = Retiring {
+                rd,
+                wr,
+                parser,
+                buf: read_buf,
+            };
+            (stop, Some(old))
+        }
+        Stop::Lost(_) => (stop, None),
     }
-    stop
 }
 
 async fn read_loop<R: AsyncRead + Unpin>(
@@ -190,9 +238,10 @@ async fn read_loop<R: AsyncRead + Unpin>(
     rd: &mut R,
     parser: &mut Parser,
     buf: &mut BytesMut,
+    lame_duck: &Notify,
 ) -> Stop {
     loop {
-        if let Err(stop) = handle_buffered(shared, parser, buf) {
+        if let Err(stop) = handle_buffered(shared, parser, buf, lame_duck) {
             return stop;
         }
         match parser.bytes_needed() {
@@ -210,7 +259,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
 
 /// Handles every whole op in the buffer. Messages are routed under one lock of the
 /// subscription table per run of consecutive messages.
-fn handle_buffered(shared: &Shared, parser: &mut Parser, buf: &mut BytesMut) -> Result<(), Stop> {
+fn handle_buffered(
+    shared: &Shared,
+    parser: &mut Parser,
+    buf: &mut BytesMut,
+    lame_duck: &Notify,
+) -> Result<(), Stop> {
     let mut subs = None;
     loop {
         let op = match parser.parse(buf) {
@@ -247,7 +301,7 @@ fn handle_buffered(shared: &Shared, parser: &mut Parser, buf: &mut BytesMut) -> 
                 *lock(&shared.info) = Arc::new(*info);
                 if ldm {
                     shared.emit(Event::LameDuck { server });
-                    return Err(Stop::Lost("server entered lame duck mode".into()));
+                    lame_duck.notify_one();
                 }
             }
             ServerOp::Err(message) => {

@@ -28,6 +28,7 @@ mod connection;
 mod error;
 mod events;
 mod handshake;
+mod lame_duck;
 mod message;
 mod options;
 mod outbound;

@@ -46,6 +46,7 @@ pub struct ConnectOptions {
     pub(crate) ignore_discovered_servers: bool,
     pub(crate) retry_on_initial_connect: bool,
     pub(crate) event_capacity: usize,
+    pub(crate) lame_duck_jitter: Duration,
 }
 
 /// TLS settings.
@@ -81,6 +82,7 @@ impl Default for ConnectOptions {
             ignore_discovered_servers: false,
             retry_on_initial_connect: false,
             event_capacity: 256,
+            lame_duck_jitter: Duration::from_millis(500),
         }
     }
 }
@@ -297,6 +299,13 @@ impl ConnectOptions {
     /// error.
     pub fn retry_on_initial_connect(mut self) -> Self {
         self.retry_on_initial_connect = true;
+        self
+    }
+
+    /// Upper bound of the random delay before moving off a lame-duck server (default 500 ms):
+    /// spreads a server's clients over the cluster instead of moving them all at once.
+    pub fn lame_duck_jitter(mut self, max: Duration) -> Self {
+        self.lame_duck_jitter = max;
         self
     }
 

@@ -1,0 +1,126 @@
+//! Lame duck: the client moves to another node before the server exits, losing nothing.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use nats_client::{Client, ConnectOptions, Event};
+use nats_tests::Cluster;
+use tokio::task::spawn_blocking;
+
+fn node_of(client: &Client) -> usize {
+    let name = client.server_info().server_name.clone();
+    name.trim_start_matches('n')
+        .parse::<usize>()
+        .expect("node name n<i>")
+        - 1
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lame_duck_moves_before_exit_without_loss() {
+    let cluster = spawn_blocking(|| Cluster::start(3)).await.unwrap();
+    let client = ConnectOptions::new()
+        .lame_duck_jitter(Duration::from_millis(200))
+        .connect(&cluster.urls())
+        .await
+        .unwrap();
+    let victim = node_of(&client);
+    let publisher = nats_client::connect(&cluster.node((victim + 1) % 3).url())
+        .await
+        .unwrap();
+    let mut sub = client.subscribe("ldm.test").await.unwrap();
+    client.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut events = client.events();
+
+    // Publish continuously; every batch is confirmed by flush before the next.
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishing = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..50 {
+                    publisher
+                        .publish("ldm.test", n.to_be_bytes())
+                        .await
+                        .unwrap();
+                    n += 1;
+                }
+                publisher.flush().await.unwrap();
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut cluster = spawn_blocking(move || {
+        cluster.lame_duck(victim);
+        cluster
+    })
+    .await
+    .unwrap();
+
+    let moved = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Reconnected { server }) => return server,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("moved off the lame-duck server");
+    let (still_running, mut cluster) = spawn_blocking(move || {
+        let running = cluster.node_mut(victim).is_running();
+        (running, cluster)
+    })
+    .await
+    .unwrap();
+    assert!(
+        still_running,
+        "the client must move before the server exits"
+    );
+    assert_ne!(node_of(&client), victim, "now on {moved}");
+
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stop.store(true, Ordering::Relaxed);
+    let published = publishing.await.unwrap();
+    let mut seen = BTreeSet::new();
+    let mut duplicates = 0;
+    while seen.len() < published as usize {
+        let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {published} arrived", seen.len()))
+            .unwrap();
+        let n = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+        if !seen.insert(n) {
+            duplicates += 1;
+        }
+    }
+    println!("{published} published, all received, {duplicates} duplicates during the overlap");
+    assert_eq!(seen.len(), published as usize);
+    let (exited, cluster) = spawn_blocking(move || {
+        let exited = cluster
+            .node_mut(victim)
+            .wait_for_exit(Duration::from_secs(40));
+        (exited, cluster)
+    })
+    .await
+    .unwrap();
+    assert!(exited, "the lame-duck server exits");
+    // Still connected and working after the old server is gone.
+    if client.connection_state() != nats_client::State::Connected {
+        while let Ok(e) = events.try_recv() {
+            println!("event after the move: {e:?}");
+        }
+        for i in 0..3 {
+            println!("--- n{} log:\n{}", i + 1, cluster.node(i).logs());
+        }
+        panic!("not connected after the lame-duck server exited");
+    }
+    client.flush().await.unwrap();
+}
