@@ -253,3 +253,46 @@ async fn requests_in_flight_fail_on_disconnect() {
     assert_eq!(client.pending_requests(), 0);
     drop(server);
 }
+
+/// A peer that completes the handshake and then never answers again: the keep-alive PINGs go
+/// unanswered and the client declares the connection stale instead of hanging on it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_server_is_detected_by_keep_alive() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let peer = std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        sock.write_all(
+            b"INFO {\"server_id\":\"silent\",\"max_payload\":1048576,\"headers\":true}\r\n",
+        )
+        .unwrap();
+        let mut reader = BufReader::new(sock.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.starts_with("PING") {
+                sock.write_all(b"PONG\r\n").unwrap();
+                break;
+            }
+            line.clear();
+        }
+        // From here on: read and discard, answer nothing.
+        let mut sink = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut reader, &mut sink);
+    });
+    let client = ConnectOptions::new()
+        .ping_interval(Duration::from_millis(100))
+        .max_pings_out(2)
+        .max_reconnects(Some(0))
+        .connect(&format!("nats://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let event = wait_event(&mut events, |e| matches!(e, Event::Disconnected { .. })).await;
+    let Event::Disconnected { reason, .. } = event else {
+        unreachable!()
+    };
+    assert!(reason.contains("stale"), "{reason}");
+    drop(client);
+    drop(peer);
+}
