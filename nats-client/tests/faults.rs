@@ -341,3 +341,36 @@ async fn permissions_violation_is_a_server_error_event() {
     assert_eq!(client.connection_state(), State::Connected);
     assert_eq!(client.statistics().reconnects, 0);
 }
+
+#[tokio::test]
+async fn connection_lost_during_a_request_fails_it_at_once() {
+    let (port, server) = fake_server(1, |_, mut conn| {
+        conn.handshake();
+        let sub = conn.wait_for("SUB _INBOX.");
+        assert!(sub.contains('*'), "one wildcard reply subscription: {sub}");
+        conn.wait_for("PUB svc ");
+        // Hang up instead of answering.
+    });
+    let client = fast_reconnect()
+        .connect(&format!("nats://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let err = client
+        .request_with("svc", None, b"?", Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        nats_client::RequestError::Disconnected {
+            subject: "svc".into()
+        }
+    );
+    assert!(
+        started.elapsed() < WAIT,
+        "failed at once, not at the timeout"
+    );
+    assert_eq!(client.pending_requests(), 0);
+    join(server).await;
+    close_cleanly(client).await;
+}
