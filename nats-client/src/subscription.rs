@@ -9,6 +9,7 @@ use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::task::{Context, Poll, Waker};
 
 use futures_core::Stream;
@@ -33,6 +34,10 @@ pub(crate) struct SubQueue {
     inner: Mutex<QueueInner>,
     max_msgs: usize,
     max_bytes: usize,
+    /// Messages and bytes the subscriber has taken into its local batch but not yet handed
+    /// out: they still count against the limits.
+    taken_msgs: AtomicUsize,
+    taken_bytes: AtomicUsize,
 }
 
 #[derive(Default)]
@@ -51,6 +56,8 @@ impl SubQueue {
             inner: Mutex::default(),
             max_msgs,
             max_bytes,
+            taken_msgs: AtomicUsize::new(0),
+            taken_bytes: AtomicUsize::new(0),
         })
     }
 
@@ -59,7 +66,9 @@ impl SubQueue {
         if q.closed {
             return Pushed::Queued;
         }
-        if q.msgs.len() >= self.max_msgs || q.bytes + msg.length > self.max_bytes {
+        let msgs = q.msgs.len() + self.taken_msgs.load(Relaxed);
+        let bytes = q.bytes + self.taken_bytes.load(Relaxed);
+        if msgs >= self.max_msgs || bytes + msg.length > self.max_bytes {
             q.dropped += 1;
             let first = !q.slow;
             q.slow = true;
@@ -98,13 +107,25 @@ impl SubQueue {
 
     fn pending(&self) -> (usize, usize) {
         let q = lock(&self.inner);
-        (q.msgs.len(), q.bytes)
+        (
+            q.msgs.len() + self.taken_msgs.load(Relaxed),
+            q.bytes + self.taken_bytes.load(Relaxed),
+        )
+    }
+
+    /// The subscriber handed out one message of its local batch.
+    fn handed_out(&self, msg: &Message) {
+        self.taken_msgs.fetch_sub(1, Relaxed);
+        self.taken_bytes.fetch_sub(msg.length, Relaxed);
     }
 
     /// Moves every queued message into `into`; `Ready(false)` when closed and empty.
     fn poll_take(&self, into: &mut VecDeque<Message>, cx: &mut Context<'_>) -> Poll<bool> {
         let mut q = lock(&self.inner);
         if !q.msgs.is_empty() {
+            // Counted as taken before they leave the lock, so limits never see a gap.
+            self.taken_msgs.fetch_add(q.msgs.len(), Relaxed);
+            self.taken_bytes.fetch_add(q.bytes, Relaxed);
             std::mem::swap(&mut q.msgs, into);
             q.bytes = 0;
             return Poll::Ready(true);
@@ -202,9 +223,7 @@ impl Subscriber {
 
     /// Messages and bytes waiting to be read.
     pub fn pending(&self) -> (usize, usize) {
-        let (m, b) = self.queue.pending();
-        let local_bytes: usize = self.local.iter().map(|m| m.length).sum();
-        (m + self.local.len(), b + local_bytes)
+        self.queue.pending()
     }
 
     /// Unsubscribes now; messages already queued can still be read.
@@ -235,14 +254,18 @@ impl Stream for Subscriber {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Message>> {
         let this = &mut *self;
-        if let Some(m) = this.local.pop_front() {
-            return Poll::Ready(Some(m));
+        if this.local.is_empty() {
+            match this.queue.poll_take(&mut this.local, cx) {
+                Poll::Ready(true) => {}
+                Poll::Ready(false) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
         }
-        match this.queue.poll_take(&mut this.local, cx) {
-            Poll::Ready(true) => Poll::Ready(this.local.pop_front()),
-            Poll::Ready(false) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
+        let msg = this.local.pop_front();
+        if let Some(m) = &msg {
+            this.queue.handed_out(m);
         }
+        Poll::Ready(msg)
     }
 }
 
@@ -282,10 +305,15 @@ mod tests {
         let waker = futures_util_noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert_eq!(q.poll_take(&mut local, &mut cx), Poll::Ready(true));
+        // Taken into the local batch but not handed out: still counted.
+        assert_eq!(q.push(msg(1)), Pushed::Dropped { first: false });
+        for m in local.drain(..) {
+            q.handed_out(&m);
+        }
         assert_eq!(q.push(msg(1)), Pushed::Queued);
         assert_eq!(q.push(msg(1)), Pushed::Queued);
         assert_eq!(q.push(msg(1)), Pushed::Dropped { first: true });
-        assert_eq!(q.dropped(), 3);
+        assert_eq!(q.dropped(), 4);
     }
 
     #[test]

@@ -156,10 +156,6 @@ async fn byte_limit_also_drops_and_only_the_slow_subscription_suffers() {
 /// `Subscriber` already took out of the shared queue: a subscriber that read one message and
 /// then stalled holds at most `LIMIT` messages, as with nats.go.
 #[tokio::test]
-#[ignore = "bug: Subscriber::poll_next moves the whole shared queue into its local VecDeque \
-            and SubQueue::poll_take resets the queue's counters (bytes = 0, msgs empty), so the \
-            pending limits only bound the shared queue: a stalled subscriber can hold up to 2x \
-            the message and byte limits (pending() reports 199 of a 100 limit)"]
 async fn limits_bound_the_subscribers_local_batch_too() {
     let server = NatsServer::single();
     let publisher = nats_client::connect(&server.url()).await.unwrap();
