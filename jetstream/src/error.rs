@@ -1,0 +1,304 @@
+//! Errors of the JetStream layer: the server's typed [`ApiError`] and one [`JetStreamError`] enum
+//! whose variants carry the facts (subject, stream, consumer, server text).
+
+use std::fmt;
+use std::time::Duration;
+
+use nats_client::{ClientError, PublishError, RequestError};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+/// A JetStream error code (`err_code` in API responses), as listed in nats-server's
+/// `server/errors.json`. Unknown codes are kept as they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ErrorCode(pub u16);
+
+impl ErrorCode {
+    /// 10008: the JetStream system is temporarily unavailable (cluster, no quorum).
+    pub const CLUSTER_NOT_AVAILABLE: ErrorCode = ErrorCode(10008);
+    /// 10013: consumer name already in use.
+    pub const CONSUMER_NAME_EXISTS: ErrorCode = ErrorCode(10013);
+    /// 10014: consumer not found.
+    pub const CONSUMER_NOT_FOUND: ErrorCode = ErrorCode(10014);
+    /// 10037: no message found.
+    pub const NO_MESSAGE_FOUND: ErrorCode = ErrorCode(10037);
+    /// 10039: JetStream not enabled for the account.
+    pub const NOT_ENABLED_FOR_ACCOUNT: ErrorCode = ErrorCode(10039);
+    /// 10058: stream name already in use with a different configuration.
+    pub const STREAM_NAME_EXISTS: ErrorCode = ErrorCode(10058);
+    /// 10059: stream not found.
+    pub const STREAM_NOT_FOUND: ErrorCode = ErrorCode(10059);
+    /// 10060: the expected stream (`Nats-Expected-Stream`) does not match.
+    pub const STREAM_NOT_MATCH: ErrorCode = ErrorCode(10060);
+    /// 10070: wrong last message id (`Nats-Expected-Last-Msg-Id`).
+    pub const STREAM_WRONG_LAST_MSG_ID: ErrorCode = ErrorCode(10070);
+    /// 10071: wrong last sequence (`Nats-Expected-Last-Sequence` or
+    /// `Nats-Expected-Last-Subject-Sequence`).
+    pub const STREAM_WRONG_LAST_SEQUENCE: ErrorCode = ErrorCode(10071);
+    /// 10076: JetStream not enabled.
+    pub const NOT_ENABLED: ErrorCode = ErrorCode(10076);
+    /// 10148: consumer already exists (create with a different configuration).
+    pub const CONSUMER_ALREADY_EXISTS: ErrorCode = ErrorCode(10148);
+    /// 10149: consumer does not exist (update of a missing consumer).
+    pub const CONSUMER_DOES_NOT_EXIST: ErrorCode = ErrorCode(10149);
+    /// 10164: wrong last sequence (newer servers, no sequence in the text).
+    pub const STREAM_WRONG_LAST_SEQUENCE_CONSTANT: ErrorCode = ErrorCode(10164);
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// An error reported by the JetStream API: an HTTP-like `code`, a JetStream-specific
+/// `err_code`, and the server's text.
+///
+/// ```
+/// use jetstream::{ApiError, ErrorCode};
+/// let e: ApiError = serde_json::from_str(
+///     r#"{"code":404,"err_code":10059,"description":"stream not found"}"#,
+/// ).unwrap();
+/// assert_eq!(e.err_code, ErrorCode::STREAM_NOT_FOUND);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+#[error("JetStream API error {code} ({err_code}): {description}")]
+pub struct ApiError {
+    /// HTTP-like status (400, 404, 500, 503).
+    #[serde(default)]
+    pub code: u16,
+    /// The JetStream error code; 0 when the server did not send one.
+    #[serde(default = "zero_code")]
+    pub err_code: ErrorCode,
+    /// The server's description.
+    #[serde(default)]
+    pub description: String,
+}
+
+fn zero_code() -> ErrorCode {
+    ErrorCode(0)
+}
+
+/// Everything that can go wrong in the JetStream layer.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum JetStreamError {
+    /// The server answered with an API error.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The request could not be made or got no reply (timeout, closed, disconnected).
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    /// A message could not be published (invalid subject, closed, reconnect buffer full).
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// A client call failed (subscribe, flush).
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// A reply could not be decoded.
+    #[error("invalid JSON in the reply on {subject:?}: {reason}")]
+    Json {
+        /// The subject the request went to.
+        subject: String,
+        /// What serde said.
+        reason: String,
+    },
+    /// A reply was well-formed JSON but not what the API promises (bad base64, headers...).
+    #[error("invalid reply on {subject:?}: {reason}")]
+    InvalidResponse {
+        /// The subject the request went to.
+        subject: String,
+        /// What was wrong.
+        reason: String,
+    },
+    /// No stream captures the subject: the publish got `503 no responders`.
+    #[error("no stream captures subject {subject:?}")]
+    NoStream {
+        /// The subject published to.
+        subject: String,
+    },
+    /// The publish acknowledgement did not arrive in time, after every retry.
+    #[error(
+        "no publish acknowledgement for {subject:?} after {attempts} attempt(s) of {timeout:?}"
+    )]
+    Timeout {
+        /// The subject published to.
+        subject: String,
+        /// The timeout of each attempt.
+        timeout: Duration,
+        /// How many times the message was sent.
+        attempts: u32,
+    },
+    /// A pull consumer stopped sending idle heartbeats: the server, the route to it, or the
+    /// consumer is gone. Consumption goes on with a fresh pull request.
+    #[error(
+        "missed idle heartbeats of consumer {consumer:?} on stream {stream:?} (interval {interval:?})"
+    )]
+    HeartbeatMissed {
+        /// The stream.
+        stream: String,
+        /// The consumer.
+        consumer: String,
+        /// The idle heartbeat interval asked for.
+        interval: Duration,
+    },
+    /// The consumer was deleted while a pull was waiting (`409 Consumer Deleted`).
+    #[error("consumer {consumer:?} on stream {stream:?} was deleted")]
+    ConsumerDeleted {
+        /// The stream.
+        stream: String,
+        /// The consumer.
+        consumer: String,
+    },
+    /// A pull request was refused or cut short with a status the caller should know about
+    /// (`409 Exceeded MaxWaiting`, `409 Exceeded MaxRequestBatch of 10`, `400 Bad Request`,
+    /// `503` when nobody serves the consumer...).
+    #[error("pull from consumer {consumer:?} on stream {stream:?}: status {code} {description}")]
+    PullStatus {
+        /// The stream.
+        stream: String,
+        /// The consumer.
+        consumer: String,
+        /// The status code.
+        code: u16,
+        /// The status description.
+        description: String,
+    },
+    /// A stream or consumer name cannot be used in an API subject.
+    #[error("invalid {kind} name {name:?}: {reason}")]
+    InvalidName {
+        /// `"stream"` or `"consumer"`.
+        kind: &'static str,
+        /// The name as given.
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A message's reply subject is not a JetStream ack subject, so it has no metadata and
+    /// cannot be acknowledged.
+    #[error("not a JetStream ack subject {subject:?}: {reason}")]
+    NotJetStreamMessage {
+        /// The reply subject (empty when there was none).
+        subject: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// The direct get API does not answer for this stream (`allow_direct` is off).
+    #[error("direct get is not available for stream {stream:?} (allow_direct is off?)")]
+    DirectGetUnavailable {
+        /// The stream.
+        stream: String,
+    },
+    /// An advisory captured by the dead-letter worker could not be understood.
+    #[error("invalid advisory on {subject:?}: {reason}")]
+    InvalidAdvisory {
+        /// The advisory's subject.
+        subject: String,
+        /// What was wrong.
+        reason: String,
+    },
+}
+
+impl JetStreamError {
+    /// The API error, when the server sent one.
+    pub fn api_error(&self) -> Option<&ApiError> {
+        match self {
+            JetStreamError::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Whether this is the API error `code`.
+    ///
+    /// ```
+    /// use jetstream::{ApiError, ErrorCode, JetStreamError};
+    /// let e = JetStreamError::Api(ApiError {
+    ///     code: 404,
+    ///     err_code: ErrorCode::STREAM_NOT_FOUND,
+    ///     description: "stream not found".into(),
+    /// });
+    /// assert!(e.is_api(ErrorCode::STREAM_NOT_FOUND));
+    /// ```
+    pub fn is_api(&self, code: ErrorCode) -> bool {
+        self.api_error().is_some_and(|e| e.err_code == code)
+    }
+
+    /// Whether waiting and trying again may succeed (timeouts, lost connections, a cluster
+    /// without a leader for the moment).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            JetStreamError::Request(
+                RequestError::TimedOut { .. }
+                | RequestError::Disconnected { .. }
+                | RequestError::NoResponders { .. },
+            )
+            | JetStreamError::Timeout { .. }
+            | JetStreamError::NoStream { .. }
+            | JetStreamError::HeartbeatMissed { .. } => true,
+            JetStreamError::Api(e) => {
+                e.code == 503 || e.err_code == ErrorCode::CLUSTER_NOT_AVAILABLE
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn json(subject: &str, e: &serde_json::Error) -> Self {
+        JetStreamError::Json {
+            subject: subject.to_owned(),
+            reason: e.to_string(),
+        }
+    }
+
+    pub(crate) fn invalid(subject: &str, reason: impl Into<String>) -> Self {
+        JetStreamError::InvalidResponse {
+            subject: subject.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Checks a stream or consumer name: it becomes one token of an API subject, so it must be
+/// non-empty and free of `.`, `*`, `>`, whitespace and path separators.
+pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), JetStreamError> {
+    let reason = if name.is_empty() {
+        Some("empty")
+    } else if name.len() > 255 {
+        Some("longer than 255 bytes")
+    } else if name.bytes().any(|b| {
+        matches!(b, b'.' | b'*' | b'>' | b'/' | b'\\') || b.is_ascii_whitespace() || b < 0x20
+    }) {
+        Some("contains '.', '*', '>', a path separator, whitespace or a control character")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(JetStreamError::InvalidName {
+            kind,
+            name: name.to_owned(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert!(check_name("stream", "ORDERS").is_ok());
+        assert!(check_name("stream", "orders-1_x").is_ok());
+        for bad in ["", "a.b", "a*", "a>", "a b", "a\tb", "a/b", "a\r\n"] {
+            assert!(check_name("stream", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn api_error_tolerates_missing_fields() {
+        let e: ApiError = serde_json::from_str(r#"{"code":503}"#).unwrap();
+        assert_eq!(e.err_code, ErrorCode(0));
+        assert_eq!(e.description, "");
+    }
+}

@@ -1,0 +1,379 @@
+//! Publishing with acknowledgement: [`PubAck`], [`PublishOptions`] (dedup id, expectations,
+//! timeouts, retries) and [`Context::publish`]. The windowed asynchronous publisher is in
+//! [`crate::publisher`].
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use nats_client::{HeaderMap, Message, RequestError, StatusCode};
+use serde::Deserialize;
+
+use crate::context::Context;
+use crate::error::{ApiError, JetStreamError};
+
+/// Header: the message id the stream deduplicates on.
+pub const MSG_ID: &str = "Nats-Msg-Id";
+/// Header: the stream the subject must belong to.
+pub const EXPECTED_STREAM: &str = "Nats-Expected-Stream";
+/// Header: the stream's last sequence must be this.
+pub const EXPECTED_LAST_SEQUENCE: &str = "Nats-Expected-Last-Sequence";
+/// Header: the last sequence stored on this subject must be this.
+pub const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
+/// Header: the stream's last message id must be this.
+pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+
+/// The stream's acknowledgement of a stored message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PubAck {
+    /// The stream that stored it.
+    pub stream: String,
+    /// Its stream sequence.
+    pub seq: u64,
+    /// The stream had already stored a message with this `Nats-Msg-Id` in its duplicate
+    /// window; `seq` is the earlier message's.
+    pub duplicate: bool,
+    /// The stream's JetStream domain, if any.
+    pub domain: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PubAckReply {
+    #[serde(default)]
+    stream: String,
+    #[serde(default)]
+    seq: u64,
+    #[serde(default)]
+    duplicate: bool,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    error: Option<ApiError>,
+}
+
+/// Decodes the reply to a publish.
+pub(crate) fn decode_pub_ack(subject: &str, reply: &Message) -> Result<PubAck, JetStreamError> {
+    if reply.status == Some(StatusCode::NO_RESPONDERS) {
+        return Err(JetStreamError::NoStream {
+            subject: subject.to_owned(),
+        });
+    }
+    let r: PubAckReply =
+        serde_json::from_slice(&reply.payload).map_err(|e| JetStreamError::json(subject, &e))?;
+    if let Some(e) = r.error {
+        return Err(JetStreamError::Api(e));
+    }
+    if r.stream.is_empty() {
+        return Err(JetStreamError::invalid(
+            subject,
+            "publish ack without a stream",
+        ));
+    }
+    Ok(PubAck {
+        stream: r.stream,
+        seq: r.seq,
+        duplicate: r.duplicate,
+        domain: r.domain.filter(|d| !d.is_empty()),
+    })
+}
+
+/// Options of one publish: headers, deduplication id, expectations the stream checks before
+/// storing, ack timeout and retries.
+///
+/// ```
+/// use jetstream::PublishOptions;
+/// let opts = PublishOptions::new()
+///     .msg_id("order-42")
+///     .expected_stream("ORDERS")
+///     .expected_last_subject_sequence(7)
+///     .header("X-Trace", "abc");
+/// let h = opts.build_headers().unwrap();
+/// assert_eq!(h.get("Nats-Msg-Id"), Some("order-42"));
+/// assert_eq!(h.get("Nats-Expected-Last-Subject-Sequence"), Some("7"));
+/// assert_eq!(h.get("X-Trace"), Some("abc"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    headers: Option<HeaderMap>,
+    msg_id: Option<String>,
+    expected_stream: Option<String>,
+    expected_last_sequence: Option<u64>,
+    expected_last_subject_sequence: Option<u64>,
+    expected_last_msg_id: Option<String>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) retry_attempts: Option<u32>,
+    pub(crate) retry_wait: Option<Duration>,
+}
+
+impl PublishOptions {
+    /// No headers, no expectations, the context's timeout and retries.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sends these headers (the options below add theirs to them).
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        self.headers = Some(headers);
+        self
+    }
+
+    /// Adds one header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers
+            .get_or_insert_with(HeaderMap::new)
+            .append(name, value);
+        self
+    }
+
+    /// `Nats-Msg-Id`: the stream stores a message with an id it has seen in its duplicate
+    /// window only once (the ack says `duplicate`). With an id, a publish whose ack timed out
+    /// is sent again safely.
+    pub fn msg_id(mut self, id: impl Into<String>) -> Self {
+        self.msg_id = Some(id.into());
+        self
+    }
+
+    /// `Nats-Expected-Stream`: fail unless the subject is stored by this stream.
+    pub fn expected_stream(mut self, stream: impl Into<String>) -> Self {
+        self.expected_stream = Some(stream.into());
+        self
+    }
+
+    /// `Nats-Expected-Last-Sequence`: fail unless the stream's last sequence is `seq`.
+    pub fn expected_last_sequence(mut self, seq: u64) -> Self {
+        self.expected_last_sequence = Some(seq);
+        self
+    }
+
+    /// `Nats-Expected-Last-Subject-Sequence`: fail unless the last message on this subject has
+    /// sequence `seq` (0: there is none).
+    pub fn expected_last_subject_sequence(mut self, seq: u64) -> Self {
+        self.expected_last_subject_sequence = Some(seq);
+        self
+    }
+
+    /// `Nats-Expected-Last-Msg-Id`: fail unless the stream's last message id is `id`.
+    pub fn expected_last_msg_id(mut self, id: impl Into<String>) -> Self {
+        self.expected_last_msg_id = Some(id.into());
+        self
+    }
+
+    /// How long to wait for the ack (default: the context's timeout).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// How many more times to send the message when no stream answered (`503`, e.g. during a
+    /// leader election) or, for a message with a [`msg_id`](Self::msg_id), when the ack did not
+    /// come in time. Without an id a timed-out publish is not resent, as it may have been stored.
+    pub fn retry_attempts(mut self, attempts: u32) -> Self {
+        self.retry_attempts = Some(attempts);
+        self
+    }
+
+    /// Pause before resending after a `503`.
+    pub fn retry_wait(mut self, wait: Duration) -> Self {
+        self.retry_wait = Some(wait);
+        self
+    }
+
+    /// The headers that go with the message, if any.
+    pub fn build_headers(&self) -> Option<HeaderMap> {
+        let fields = [
+            (MSG_ID, self.msg_id.clone()),
+            (EXPECTED_STREAM, self.expected_stream.clone()),
+            (
+                EXPECTED_LAST_SEQUENCE,
+                self.expected_last_sequence.map(|s| s.to_string()),
+            ),
+            (
+                EXPECTED_LAST_SUBJECT_SEQUENCE,
+                self.expected_last_subject_sequence.map(|s| s.to_string()),
+            ),
+            (EXPECTED_LAST_MSG_ID, self.expected_last_msg_id.clone()),
+        ];
+        if self.headers.is_none() && fields.iter().all(|(_, v)| v.is_none()) {
+            return None;
+        }
+        let mut h = self.headers.clone().unwrap_or_default();
+        for (name, value) in fields {
+            if let Some(v) = value {
+                h.insert(name, v);
+            }
+        }
+        Some(h)
+    }
+}
+
+/// What to do after a failed attempt.
+pub(crate) enum Retry {
+    /// Send again after this pause.
+    After(Duration),
+    /// Give up with this error.
+    Fail(JetStreamError),
+}
+
+/// Decides whether attempt number `attempt` (1-based) of `attempts` may be followed by another.
+pub(crate) fn after_failure(
+    e: RequestError,
+    subject: &str,
+    has_msg_id: bool,
+    attempt: u32,
+    attempts: u32,
+    timeout: Duration,
+    wait: Duration,
+) -> Retry {
+    let more = attempt < attempts;
+    match e {
+        RequestError::NoResponders { .. } if more => Retry::After(wait),
+        RequestError::NoResponders { .. } => Retry::Fail(JetStreamError::NoStream {
+            subject: subject.to_owned(),
+        }),
+        RequestError::TimedOut { .. } | RequestError::Disconnected { .. } if more && has_msg_id => {
+            Retry::After(Duration::ZERO)
+        }
+        RequestError::TimedOut { .. } => Retry::Fail(JetStreamError::Timeout {
+            subject: subject.to_owned(),
+            timeout,
+            attempts: attempt,
+        }),
+        other => Retry::Fail(other.into()),
+    }
+}
+
+impl Context {
+    /// Publishes a message and waits for the stream's ack.
+    ///
+    /// ```no_run
+    /// # async fn demo(js: jetstream::Context) -> Result<(), jetstream::JetStreamError> {
+    /// let ack = js.publish("orders.eu", "order 1").await?;
+    /// println!("stored in {} as #{}", ack.stream, ack.seq);
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish(
+        &self,
+        subject: &str,
+        payload: impl Into<Bytes>,
+    ) -> Result<PubAck, JetStreamError> {
+        self.publish_with(subject, payload, &PublishOptions::default())
+            .await
+    }
+
+    /// Publishes a message with options and waits for the stream's ack, resending as
+    /// [`PublishOptions::retry_attempts`] says. A `503` (no stream captures the subject) is
+    /// [`JetStreamError::NoStream`]; a failed expectation is an
+    /// [`ApiError`] such as [`ErrorCode::STREAM_WRONG_LAST_SEQUENCE`](crate::ErrorCode::STREAM_WRONG_LAST_SEQUENCE).
+    pub async fn publish_with(
+        &self,
+        subject: &str,
+        payload: impl Into<Bytes>,
+        options: &PublishOptions,
+    ) -> Result<PubAck, JetStreamError> {
+        let payload = payload.into();
+        let headers = options.build_headers();
+        let has_msg_id = headers.as_ref().is_some_and(|h| h.contains(MSG_ID));
+        let timeout = options.timeout.unwrap_or(self.publish.ack_timeout);
+        let attempts = 1 + options
+            .retry_attempts
+            .unwrap_or(self.publish.retry_attempts);
+        let wait = options.retry_wait.unwrap_or(self.publish.retry_wait);
+        let mut attempt = 1;
+        loop {
+            let e = match self
+                .client
+                .request_with(subject, headers.as_ref(), &payload, timeout)
+                .await
+            {
+                Ok(reply) => return decode_pub_ack(subject, &reply),
+                Err(e) => e,
+            };
+            match after_failure(e, subject, has_msg_id, attempt, attempts, timeout, wait) {
+                Retry::After(pause) => {
+                    if !pause.is_zero() {
+                        tokio::time::sleep(pause).await;
+                    }
+                    attempt += 1;
+                }
+                Retry::Fail(e) => return Err(e),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reply(payload: &'static str) -> Message {
+        Message {
+            subject: "_INBOX.x".into(),
+            reply: None,
+            payload: Bytes::from_static(payload.as_bytes()),
+            headers: None,
+            status: None,
+            description: None,
+            length: payload.len(),
+        }
+    }
+
+    #[test]
+    fn pub_acks() {
+        let a = decode_pub_ack("s", &reply(r#"{"stream":"S","seq":3,"duplicate":true}"#)).unwrap();
+        assert_eq!(
+            (a.stream.as_str(), a.seq, a.duplicate, a.domain),
+            ("S", 3, true, None)
+        );
+        let e = decode_pub_ack(
+            "s",
+            &reply(
+                r#"{"error":{"code":400,"err_code":10071,"description":"wrong last sequence: 2"}}"#,
+            ),
+        )
+        .unwrap_err();
+        assert!(e.is_api(crate::ErrorCode::STREAM_WRONG_LAST_SEQUENCE));
+        assert!(decode_pub_ack("s", &reply("+OK")).is_err());
+    }
+
+    #[test]
+    fn no_headers_unless_needed() {
+        assert!(
+            PublishOptions::new()
+                .timeout(Duration::from_secs(1))
+                .build_headers()
+                .is_none()
+        );
+        let h = PublishOptions::new()
+            .expected_last_sequence(0)
+            .build_headers()
+            .unwrap();
+        assert_eq!(h.get(EXPECTED_LAST_SEQUENCE), Some("0"));
+    }
+
+    #[test]
+    fn retry_rules() {
+        let t = Duration::from_secs(1);
+        let w = Duration::from_millis(5);
+        let timed_out = || RequestError::TimedOut {
+            subject: "s".into(),
+            timeout: t,
+        };
+        let no_resp = || RequestError::NoResponders {
+            subject: "s".into(),
+        };
+        assert!(
+            matches!(after_failure(no_resp(), "s", false, 1, 3, t, w), Retry::After(p) if p == w)
+        );
+        assert!(matches!(
+            after_failure(no_resp(), "s", false, 3, 3, t, w),
+            Retry::Fail(JetStreamError::NoStream { .. })
+        ));
+        assert!(matches!(
+            after_failure(timed_out(), "s", false, 1, 3, t, w),
+            Retry::Fail(JetStreamError::Timeout { attempts: 1, .. })
+        ));
+        assert!(matches!(
+            after_failure(timed_out(), "s", true, 1, 3, t, w),
+            Retry::After(_)
+        ));
+    }
+}
