@@ -237,10 +237,19 @@ pub fn encode_block(
 /// Parses a header block; `block` is the exact header section of an HMSG (a zero-copy slice of
 /// the frame), so the returned strings share its memory.
 pub fn parse_block(block: &Bytes) -> Result<HeaderBlock, ProtoError> {
+    parse_block_in(block, 0..block.len())
+}
+
+/// [`parse_block`] for the header section `range` of a larger buffer (the parser's frame), so
+/// the section itself need not be sliced off first: names and values are slices of `block`.
+pub(crate) fn parse_block_in(
+    block: &Bytes,
+    range: std::ops::Range<usize>,
+) -> Result<HeaderBlock, ProtoError> {
     let invalid = |reason: String| ProtoError::InvalidHeaders { reason };
     let mut lines = Lines {
-        bytes: block,
-        pos: 0,
+        bytes: &block[..range.end],
+        pos: range.start,
     };
     let first = lines
         .next()
@@ -302,7 +311,7 @@ pub fn parse_block(block: &Bytes) -> Result<HeaderBlock, ProtoError> {
     }
     // The server always ends the block with an empty line; tolerate its absence only when
     // nothing follows (some peers omit the final CRLF of an empty block).
-    if lines.pos < block.len() {
+    if lines.pos < range.end {
         let reason = if ended {
             "bytes after the end of the header block"
         } else {

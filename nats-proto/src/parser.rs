@@ -21,12 +21,12 @@
 
 use std::ops::Range;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::ServerInfo;
 use crate::error::{ProtoError, excerpt};
-use crate::headers::parse_block;
+use crate::headers::parse_block_in;
 use crate::op::{Msg, ServerOp};
 
 /// Limits on what the parser accepts from a server.
@@ -255,56 +255,78 @@ impl Parser {
                 offset: self.offset,
             });
         }
-        self.pending = Some(PendingMsg {
+        let msg = PendingMsg {
             line_len,
             subject: args[0].clone(),
             sid,
             reply,
             header_len,
             total_len,
-        });
-        self.finish_msg(buf)
+        };
+        if buf.len() < msg.frame_len() {
+            self.pending = Some(msg);
+            return Ok(None);
+        }
+        self.take_msg(buf, msg)
     }
 
     /// Completes the pending message once its payload and trailing CRLF are buffered.
     fn finish_msg(&mut self, buf: &mut BytesMut) -> Result<Option<ServerOp>, ProtoError> {
-        let Some(p) = &self.pending else {
+        match &self.pending {
+            Some(p) if buf.len() >= p.frame_len() => {}
+            _ => return Ok(None),
+        }
+        let Some(msg) = self.pending.take() else {
             return Ok(None);
         };
+        self.take_msg(buf, msg)
+    }
+
+    /// Splits a whole buffered message off the front of `buf`.
+    ///
+    /// One `split_to` + `freeze` takes the frame; subject and reply are slices of it, and the
+    /// frame itself, narrowed to the payload, becomes the payload. So a MSG costs two refcount
+    /// increments (three with a reply) and no decrement.
+    #[inline]
+    fn take_msg(
+        &mut self,
+        buf: &mut BytesMut,
+        p: PendingMsg,
+    ) -> Result<Option<ServerOp>, ProtoError> {
         let frame_len = p.frame_len();
-        if buf.len() < frame_len {
-            return Ok(None);
-        }
         if &buf[frame_len - 2..frame_len] != b"\r\n" {
             return Err(ProtoError::MissingPayloadTerminator {
                 offset: self.offset,
             });
         }
-        let Some(p) = self.pending.take() else {
-            return Ok(None);
-        };
         let offset = self.offset;
-        let frame = buf.split_to(frame_len).freeze();
+        // Past this point an error poisons the parser, so what it leaves of the buffer does
+        // not matter.
+        let mut frame = buf.split_to(frame_len).freeze();
         self.offset += frame_len as u64;
-        let text = |r: Range<usize>, field: &'static str| {
-            ByteString::try_from(frame.slice(r))
-                .map_err(|_| ProtoError::InvalidUtf8 { field, offset })
+        let text = |bytes: Bytes, field: &'static str| {
+            ByteString::try_from(bytes).map_err(|_| ProtoError::InvalidUtf8 { field, offset })
         };
-        let subject = text(p.subject, "subject")?;
-        let reply = p.reply.map(|r| text(r, "reply subject")).transpose()?;
+        let subject = text(frame.slice(p.subject), "subject")?;
+        let reply = match p.reply {
+            Some(r) => Some(text(frame.slice(r), "reply subject")?),
+            None => None,
+        };
         let body = p.line_len..p.line_len + p.total_len;
-        let (headers, status, description, payload) = match p.header_len {
-            None => (None, None, None, frame.slice(body)),
+        let (headers, status, description, payload_start) = match p.header_len {
+            None => (None, None, None, body.start),
             Some(h) => {
-                let block = parse_block(&frame.slice(body.start..body.start + h))?;
+                let block = parse_block_in(&frame, body.start..body.start + h)?;
                 (
                     Some(block.headers),
                     block.status,
                     block.description,
-                    frame.slice(body.start + h..body.end),
+                    body.start + h,
                 )
             }
         };
+        frame.truncate(body.end);
+        frame.advance(payload_start);
         Ok(Some(ServerOp::Msg(Msg {
             subject,
             sid: p.sid,
@@ -312,7 +334,7 @@ impl Parser {
             headers,
             status,
             description,
-            payload,
+            payload: frame,
             size: p.total_len,
         })))
     }
@@ -374,15 +396,88 @@ fn err_text(rest: &[u8]) -> String {
 
 /// Splits the arguments after the op word into `out`, returning how many there were (a count
 /// above `out.len()` means "too many"; their ranges are not kept).
+///
+/// This is the hottest loop of MSG parsing. Lines of up to 63 bytes after the op word (nearly
+/// all MSG lines) are classified eight bytes at a time into one bitmask of separators, and the
+/// tokens are read off the mask's edges; longer lines take the plain byte loop.
 fn split_args(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
+    let args = &line[from..];
+    if args.len() >= 64 {
+        return split_args_bytewise(line, from, out);
+    }
+    // Bit i set when args[i] is a space or tab; bits past the end count as separators.
+    let mut seps = u64::MAX << args.len();
+    let mut pos = from;
+    while pos < line.len() {
+        let len = (line.len() - pos).min(8);
+        seps |= separator_bits(load_word(line, pos, len), len) << (pos - from);
+        pos += 8;
+    }
+    // The op word is followed by a separator, so "the byte before" bit 0 is one.
+    let before = (seps << 1) | 1;
+    let mut starts = !seps & before;
+    let mut ends = seps & !before;
+    let mut n = 0;
+    while starts != 0 {
+        let start = starts.trailing_zeros() as usize;
+        // Every token ends: bit 63 is padding, since args.len() < 64.
+        let end = ends.trailing_zeros() as usize;
+        if n < out.len() {
+            out[n] = from + start..from + end;
+        }
+        n += 1;
+        starts &= starts - 1;
+        ends &= ends - 1;
+    }
+    n
+}
+
+/// The `len` (at most eight) bytes of `line` from `pos` as a little-endian word, zero above.
+#[inline]
+fn load_word(line: &[u8], pos: usize, len: usize) -> u64 {
+    let word = |bytes: &[u8]| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[..8]);
+        u64::from_le_bytes(w)
+    };
+    if len == 8 {
+        word(&line[pos..])
+    } else if line.len() >= 8 {
+        // The tail: load the line's last eight bytes and shift the ones before `pos` out. One
+        // load instead of a copy loop (which would become a `memcpy` call).
+        word(&line[line.len() - 8..]) >> (8 * (8 - len))
+    } else {
+        line[pos..pos + len]
+            .iter()
+            .rev()
+            .fold(0, |w, &b| (w << 8) | u64::from(b))
+    }
+}
+
+/// One bit per byte of the low `len` bytes of `v`, set for a space or a tab.
+#[inline]
+fn separator_bits(v: u64, len: usize) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    // Bit 7 of each byte set exactly where `v` has a zero byte (the carry-free form: no false
+    // positives next to a real zero, unlike `(v - 0x01..) & !v & 0x80..`).
+    let zero_bytes = |v: u64| !(((v & LOW7) + LOW7) | v | LOW7);
+    let high = zero_bytes(v ^ 0x2020_2020_2020_2020) | zero_bytes(v ^ 0x0909_0909_0909_0909);
+    // Gather bit 7 of byte i into bit i: the products land on distinct bits, so no carries.
+    let bits = (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
+    // Bytes past `len` are not the line's; the caller marks them itself.
+    bits & ((1u64 << len) - 1)
+}
+
+/// [`split_args`] one byte at a time, for long lines.
+fn split_args_bytewise(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
     let mut n = 0;
     let mut i = from;
-    while i < line.len() {
+    loop {
         while i < line.len() && is_sep(line[i]) {
             i += 1;
         }
         if i == line.len() {
-            break;
+            return n;
         }
         let start = i;
         while i < line.len() && !is_sep(line[i]) {
@@ -393,7 +488,6 @@ fn split_args(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
         }
         n += 1;
     }
-    n
 }
 
 /// Parses a non-empty run of ASCII digits; `None` on any other byte or on overflow.

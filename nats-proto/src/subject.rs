@@ -84,17 +84,63 @@ pub fn matches(filter: &str, subject: &str) -> bool {
     }
 }
 
-fn is_forbidden(b: u8) -> bool {
+/// Byte classes for the one-pass check.
+const PLAIN: u8 = 0;
+const FORBIDDEN: u8 = 1;
+const DOT: u8 = 2;
+const WILDCARD: u8 = 3;
+
+/// The class of every byte, so the common case (a plain subject) costs one table load and one
+/// predictable branch per byte: subjects are checked on every publish.
+static CLASS: [u8; 256] = {
+    let mut table = [PLAIN; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = match b as u8 {
+            b'.' => DOT,
+            b'*' | b'>' => WILDCARD,
+            x if is_forbidden(x) => FORBIDDEN,
+            _ => PLAIN,
+        };
+        b += 1;
+    }
+    table
+};
+
+const fn is_forbidden(b: u8) -> bool {
     // Space, every C0 control (tab, CR, LF included) and DEL.
     b <= b' ' || b == 0x7f
 }
 
-/// One pass over the bytes; `wildcards` says whether `*`/`>` tokens are allowed.
+/// One pass over the bytes; `wildcards` says whether `*`/`>` tokens are allowed. Subjects with
+/// a `*` or `>` anywhere take the token-by-token check, which knows the wildcard rules.
 fn check(s: &str, wildcards: bool) -> Result<(), &'static str> {
     let bytes = s.as_bytes();
     if bytes.is_empty() {
         return Err("empty");
     }
+    let mut token_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        match CLASS[usize::from(b)] {
+            PLAIN => {}
+            DOT => {
+                if i == token_start {
+                    return Err("empty token");
+                }
+                token_start = i + 1;
+            }
+            FORBIDDEN => return Err("contains whitespace or a control character"),
+            _ => return check_tokens(bytes, wildcards),
+        }
+    }
+    if token_start == bytes.len() {
+        return Err("empty token");
+    }
+    Ok(())
+}
+
+/// The full check, token by token, with the wildcard rules.
+fn check_tokens(bytes: &[u8], wildcards: bool) -> Result<(), &'static str> {
     let mut token_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
         if is_forbidden(b) {
@@ -146,6 +192,32 @@ mod tests {
         }
         for bad in ["", "a.>.b", ">.a", "a.b*", "a.>b", "a..*", "a *", "a.\r"] {
             assert!(validate_filter(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// The table-driven fast path gives exactly the answers of the token-by-token check.
+    #[test]
+    fn fast_path_matches_full_check() {
+        let alphabet = [
+            "a", ".", "*", ">", " ", "\t", "\r", "\n", "\u{7f}", "ü", "ab",
+        ];
+        let mut seed = 0x9e37_79b9_u64;
+        for _ in 0..20_000 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            let len = (seed % 9) as usize;
+            let s: String = (0..len)
+                .map(|i| alphabet[((seed >> (4 * i + 8)) % alphabet.len() as u64) as usize])
+                .collect();
+            for wildcards in [false, true] {
+                let full = if s.is_empty() {
+                    Err("empty")
+                } else {
+                    check_tokens(s.as_bytes(), wildcards)
+                };
+                assert_eq!(check(&s, wildcards), full, "{s:?} wildcards={wildcards}");
+            }
         }
     }
 

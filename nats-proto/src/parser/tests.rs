@@ -1,6 +1,7 @@
 use super::*;
 use crate::{HeaderMap, StatusCode, encode_server_op};
 use bytes::Bytes;
+use std::ops::Range;
 
 fn parse_all(input: &[u8]) -> Result<Vec<ServerOp>, ProtoError> {
     let mut p = Parser::new();
@@ -280,4 +281,57 @@ fn encode_server_op_roundtrip() {
         m.size = 0;
     }
     assert_eq!(parsed, ops);
+}
+
+/// The word-at-a-time splitter against the obvious byte loop.
+#[test]
+fn split_args_matches_naive_splitting() {
+    fn naive(line: &[u8], from: usize) -> Vec<Range<usize>> {
+        let mut out = Vec::new();
+        let mut i = from;
+        while i < line.len() {
+            while i < line.len() && is_sep(line[i]) {
+                i += 1;
+            }
+            let start = i;
+            while i < line.len() && !is_sep(line[i]) {
+                i += 1;
+            }
+            if start < i {
+                out.push(start..i);
+            }
+        }
+        out
+    }
+    let alphabet = [
+        b' ',
+        b'\t',
+        b'a',
+        b'1',
+        0x80,
+        0x09 ^ 0x80,
+        0x20 ^ 0x80,
+        0x00,
+        b'\r',
+    ];
+    let mut seed = 0x2545_f491_u64;
+    for len in 0..90 {
+        for _ in 0..200 {
+            let line: Vec<u8> = (0..len)
+                .map(|_| {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    alphabet[(seed % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            for from in 0..=len.min(4) {
+                let mut out: [Range<usize>; 5] = Default::default();
+                let n = split_args(&line, from, &mut out);
+                let want = naive(&line, from);
+                assert_eq!(n, want.len(), "{line:?} from {from}");
+                assert_eq!(&out[..n.min(5)], &want[..n.min(5)], "{line:?} from {from}");
+            }
+        }
+    }
 }
