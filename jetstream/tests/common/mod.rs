@@ -1,0 +1,47 @@
+//! Helpers shared by the integration tests: a JetStream server, a context, unique names.
+
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use jetstream::{Context, StorageType, StreamConfig};
+use nats_tests::NatsServer;
+
+/// A single JetStream server (started on a blocking thread) and a context connected to it.
+pub async fn setup() -> (NatsServer, Context) {
+    let server = tokio::task::spawn_blocking(NatsServer::jetstream)
+        .await
+        .expect("start nats-server");
+    let js = connect(&server).await;
+    (server, js)
+}
+
+pub async fn connect(server: &NatsServer) -> Context {
+    let client = nats_client::ConnectOptions::new()
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    jetstream::new(client).with_timeout(Duration::from_secs(5))
+}
+
+/// A name unique within the test binary, e.g. `S3`.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{prefix}{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A memory stream named `name` on `<name-lowercase>.>`.
+pub fn memory_stream(name: &str) -> StreamConfig {
+    StreamConfig {
+        storage: StorageType::Memory,
+        ..StreamConfig::new(name, [format!("{}.>", name.to_lowercase())])
+    }
+}
+
+/// Panics unless `fut` finishes within `secs` seconds.
+pub async fn within<F: std::future::Future>(secs: u64, what: &str, fut: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(secs), fut)
+        .await
+        .unwrap_or_else(|_| panic!("{what}: not done within {secs} s"))
+}
