@@ -294,7 +294,7 @@ impl Consumer {
         let inbox = client.new_inbox();
         let sub = client.subscribe(inbox.clone()).await?;
         let events = client.events();
-        let puller = Puller {
+        let mut puller = Puller {
             consumer: self.clone(),
             next_subject: self.next_subject(),
             client,
@@ -313,6 +313,8 @@ impl Consumer {
             pull_after: None,
             done: false,
         };
+        // The first pull goes out now, so messages flow while the caller gets ready.
+        puller.pull().await?;
         let stream = futures_util::stream::unfold(puller, |mut p| async move {
             let item = p.next().await?;
             Some((item, p))

@@ -81,7 +81,13 @@ async fn ephemeral_consumers_get_a_name_and_go_away() {
         consumer.cached_info().config.inactive_threshold,
         Duration::from_millis(500)
     );
-    assert!(stream.consumer_names().await.unwrap().contains(&consumer.name().to_owned()));
+    assert!(
+        stream
+            .consumer_names()
+            .await
+            .unwrap()
+            .contains(&consumer.name().to_owned())
+    );
     let gone = common::within(10, "ephemeral consumer removal", async {
         loop {
             tokio::time::sleep(Duration::from_millis(200)).await;
@@ -111,9 +117,15 @@ async fn several_filter_subjects() {
         .await
         .unwrap();
     assert_eq!(consumer.cached_info().config.filter_subjects.len(), 2);
-    let msgs = consumer.fetch(10, Duration::from_millis(300)).await.unwrap();
+    let msgs = consumer
+        .fetch(10, Duration::from_millis(300))
+        .await
+        .unwrap();
     let got: Vec<_> = msgs.iter().map(|m| m.subject.to_string()).collect();
-    assert_eq!(got, [format!("{p}.eu"), format!("{p}.us"), format!("{p}.eu")]);
+    assert_eq!(
+        got,
+        [format!("{p}.eu"), format!("{p}.us"), format!("{p}.eu")]
+    );
 
     // Both filter_subject and filter_subjects: the server refuses.
     let err = stream

@@ -15,12 +15,21 @@ async fn pub_ack_and_dedup() {
     let p = name.to_lowercase();
     let mut stream = js.create_stream(memory_stream(&name)).await.unwrap();
     let ack = js.publish(&format!("{p}.a"), "one").await.unwrap();
-    assert_eq!((ack.stream.as_str(), ack.seq, ack.duplicate), (name.as_str(), 1, false));
+    assert_eq!(
+        (ack.stream.as_str(), ack.seq, ack.duplicate),
+        (name.as_str(), 1, false)
+    );
     assert_eq!(ack.domain, None);
 
     let opts = PublishOptions::new().msg_id("order-7");
-    let first = js.publish_with(&format!("{p}.a"), "two", &opts).await.unwrap();
-    let again = js.publish_with(&format!("{p}.a"), "two again", &opts).await.unwrap();
+    let first = js
+        .publish_with(&format!("{p}.a"), "two", &opts)
+        .await
+        .unwrap();
+    let again = js
+        .publish_with(&format!("{p}.a"), "two again", &opts)
+        .await
+        .unwrap();
     assert!(!first.duplicate);
     assert!(again.duplicate);
     assert_eq!(again.seq, first.seq);
@@ -54,14 +63,26 @@ async fn expectations_fail_with_typed_errors() {
     assert_eq!(err.api_error().unwrap().code, 400);
 
     // Expected last subject sequence: b has none yet (0), a's last is 1.
-    js.publish_with(&b, "2", &PublishOptions::new().expected_last_subject_sequence(0))
-        .await
-        .unwrap();
-    js.publish_with(&a, "3", &PublishOptions::new().expected_last_subject_sequence(1))
-        .await
-        .unwrap();
+    js.publish_with(
+        &b,
+        "2",
+        &PublishOptions::new().expected_last_subject_sequence(0),
+    )
+    .await
+    .unwrap();
+    js.publish_with(
+        &a,
+        "3",
+        &PublishOptions::new().expected_last_subject_sequence(1),
+    )
+    .await
+    .unwrap();
     let err = js
-        .publish_with(&a, "x", &PublishOptions::new().expected_last_subject_sequence(1))
+        .publish_with(
+            &a,
+            "x",
+            &PublishOptions::new().expected_last_subject_sequence(1),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -84,9 +105,15 @@ async fn expectations_fail_with_typed_errors() {
     js.publish_with(&a, "5", &PublishOptions::new().msg_id("m5"))
         .await
         .unwrap();
-    js.publish_with(&a, "6", &PublishOptions::new().expected_last_msg_id("m5").msg_id("m6"))
-        .await
-        .unwrap();
+    js.publish_with(
+        &a,
+        "6",
+        &PublishOptions::new()
+            .expected_last_msg_id("m5")
+            .msg_id("m6"),
+    )
+    .await
+    .unwrap();
     let err = js
         .publish_with(&a, "x", &PublishOptions::new().expected_last_msg_id("m5"))
         .await
@@ -102,12 +129,20 @@ async fn no_stream_is_typed_and_retried() {
         .publish_with(
             "nobody.listens",
             "x",
-            &PublishOptions::new().retry_attempts(2).retry_wait(Duration::from_millis(100)),
+            &PublishOptions::new()
+                .retry_attempts(2)
+                .retry_wait(Duration::from_millis(100)),
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, JetStreamError::NoStream { ref subject } if subject == "nobody.listens"), "{err:?}");
-    assert!(started.elapsed() >= Duration::from_millis(200), "two retries with a pause each");
+    assert!(
+        matches!(err, JetStreamError::NoStream { ref subject } if subject == "nobody.listens"),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() >= Duration::from_millis(200),
+        "two retries with a pause each"
+    );
 
     let err = js
         .publish_async("nobody.listens", "x")
@@ -133,7 +168,9 @@ async fn a_stream_created_during_retries_takes_the_message() {
         .publish_with(
             &subject,
             "x",
-            &PublishOptions::new().retry_attempts(20).retry_wait(Duration::from_millis(50)),
+            &PublishOptions::new()
+                .retry_attempts(20)
+                .retry_wait(Duration::from_millis(50)),
         )
         .await
         .unwrap();
@@ -181,7 +218,11 @@ async fn async_publisher_with_options_and_errors() {
     assert!(!a.await.unwrap().duplicate);
     assert!(b.await.unwrap().duplicate);
     let wrong = js
-        .publish_async_with(&subject, "x", &PublishOptions::new().expected_last_sequence(9))
+        .publish_async_with(
+            &subject,
+            "x",
+            &PublishOptions::new().expected_last_sequence(9),
+        )
         .await
         .unwrap()
         .await
@@ -210,10 +251,17 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
     let _sink = client.subscribe("silent.sink").await.unwrap();
     client.flush().await.unwrap();
     let err = js
-        .publish_with("silent.sink", "x", &PublishOptions::new().timeout(Duration::from_millis(200)))
+        .publish_with(
+            "silent.sink",
+            "x",
+            &PublishOptions::new().timeout(Duration::from_millis(200)),
+        )
         .await
         .unwrap_err();
-    assert!(matches!(err, JetStreamError::Timeout { attempts: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, JetStreamError::Timeout { attempts: 1, .. }),
+        "{err:?}"
+    );
     let err = js
         .publish_with(
             "silent.sink",
@@ -225,16 +273,25 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
         )
         .await
         .unwrap_err();
-    assert!(matches!(err, JetStreamError::Timeout { attempts: 3, .. }), "{err:?}");
+    assert!(
+        matches!(err, JetStreamError::Timeout { attempts: 3, .. }),
+        "{err:?}"
+    );
     let err = js
         .publish_async_with(
             "silent.sink",
             "x",
-            &PublishOptions::new().timeout(Duration::from_millis(200)).msg_id("k").retry_attempts(1),
+            &PublishOptions::new()
+                .timeout(Duration::from_millis(200))
+                .msg_id("k")
+                .retry_attempts(1),
         )
         .await
         .unwrap()
         .await
         .unwrap_err();
-    assert!(matches!(err, JetStreamError::Timeout { attempts: 2, .. }), "{err:?}");
+    assert!(
+        matches!(err, JetStreamError::Timeout { attempts: 2, .. }),
+        "{err:?}"
+    );
 }

@@ -13,7 +13,10 @@ async fn get_by_sequence_and_last_by_subject() {
     let p = name.to_lowercase();
     let stream = js.create_stream(memory_stream(&name)).await.unwrap();
     let opts = PublishOptions::new().header("X-Tag", "first");
-    let ack = js.publish_with(&format!("{p}.a"), "one", &opts).await.unwrap();
+    let ack = js
+        .publish_with(&format!("{p}.a"), "one", &opts)
+        .await
+        .unwrap();
     js.publish(&format!("{p}.b"), "two").await.unwrap();
     js.publish(&format!("{p}.a"), "three").await.unwrap();
 
@@ -49,15 +52,23 @@ async fn direct_get_when_allowed() {
         .await
         .unwrap();
     let opts = PublishOptions::new().header("X-Tag", "v");
-    js.publish_with(&format!("{p}.a"), "one", &opts).await.unwrap();
+    js.publish_with(&format!("{p}.a"), "one", &opts)
+        .await
+        .unwrap();
     js.publish(&format!("{p}.b"), "two").await.unwrap();
 
     let m = stream.direct_get(1).await.unwrap();
-    assert_eq!((m.sequence, m.subject.as_str()), (1, format!("{p}.a").as_str()));
+    assert_eq!(
+        (m.sequence, m.subject.as_str()),
+        (1, format!("{p}.a").as_str())
+    );
     assert_eq!(&m.payload[..], b"one");
     let h = m.headers.unwrap();
     assert_eq!(h.get("X-Tag"), Some("v"));
-    assert!(h.get("Nats-Stream").is_none(), "server fields are lifted out of the headers");
+    assert!(
+        h.get("Nats-Stream").is_none(),
+        "server fields are lifted out of the headers"
+    );
     assert!(m.time.is_some());
 
     let last = stream.direct_get_last(&format!("{p}.b")).await.unwrap();
@@ -75,9 +86,14 @@ async fn direct_get_refused_without_allow_direct() {
     let (_server, js) = setup().await;
     let name = unique("ND");
     let stream = js.create_stream(memory_stream(&name)).await.unwrap();
-    js.publish(&format!("{}.a", name.to_lowercase()), "x").await.unwrap();
+    js.publish(&format!("{}.a", name.to_lowercase()), "x")
+        .await
+        .unwrap();
     let err = stream.direct_get(1).await.unwrap_err();
-    assert!(matches!(err, JetStreamError::DirectGetUnavailable { .. }), "{err:?}");
+    assert!(
+        matches!(err, JetStreamError::DirectGetUnavailable { .. }),
+        "{err:?}"
+    );
 }
 
 #[tokio::test]
@@ -104,7 +120,9 @@ async fn delete_and_erase_messages() {
         })
         .await
         .unwrap();
-    js.publish(&format!("{}.a", denied.to_lowercase()), "x").await.unwrap();
+    js.publish(&format!("{}.a", denied.to_lowercase()), "x")
+        .await
+        .unwrap();
     let err = s.delete_message(1).await.unwrap_err();
     assert!(err.api_error().is_some(), "{err:?}");
 }

@@ -40,7 +40,9 @@ async fn create_info_update_delete() {
     assert_eq!(updated.config.max_msgs, 2000);
     assert!(updated.config.allow_direct);
 
-    js.publish(&format!("{}.a", name.to_lowercase()), "x").await.unwrap();
+    js.publish(&format!("{}.a", name.to_lowercase()), "x")
+        .await
+        .unwrap();
     assert_eq!(stream.info().await.unwrap().state.messages, 1);
 
     assert!(js.delete_stream(&name).await.unwrap());
@@ -107,8 +109,12 @@ async fn purge_with_filter_and_keep() {
     let prefix = name.to_lowercase();
     let mut stream = js.create_stream(memory_stream(&name)).await.unwrap();
     for i in 0..10 {
-        js.publish(&format!("{prefix}.a"), format!("a{i}")).await.unwrap();
-        js.publish(&format!("{prefix}.b"), format!("b{i}")).await.unwrap();
+        js.publish(&format!("{prefix}.a"), format!("a{i}"))
+            .await
+            .unwrap();
+        js.publish(&format!("{prefix}.b"), format!("b{i}"))
+            .await
+            .unwrap();
     }
     let purged = stream
         .purge_with(&Purge::default().filter(format!("{prefix}.a")).keep(3))
@@ -116,7 +122,10 @@ async fn purge_with_filter_and_keep() {
         .unwrap();
     assert_eq!(purged, 7);
     assert_eq!(stream.info().await.unwrap().state.messages, 13);
-    let last_a = stream.get_last_message(&format!("{prefix}.a")).await.unwrap();
+    let last_a = stream
+        .get_last_message(&format!("{prefix}.a"))
+        .await
+        .unwrap();
     assert_eq!(&last_a.payload[..], b"a9");
 
     let purged = stream
@@ -144,7 +153,10 @@ async fn account_info_and_domain_prefix() {
     assert_eq!(other.prefix(), "$JS.nowhere.API");
     let err = other.account_info().await.unwrap_err();
     assert!(
-        matches!(err, JetStreamError::Request(nats_client::RequestError::NoResponders { .. })),
+        matches!(
+            err,
+            JetStreamError::Request(nats_client::RequestError::NoResponders { .. })
+        ),
         "{err:?}"
     );
     let custom = jetstream::Context::with_prefix(js.client().clone(), "$JS.API.");
@@ -158,6 +170,9 @@ async fn invalid_names_never_reach_the_server() {
     let (_server, js) = setup().await;
     for bad in ["", "a.b", "a b", "a*", "a>"] {
         let err = js.stream_info(bad).await.unwrap_err();
-        assert!(matches!(err, JetStreamError::InvalidName { .. }), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, JetStreamError::InvalidName { .. }),
+            "{bad:?}: {err:?}"
+        );
     }
 }
