@@ -1,0 +1,202 @@
+//! What is measured: the scenarios, the workload every client gets, and one run's result.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+/// The shape of a scenario.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// N publishes, then one flush; the run ends when the flush returns.
+    Publish,
+    /// N publishes and a flush on one connection, a counting subscriber on another; the run
+    /// ends when the subscriber has all N (or nothing came for [`IDLE_TIMEOUT`]).
+    PubSub,
+    /// N sequential requests to a responder on another connection; latency per request.
+    ReqRep,
+}
+
+/// One benchmark scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Scenario {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub payload: usize,
+    /// Message count per run unless `--messages` says otherwise: sized so one run takes
+    /// roughly 1-3 s on a small (2-core) machine.
+    pub default_messages: u64,
+}
+
+/// Every throughput/latency scenario, in the order they run. (`memory` is separate.)
+pub const SCENARIOS: &[Scenario] = &[
+    Scenario {
+        name: "pub-16",
+        kind: Kind::Publish,
+        payload: 16,
+        default_messages: 5_000_000,
+    },
+    Scenario {
+        name: "pub-128",
+        kind: Kind::Publish,
+        payload: 128,
+        default_messages: 3_000_000,
+    },
+    Scenario {
+        name: "pub-16k",
+        kind: Kind::Publish,
+        payload: 16 * 1024,
+        default_messages: 150_000,
+    },
+    Scenario {
+        name: "pubsub-16",
+        kind: Kind::PubSub,
+        payload: 16,
+        default_messages: 2_000_000,
+    },
+    Scenario {
+        name: "pubsub-128",
+        kind: Kind::PubSub,
+        payload: 128,
+        default_messages: 2_000_000,
+    },
+    Scenario {
+        name: "pubsub-16k",
+        kind: Kind::PubSub,
+        payload: 16 * 1024,
+        default_messages: 100_000,
+    },
+    Scenario {
+        name: "reqrep-16",
+        kind: Kind::ReqRep,
+        payload: 16,
+        default_messages: 30_000,
+    },
+];
+
+/// The name of the memory scenario (not part of [`SCENARIOS`]: it measures ours only).
+pub const MEMORY: &str = "memory";
+
+/// How long a pub->sub run waits without a new message before it counts the rest as lost.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Whether `filter` selects `name`: the exact name, or a family prefix (`pub` selects `pub-16`,
+/// `pub-128`, `pub-16k`, but not `pubsub-*`), or `all`.
+pub fn selected(name: &str, filters: &[String]) -> bool {
+    filters.is_empty()
+        || filters.iter().any(|f| {
+            f == "all"
+                || f == name
+                || name
+                    .strip_prefix(f.as_str())
+                    .is_some_and(|rest| rest.starts_with('-'))
+        })
+}
+
+/// Where the one server of the whole run listens.
+#[derive(Debug, Clone)]
+pub struct Server {
+    pub url: String,
+    pub port: u16,
+    pub monitor_port: u16,
+}
+
+/// Exactly what every client does in one run of a scenario.
+#[derive(Debug, Clone)]
+pub struct Workload {
+    pub url: String,
+    pub port: u16,
+    pub monitor_port: u16,
+    /// Unique per run and client, so nothing left over from another run can be counted.
+    pub subject: String,
+    pub payload: Bytes,
+    pub messages: u64,
+}
+
+impl Workload {
+    pub fn new(server: &Server, subject: String, payload_len: usize, messages: u64) -> Self {
+        Workload {
+            url: server.url.clone(),
+            port: server.port,
+            monitor_port: server.monitor_port,
+            subject,
+            // No CR/LF in it: the limit client's minimal parser never needs to look inside.
+            payload: Bytes::from(vec![b'x'; payload_len]),
+            messages,
+        }
+    }
+
+    /// async-nats drops messages when a subscription's channel is full; this is large enough
+    /// that a whole run fits, so it never drops.
+    pub fn async_nats_subscription_capacity(&self) -> usize {
+        usize::try_from(self.messages)
+            .unwrap_or(usize::MAX / 16)
+            .saturating_add(1024)
+            .max(64 * 1024)
+    }
+}
+
+/// The outcome of one run of one client.
+#[derive(Debug, Clone, Serialize)]
+pub struct Sample {
+    pub elapsed_s: f64,
+    pub sent: u64,
+    /// pub->sub: messages the subscriber received.
+    pub received: Option<u64>,
+    /// Request/reply: latency percentiles in microseconds.
+    pub p50_us: Option<f64>,
+    pub p99_us: Option<f64>,
+    /// Slow consumers the server counted during the run (`/varz` `slow_consumers` delta): a
+    /// server-side drop, not the client's.
+    pub server_slow_consumers: u64,
+}
+
+impl Sample {
+    /// A publish-only run.
+    pub fn publish(sent: u64, elapsed: Duration) -> Self {
+        Sample {
+            elapsed_s: elapsed.as_secs_f64(),
+            sent,
+            received: None,
+            p50_us: None,
+            p99_us: None,
+            server_slow_consumers: 0,
+        }
+    }
+
+    /// A pub->sub run.
+    pub fn pubsub(sent: u64, received: u64, elapsed: Duration) -> Self {
+        Sample {
+            received: Some(received),
+            ..Sample::publish(sent, elapsed)
+        }
+    }
+
+    /// A request/reply run from the latency of every request, in nanoseconds.
+    pub fn reqrep(mut latencies_ns: Vec<u64>, elapsed: Duration) -> Self {
+        latencies_ns.sort_unstable();
+        let pct = |p: usize| {
+            let n = latencies_ns.len();
+            if n == 0 {
+                return 0.0;
+            }
+            latencies_ns[(n * p / 100).min(n - 1)] as f64 / 1000.0
+        };
+        Sample {
+            p50_us: Some(pct(50)),
+            p99_us: Some(pct(99)),
+            ..Sample::publish(latencies_ns.len() as u64, elapsed)
+        }
+    }
+
+    /// Messages that completed per second: published (publish), received (pub->sub), or
+    /// answered (request/reply).
+    pub fn msgs_per_s(&self) -> f64 {
+        self.received.unwrap_or(self.sent) as f64 / self.elapsed_s
+    }
+
+    pub fn lost(&self) -> u64 {
+        self.received.map_or(0, |r| self.sent.saturating_sub(r))
+    }
+}
