@@ -39,13 +39,17 @@ struct Args {
     /// Skip the short unreported warm-up run of each client before each scenario.
     #[arg(long)]
     no_warmup: bool,
+    /// Run only these clients (repeatable): `ours`, `async-nats`, `limit`. Default: all three
+    /// (ratios need ours and async-nats; "of limit" needs the limit). Useful for profiling.
+    #[arg(long = "client", value_enum)]
+    clients: Vec<ClientKind>,
     /// Requests in the memory scenario.
     #[arg(long, default_value_t = 1_000_000)]
     memory_requests: u64,
 }
 
 /// The three clients, in their order in round 0 (later rounds rotate it).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub(crate) enum ClientKind {
     Ours,
@@ -175,13 +179,17 @@ async fn run_all(args: &Args, server: &Server) -> Result<Results, BenchError> {
         .filter(|s| selected(s.name, &args.scenarios))
     {
         let messages = args.messages.unwrap_or(sc.default_messages).max(1);
+        let clients: Vec<ClientKind> = ClientKind::ALL
+            .into_iter()
+            .filter(|c| args.clients.is_empty() || args.clients.contains(c))
+            .collect();
         if !args.no_warmup {
-            for client in ClientKind::ALL {
+            for &client in &clients {
                 let w = workload(server, sc, client, "warmup", (messages / 10).max(1));
                 run_one(sc.kind, client, w).await?;
             }
         }
-        let mut rows: Vec<Measured> = ClientKind::ALL
+        let mut rows: Vec<Measured> = clients
             .iter()
             .map(|&client| Measured {
                 scenario: *sc,
@@ -191,16 +199,17 @@ async fn run_all(args: &Args, server: &Server) -> Result<Results, BenchError> {
             })
             .collect();
         for round in 0..args.runs {
-            for i in 0..ClientKind::ALL.len() {
-                let client = ClientKind::ALL[(round + i) % ClientKind::ALL.len()];
+            for i in 0..clients.len() {
+                let client = clients[(round + i) % clients.len()];
                 let w = workload(server, sc, client, &round.to_string(), messages);
                 let sample = run_one(sc.kind, client, w).await?;
                 eprintln!(
-                    "{:<11} {:<12} run {}: {:>12.0} msgs/s{}{}",
+                    "{:<11} {:<12} run {}: {:>12.0} msgs/s in {:.2} s{}{}",
                     sc.name,
                     client.label(),
                     round + 1,
                     sample.msgs_per_s(),
+                    sample.elapsed_s,
                     sample
                         .p50_us
                         .map(|p| format!("  p50 {p:.1} us"))

@@ -156,12 +156,13 @@ fn opt(v: Option<f64>, digits: usize) -> String {
 pub fn text(results: &Results) -> String {
     let rows = rows(&results.measured);
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "\nnats-server {}; median of {} run(s) per client; clients alternate order each round.",
-        results.server_version, results.runs
-    );
+    let _ = writeln!(s, "\nnats-server {}", results.server_version);
     if !rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "median of {} run(s) per client and scenario; the clients' order rotates each round",
+            results.runs
+        );
         let _ = writeln!(
             s,
             "{:<11} {:<12} {:>10} {:>13} {:>10} {:>9} {:>9} {:>8} {:>12} {:>8}",
