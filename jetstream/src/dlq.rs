@@ -206,7 +206,18 @@ struct Advisory {
     reason: Option<String>,
 }
 
-/// Moves the failures of one consumer to a dead-letter subject; see the [module](self) docs.
+/// Moves the failures of one consumer (`max_deliver` exceeded, or terminated) to a
+/// dead-letter subject, exactly once.
+///
+/// The server announces both events with advisories on
+/// `$JS.EVENT.ADVISORY.CONSUMER.{MAX_DELIVERIES,MSG_TERMINATED}.<stream>.<consumer>`; core NATS
+/// drops advisories nobody listens to, so [`start`](DeadLetter::start) makes a work-queue
+/// stream capture them and advisories raised while the worker is down wait there. For each
+/// advisory the worker loads the original by stream sequence, publishes it with its headers
+/// plus the [`dlq_headers`](crate::dlq_headers) and `Nats-Msg-Id: <stream>:<seq>`, waits for
+/// the ack, optionally deletes the original, and only then acks the advisory: after a crash
+/// the advisory comes again and the dead-letter stream's duplicate window drops the second
+/// copy (keep that window longer than the advisory consumer's ack wait, as the default is).
 ///
 /// ```no_run
 /// # async fn demo(js: jetstream::Context) -> Result<(), jetstream::JetStreamError> {
