@@ -173,6 +173,19 @@ async fn run_all(args: &Args, server: &Server) -> Result<Results, BenchError> {
         "nats-server {server_version} at {}; {} run(s) per client",
         server.url, args.runs
     );
+    // First, while the process is fresh: after the throughput runs the allocator keeps tens of
+    // MiB it can reuse, and RSS would not move at all.
+    let memory =
+        if args.scenarios.is_empty() || args.scenarios.iter().any(|f| f == MEMORY || f == "all") {
+            eprintln!(
+                "memory: {} subscriptions, {} requests",
+                memory::SUBSCRIPTIONS,
+                args.memory_requests
+            );
+            Some(memory::run(&server.url, args.memory_requests).await?)
+        } else {
+            None
+        };
     let mut measured = Vec::new();
     for sc in SCENARIOS
         .iter()
@@ -231,17 +244,6 @@ async fn run_all(args: &Args, server: &Server) -> Result<Results, BenchError> {
         }
         measured.extend(rows);
     }
-    let memory =
-        if args.scenarios.is_empty() || args.scenarios.iter().any(|f| f == MEMORY || f == "all") {
-            eprintln!(
-                "memory: {} subscriptions, {} requests",
-                memory::SUBSCRIPTIONS,
-                args.memory_requests
-            );
-            Some(memory::run(&server.url, args.memory_requests).await?)
-        } else {
-            None
-        };
     Ok(Results {
         server_version,
         runs: args.runs,

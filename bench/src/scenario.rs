@@ -35,7 +35,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "pub-16",
         kind: Kind::Publish,
         payload: 16,
-        default_messages: 5_000_000,
+        default_messages: 4_000_000,
     },
     Scenario {
         name: "pub-128",
@@ -59,7 +59,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "pubsub-128",
         kind: Kind::PubSub,
         payload: 128,
-        default_messages: 2_000_000,
+        default_messages: 1_500_000,
     },
     Scenario {
         name: "pubsub-16k",
@@ -71,7 +71,7 @@ pub const SCENARIOS: &[Scenario] = &[
         name: "reqrep-16",
         kind: Kind::ReqRep,
         payload: 16,
-        default_messages: 30_000,
+        default_messages: 20_000,
     },
 ];
 
