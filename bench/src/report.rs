@@ -202,7 +202,8 @@ pub fn text(results: &Results) -> String {
             opt(r.p99_us, 1),
             r.lost_max.map_or_else(|| "-".to_owned(), |l| l.to_string()),
             ratio,
-            opt(r.fraction_of_limit.map(|f| f * 100.0), 1) + "%",
+            r.fraction_of_limit
+                .map_or_else(|| "-".to_owned(), |f| format!("{:.1}%", f * 100.0)),
         );
     }
     if !rows.is_empty() {
