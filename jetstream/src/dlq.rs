@@ -18,13 +18,13 @@ use serde::Deserialize;
 use time::format_description::well_known::Rfc3339;
 use tracing::{debug, warn};
 
+use crate::consume::ConsumeOptions;
 use crate::consumer::Consumer;
 use crate::context::Context;
 use crate::error::{ErrorCode, JetStreamError};
 use crate::message::JsMessage;
 use crate::models::{ConsumerConfig, RetentionPolicy, StorageType, StreamConfig};
 use crate::publish::{PubAck, PublishOptions};
-use crate::pull::ConsumeOptions;
 
 /// The headers a dead-lettered message carries besides its own.
 pub mod headers {

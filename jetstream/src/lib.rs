@@ -33,6 +33,7 @@
 //! # Ok(()) }
 //! ```
 
+mod consume;
 mod consumer;
 mod context;
 mod dlq;
@@ -45,6 +46,7 @@ mod pull;
 mod stored;
 mod stream;
 
+pub use consume::{ConsumeOptions, Messages};
 pub use consumer::Consumer;
 pub use context::{Context, DEFAULT_API_PREFIX, DEFAULT_PUBLISH_WINDOW, DEFAULT_TIMEOUT};
 pub use dlq::{
@@ -58,7 +60,7 @@ pub use models::{
 };
 pub use publish::{PubAck, PublishOptions};
 pub use publisher::PublishAckFuture;
-pub use pull::{ConsumeOptions, FetchOptions, Messages};
+pub use pull::FetchOptions;
 pub use stored::StoredMessage;
 pub use stream::{Purge, Stream};
 

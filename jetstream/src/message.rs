@@ -290,6 +290,26 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn parse_never_panics(s in "\\PC{0,80}") {
+            let _ = MessageInfo::parse(&s);
+        }
+
+        #[test]
+        fn parse_never_panics_on_ack_like_subjects(tokens in proptest::collection::vec("[0-9a-z_-]{0,6}|\\PC{0,4}", 0..14)) {
+            let s = format!("$JS.ACK.{}", tokens.join("."));
+            let _ = MessageInfo::parse(&s);
+        }
+
+        #[test]
+        fn well_formed_subjects_roundtrip(d in 1u64..1000, s in 1u64.., c in 1u64.., ts in 0i64.., p in 0u64..) {
+            let subject = format!("$JS.ACK.ORDERS.w.{d}.{s}.{c}.{ts}.{p}");
+            let i = MessageInfo::parse(&subject).unwrap();
+            proptest::prop_assert_eq!((i.delivered, i.stream_sequence, i.consumer_sequence, i.timestamp_nanos, i.pending), (d, s, c, ts, p));
+        }
+    }
+
     #[test]
     fn ack_payloads() {
         assert_eq!(AckKind::Ack.payload(), b"+ACK");

@@ -1,0 +1,324 @@
+//! The continuous pull: [`Consumer::consume`] / [`Consumer::messages`] keep a pull request
+//! open, top it up as messages are taken, watch idle heartbeats, and pull afresh after a
+//! reconnect, a missed heartbeat or a leader change.
+
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_core::Stream;
+use futures_util::StreamExt;
+use nats_client::{Client, Event, Message, Subscriber};
+use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
+
+use crate::consumer::Consumer;
+use crate::error::JetStreamError;
+use crate::message::JsMessage;
+use crate::pull::{EXPIRY_GRACE, PullRequest, Status, classify};
+
+/// Options of [`Consumer::consume`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumeOptions {
+    /// Messages asked for per pull request; a new pull tops up when fewer than half are left.
+    pub max_messages: usize,
+    /// Bytes asked for per pull request (0: no limit).
+    pub max_bytes: usize,
+    /// Lifetime of each pull request.
+    pub expires: Duration,
+    /// Idle heartbeat interval; two missed are reported as
+    /// [`JetStreamError::HeartbeatMissed`] and followed by a fresh pull. Zero disables them.
+    pub idle_heartbeat: Duration,
+}
+
+impl Default for ConsumeOptions {
+    fn default() -> Self {
+        ConsumeOptions {
+            max_messages: 500,
+            max_bytes: 0,
+            expires: Duration::from_secs(30),
+            idle_heartbeat: Duration::from_secs(15),
+        }
+    }
+}
+
+impl Consumer {
+    /// A continuous stream of messages with the default [`ConsumeOptions`].
+    pub async fn messages(&self) -> Result<Messages, JetStreamError> {
+        self.consume(ConsumeOptions::default()).await
+    }
+
+    /// A continuous stream of messages: pulls in batches, tops up as messages are taken,
+    /// watches idle heartbeats and pulls afresh after a reconnect or a missed heartbeat.
+    ///
+    /// `Err` items report trouble (missed heartbeats, `409` refusals such as
+    /// `Exceeded MaxWaiting`) and the stream goes on; it ends after
+    /// [`JetStreamError::ConsumerDeleted`] or another fatal status, or when the client closes.
+    ///
+    /// ```no_run
+    /// # async fn demo(consumer: jetstream::Consumer) -> Result<(), jetstream::JetStreamError> {
+    /// use futures::StreamExt;
+    /// let mut messages = consumer.messages().await?;
+    /// while let Some(item) = messages.next().await {
+    ///     match item {
+    ///         Ok(msg) => msg.ack().await?,
+    ///         Err(e) => eprintln!("consumer trouble: {e}"),
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn consume(&self, options: ConsumeOptions) -> Result<Messages, JetStreamError> {
+        let client = self.context.client.clone();
+        let inbox = client.new_inbox();
+        let sub = client.subscribe(inbox.clone()).await?;
+        let events = client.events();
+        let mut puller = Puller {
+            consumer: self.clone(),
+            next_subject: self.next_subject(),
+            client,
+            inbox,
+            sub,
+            events: Some(events),
+            options: ConsumeOptions {
+                max_messages: options.max_messages.max(1),
+                // The server refuses a heartbeat longer than half the expiry.
+                idle_heartbeat: options.idle_heartbeat.min(options.expires / 2),
+                ..options
+            },
+            pending_msgs: 0,
+            pending_bytes: 0,
+            watchdog: Instant::now(),
+            pull_after: None,
+            done: false,
+        };
+        // The first pull goes out now, so messages flow while the caller gets ready.
+        puller.pull().await?;
+        let stream = futures_util::stream::unfold(puller, |mut p| async move {
+            let item = p.next().await?;
+            Some((item, p))
+        });
+        Ok(Messages {
+            inner: Box::pin(stream),
+        })
+    }
+}
+
+/// The stream returned by [`Consumer::consume`] and [`Consumer::messages`]. Dropping it stops
+/// pulling (the server lets the open pull request expire).
+pub struct Messages {
+    inner: Pin<Box<dyn Stream<Item = Result<JsMessage, JetStreamError>> + Send>>,
+}
+
+impl std::fmt::Debug for Messages {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Messages").finish_non_exhaustive()
+    }
+}
+
+impl Stream for Messages {
+    type Item = Result<JsMessage, JetStreamError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// The state behind [`Messages`].
+struct Puller {
+    consumer: Consumer,
+    next_subject: String,
+    client: Client,
+    inbox: String,
+    sub: Subscriber,
+    /// Connection events; `None` once the channel is closed.
+    events: Option<broadcast::Receiver<Event>>,
+    options: ConsumeOptions,
+    /// Messages (and bytes) asked for and not yet received.
+    pending_msgs: usize,
+    pending_bytes: usize,
+    /// Heartbeats on: when two intervals will have passed without traffic. Off: when the
+    /// newest pull request will have expired.
+    watchdog: Instant,
+    /// Do not pull before this (after a refusal, so a refusing server is not hammered).
+    pull_after: Option<Instant>,
+    done: bool,
+}
+
+impl Puller {
+    fn heartbeat(&self) -> Duration {
+        self.options.idle_heartbeat
+    }
+
+    fn reset(&mut self) {
+        self.pending_msgs = 0;
+        self.pending_bytes = 0;
+    }
+
+    fn feed_watchdog(&mut self) {
+        let hb = self.heartbeat();
+        if !hb.is_zero() {
+            self.watchdog = Instant::now() + 2 * hb;
+        }
+    }
+
+    fn wants_pull(&self) -> bool {
+        let o = &self.options;
+        let below_msgs = self.pending_msgs <= o.max_messages / 2;
+        let below_bytes = o.max_bytes > 0 && self.pending_bytes <= o.max_bytes / 2;
+        (below_msgs || below_bytes) && self.pull_after.is_none_or(|t| Instant::now() >= t)
+    }
+
+    async fn pull(&mut self) -> Result<(), JetStreamError> {
+        let o = &self.options;
+        let batch = o.max_messages.saturating_sub(self.pending_msgs).max(1);
+        let max_bytes = if o.max_bytes > 0 {
+            o.max_bytes.saturating_sub(self.pending_bytes).max(1)
+        } else {
+            0
+        };
+        let request = PullRequest {
+            batch,
+            expires: o.expires,
+            max_bytes,
+            no_wait: false,
+            idle_heartbeat: o.idle_heartbeat,
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| JetStreamError::json("pull", &e))?;
+        self.client
+            .publish_message(&self.next_subject, Some(&self.inbox), None, &body)
+            .await?;
+        self.pending_msgs += batch;
+        self.pending_bytes += max_bytes;
+        self.pull_after = None;
+        if self.heartbeat().is_zero() {
+            self.watchdog = Instant::now() + o.expires + EXPIRY_GRACE;
+        } else {
+            self.feed_watchdog();
+        }
+        Ok(())
+    }
+
+    fn settle(&mut self, pending: Option<(usize, usize)>) {
+        match pending {
+            Some((n, b)) => {
+                self.pending_msgs = self.pending_msgs.saturating_sub(n);
+                self.pending_bytes = self.pending_bytes.saturating_sub(b);
+            }
+            None => self.reset(),
+        }
+    }
+
+    /// Handles one message from the inbox; `Some` is an item for the caller.
+    fn handle(&mut self, msg: Message) -> Option<Result<JsMessage, JetStreamError>> {
+        self.feed_watchdog();
+        let Some(status) = classify(&msg) else {
+            self.pending_msgs = self.pending_msgs.saturating_sub(1);
+            self.pending_bytes = self.pending_bytes.saturating_sub(msg.length);
+            return Some(Ok(self.consumer.wrap(msg)));
+        };
+        match status {
+            Status::Heartbeat => None,
+            Status::Ended { pending } => {
+                self.settle(pending);
+                None
+            }
+            Status::Reset => {
+                self.reset();
+                None
+            }
+            Status::Report { pending } => {
+                self.settle(pending);
+                // A refusal would repeat at once: pause pulling for a moment.
+                self.pull_after = Some(Instant::now() + self.pause());
+                Some(Err(self.consumer.status_error(&msg)))
+            }
+            Status::Deleted => {
+                self.done = true;
+                Some(Err(self.consumer.deleted_error()))
+            }
+            Status::Fatal => {
+                self.done = true;
+                Some(Err(self.consumer.status_error(&msg)))
+            }
+        }
+    }
+
+    fn pause(&self) -> Duration {
+        let hb = self.heartbeat();
+        if hb.is_zero() {
+            Duration::from_secs(1)
+        } else {
+            hb.min(Duration::from_secs(1))
+        }
+    }
+
+    async fn next(&mut self) -> Option<Result<JsMessage, JetStreamError>> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.wants_pull()
+                && let Err(e) = self.pull().await
+            {
+                if matches!(
+                    e,
+                    JetStreamError::Publish(nats_client::PublishError::Closed)
+                ) {
+                    self.done = true;
+                }
+                self.pull_after = Some(Instant::now() + self.pause());
+                return Some(Err(e));
+            }
+            let wake = self
+                .pull_after
+                .map_or(self.watchdog, |t| t.min(self.watchdog));
+            tokio::select! {
+                biased;
+                msg = self.sub.next() => match msg {
+                    Some(msg) => {
+                        if let Some(item) = self.handle(msg) {
+                            return Some(item);
+                        }
+                    }
+                    None => {
+                        self.done = true;
+                        return None;
+                    }
+                },
+                event = recv_event(&mut self.events) => match event {
+                    Ok(Event::Reconnected { .. }) | Err(RecvError::Lagged(_)) => {
+                        // Requests made on the old connection may be gone with it.
+                        self.reset();
+                        self.pull_after = None;
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Closed) => self.events = None,
+                },
+                () = tokio::time::sleep_until(wake) => {
+                    let now = Instant::now();
+                    if now >= self.watchdog {
+                        self.reset();
+                        let hb = self.heartbeat();
+                        if !hb.is_zero() {
+                            self.feed_watchdog();
+                            return Some(Err(JetStreamError::HeartbeatMissed {
+                                stream: self.consumer.stream.clone(),
+                                consumer: self.consumer.name.clone(),
+                                interval: hb,
+                            }));
+                        }
+                        // Without heartbeats, the request just ran out: pull again.
+                        self.watchdog = now + self.options.expires + EXPIRY_GRACE;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn recv_event(events: &mut Option<broadcast::Receiver<Event>>) -> Result<Event, RecvError> {
+    match events {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
