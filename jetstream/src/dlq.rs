@@ -186,7 +186,8 @@ pub enum DeadLetterOutcome {
         /// The server's answer to the lookup.
         error: crate::ApiError,
     },
-    /// The advisory could not be understood; it was terminated.
+    /// The advisory could not be understood, or was about another consumer; it was
+    /// terminated.
     Malformed {
         /// The advisory's subject.
         subject: String,
@@ -199,6 +200,10 @@ pub enum DeadLetterOutcome {
 struct Advisory {
     #[serde(rename = "type", default)]
     kind: String,
+    #[serde(default)]
+    stream: String,
+    #[serde(default)]
+    consumer: String,
     stream_seq: u64,
     #[serde(default)]
     deliveries: u64,
@@ -262,6 +267,8 @@ impl DeadLetter {
                     ack_wait: Duration::from_secs(30),
                     max_deliver: -1,
                     max_ack_pending: i64::try_from(config.batch.max(1) * 4).unwrap_or(1000),
+                    // The capturing stream may be one of the user's that holds more events.
+                    filter_subjects: config.advisory_subjects().to_vec(),
                     ..ConsumerConfig::durable(config.advisory_consumer.clone())
                 },
             )
@@ -357,6 +364,18 @@ impl DeadLetter {
                 });
             }
         };
+        if parsed.stream != self.config.stream || parsed.consumer != self.config.consumer {
+            advisory
+                .term_with_reason("advisory for another consumer")
+                .await?;
+            return Ok(DeadLetterOutcome::Malformed {
+                subject,
+                reason: format!(
+                    "advisory for consumer {:?} of stream {:?}",
+                    parsed.consumer, parsed.stream
+                ),
+            });
+        }
         let reason = if parsed.kind.ends_with(".terminated") || subject.contains(".MSG_TERMINATED.")
         {
             DeadLetterReason::Terminated(parsed.reason.filter(|r| !r.is_empty()))
@@ -406,6 +425,10 @@ impl DeadLetter {
             match self.context.delete_message(stream, seq).await {
                 Ok(done) => deleted_original = done,
                 Err(e) if e.is_api(ErrorCode::NO_MESSAGE_FOUND) => {}
+                // Refused for good (e.g. `deny_delete`): the copy is safe, do not loop.
+                Err(e) if !e.is_transient() && e.api_error().is_some() => {
+                    warn!(error = %e, stream = %stream, seq, "could not delete the dead-lettered original");
+                }
                 Err(e) => return Err(e),
             }
         }
