@@ -166,6 +166,9 @@ impl PublishOptions {
     /// How many more times to send the message when no stream answered (`503`, e.g. during a
     /// leader election) or, for a message with a [`msg_id`](Self::msg_id), when the ack did not
     /// come in time. Without an id a timed-out publish is not resent, as it may have been stored.
+    /// A resent message may be stored after messages published later (as in nats.go); use
+    /// [`expected_last_subject_sequence`](Self::expected_last_subject_sequence) where order
+    /// matters.
     pub fn retry_attempts(mut self, attempts: u32) -> Self {
         self.retry_attempts = Some(attempts);
         self
