@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use bytes::Bytes;
-use nats_proto::{HeaderMap, ServerInfo, StatusCode};
+use nats_proto::{HeaderMap, ServerInfo};
 use tokio::sync::{broadcast, oneshot};
 
 use crate::addr::ServerAddr;
@@ -17,6 +17,7 @@ use crate::lock;
 use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::LinkState;
+use crate::request::ReplyFuture;
 use crate::server_pool::ServerPool;
 use crate::shared::Shared;
 use crate::stats::Statistics;
@@ -386,27 +387,37 @@ impl Client {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Message, RequestError> {
-        self.ensure_request_inbox()?;
-        let shared = self.shared();
-        let (_guard, reply, rx) = shared.requests.register();
-        self.publish_message(subject, Some(&reply), headers, payload)
-            .await?;
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(msg)) if msg.status == Some(StatusCode::NO_RESPONDERS) => {
-                Err(RequestError::NoResponders {
-                    subject: subject.to_owned(),
-                })
-            }
-            Ok(Ok(msg)) => Ok(msg),
-            Ok(Err(_)) if self.connection_state() == State::Closed => Err(RequestError::Closed),
-            Ok(Err(_)) => Err(RequestError::Disconnected {
-                subject: subject.to_owned(),
-            }),
+        let reply = self.send_request(subject, headers, payload).await?;
+        match tokio::time::timeout(timeout, reply).await {
+            Ok(result) => result,
             Err(_) => Err(RequestError::TimedOut {
                 subject: subject.to_owned(),
                 timeout,
             }),
         }
+    }
+
+    /// Publishes a request and returns the future of its reply, without waiting and without a
+    /// timer: for pipelining many requests (e.g. JetStream publish acks) through the client's
+    /// one reply inbox.
+    pub async fn send_request(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<ReplyFuture, RequestError> {
+        self.ensure_request_inbox()?;
+        let shared = &self.handle.shared;
+        let (token, reply, rx) = shared.requests.register();
+        let future = ReplyFuture {
+            shared: shared.clone(),
+            token,
+            subject: subject.to_owned(),
+            rx,
+        };
+        self.publish_message(subject, Some(&reply), headers, payload)
+            .await?;
+        Ok(future)
     }
 
     /// Creates the wildcard reply subscription on first use.

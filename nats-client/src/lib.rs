@@ -52,6 +52,7 @@ pub use nats_proto::{self, HeaderMap, ServerInfo, StatusCode};
 pub use options::ConnectOptions;
 pub use pool::{Pool, PoolStatistics};
 pub use reconnect::Backoff;
+pub use request::ReplyFuture;
 pub use stats::Statistics;
 pub use subscription::Subscriber;
 

@@ -4,13 +4,20 @@
 //! times out or is dropped: the map never keeps an abandoned request.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
+use nats_proto::StatusCode;
 use tokio::sync::oneshot;
 
+use crate::error::RequestError;
 use crate::lock;
 use crate::message::Message;
+use crate::outbound::LinkState;
+use crate::shared::Shared;
 
 pub(crate) struct RequestMux {
     /// `<inbox prefix>.<nuid>.`; a reply subject is this plus the token.
@@ -31,15 +38,21 @@ impl RequestMux {
         }
     }
 
-    /// Registers a request; the guard removes it when dropped.
-    pub fn register(&self) -> (PendingRequest<'_>, String, oneshot::Receiver<Message>) {
+    /// Registers a request: its token, reply subject and the receiver of the reply. The
+    /// caller must [`RequestMux::cancel`] the token when it stops waiting.
+    pub fn register(&self) -> (u64, String, oneshot::Receiver<Message>) {
         let token = self.next.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         lock(&self.pending).insert(token, tx);
         let mut reply = String::with_capacity(self.prefix.len() + 20);
         reply.push_str(&self.prefix);
         reply.push_str(itoa::Buffer::new().format(token));
-        (PendingRequest { mux: self, token }, reply, rx)
+        (token, reply, rx)
+    }
+
+    /// Forgets a request (done, timed out or abandoned).
+    pub fn cancel(&self, token: u64) {
+        lock(&self.pending).remove(&token);
     }
 
     /// Routes a message that arrived on the wildcard inbox.
@@ -63,16 +76,59 @@ impl RequestMux {
     }
 }
 
-/// Removes its request from the map when dropped (reply received, timed out, or the caller
-/// gave up on the future).
-pub(crate) struct PendingRequest<'a> {
-    mux: &'a RequestMux,
-    token: u64,
+/// The reply to a request sent with [`Client::send_request`](crate::Client::send_request).
+///
+/// No timer is armed: wrap it in `tokio::time::timeout` (or race it against anything else).
+/// Dropping it forgets the request, so an abandoned reply never stays in the client's map.
+pub struct ReplyFuture {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) token: u64,
+    pub(crate) subject: String,
+    pub(crate) rx: oneshot::Receiver<Message>,
 }
 
-impl Drop for PendingRequest<'_> {
+impl std::fmt::Debug for ReplyFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplyFuture")
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ReplyFuture {
+    /// The subject the request was sent to.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+}
+
+impl Future for ReplyFuture {
+    type Output = Result<Message, RequestError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let result = match Pin::new(&mut this.rx).poll(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Ok(msg)) if msg.status == Some(StatusCode::NO_RESPONDERS) => {
+                Err(RequestError::NoResponders {
+                    subject: this.subject.clone(),
+                })
+            }
+            Poll::Ready(Ok(msg)) => Ok(msg),
+            Poll::Ready(Err(_)) if this.shared.state() == LinkState::Closed => {
+                Err(RequestError::Closed)
+            }
+            Poll::Ready(Err(_)) => Err(RequestError::Disconnected {
+                subject: this.subject.clone(),
+            }),
+        };
+        Poll::Ready(result)
+    }
+}
+
+impl Drop for ReplyFuture {
     fn drop(&mut self) {
-        lock(&self.mux.pending).remove(&self.token);
+        self.shared.requests.cancel(self.token);
     }
 }
 
@@ -84,7 +140,7 @@ mod tests {
     #[test]
     fn entries_never_outlive_their_request() {
         let mux = RequestMux::new("_INBOX");
-        let (guard, reply, mut rx) = mux.register();
+        let (token, reply, mut rx) = mux.register();
         assert_eq!(mux.len(), 1);
         mux.deliver(Message {
             subject: reply.as_str().into(),
@@ -97,9 +153,10 @@ mod tests {
         });
         assert_eq!(mux.len(), 0);
         assert_eq!(&rx.try_recv().unwrap().payload[..], b"ok");
-        drop(guard);
-        let (guard, _, _) = mux.register();
-        drop(guard);
+        mux.cancel(token);
+        let (token, _, _) = mux.register();
+        assert_eq!(mux.len(), 1);
+        mux.cancel(token);
         assert_eq!(mux.len(), 0);
     }
 }

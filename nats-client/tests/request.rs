@@ -260,3 +260,44 @@ async fn hundred_thousand_requests_half_timing_out_leave_no_entry() {
     assert!(max_pending <= IN_FLIGHT);
     assert_eq!(client.pending_requests(), 0);
 }
+
+/// `send_request` pipelines: all requests go out before any reply is awaited, each reply
+/// future resolves to its own answer, and a dropped reply future leaves no entry.
+#[tokio::test]
+async fn send_request_pipelines_through_one_inbox() {
+    let server = NatsServer::single();
+    let client = nats_client::connect(&server.url()).await.unwrap();
+    let _responder = echo_responder(&client, "pipe").await;
+    let mut replies = Vec::new();
+    for i in 0..1000u32 {
+        replies.push(
+            client
+                .send_request("pipe", None, &i.to_be_bytes())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(client.pending_requests(), 1000);
+    for (i, reply) in replies.into_iter().enumerate() {
+        let m = tokio::time::timeout(WAIT, reply).await.unwrap().unwrap();
+        assert_eq!(&m.payload[4..], (i as u32).to_be_bytes());
+    }
+    assert_eq!(client.pending_requests(), 0);
+
+    let abandoned = client
+        .send_request("nobody.listens.here", None, b"")
+        .await
+        .unwrap();
+    assert_eq!(client.pending_requests(), 1);
+    drop(abandoned);
+    assert_eq!(client.pending_requests(), 0);
+    let no_one = client
+        .send_request("nobody.listens.here", None, b"")
+        .await
+        .unwrap();
+    let err = tokio::time::timeout(WAIT, no_one)
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, RequestError::NoResponders { .. }), "{err:?}");
+}
