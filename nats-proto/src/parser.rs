@@ -19,9 +19,7 @@
 //! assert_eq!(parser.parse(&mut buf).unwrap(), Some(ServerOp::Ping));
 //! ```
 
-use std::ops::Range;
-
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Buf, BytesMut};
 use bytestring::ByteString;
 
 use crate::ServerInfo;
@@ -51,20 +49,27 @@ impl Default for ParserLimits {
     }
 }
 
-/// A MSG/HMSG whose control line is parsed and whose payload has not fully arrived.
-#[derive(Debug, Clone)]
-struct PendingMsg {
+/// The parsed control line of a MSG/HMSG, kept while its payload is still arriving.
+///
+/// Plain offsets rather than `Range`s and `Option`s: this is copied on the hottest path, and
+/// scalar fields are copied with scalar moves (wide copies of fields that were just written
+/// piecewise stall the CPU's store forwarding).
+#[derive(Debug, Clone, Copy)]
+struct MsgLine {
     /// Control line length including its line terminator.
     line_len: usize,
-    subject: Range<usize>,
+    subject_start: usize,
+    subject_end: usize,
     sid: u64,
-    reply: Option<Range<usize>>,
-    /// `Some` for HMSG.
+    /// Equal (both 0) when there is no reply subject; a reply is never empty.
+    reply_start: usize,
+    reply_end: usize,
+    /// HMSG: header block length; MSG: `None`.
     header_len: Option<usize>,
     total_len: usize,
 }
 
-impl PendingMsg {
+impl MsgLine {
     /// Whole frame length: control line, payload, CRLF. Cannot overflow: both parts are
     /// bounded by the limits, far below `usize::MAX`.
     fn frame_len(&self) -> usize {
@@ -78,7 +83,7 @@ pub struct Parser {
     limits: ParserLimits,
     /// How many bytes at the front of the buffer are known to hold no newline.
     scanned: usize,
-    pending: Option<PendingMsg>,
+    pending: Option<MsgLine>,
     /// Stream offset of the buffer's first byte, for error messages.
     offset: u64,
     poisoned: bool,
@@ -116,7 +121,7 @@ impl Parser {
     /// When a message is partly buffered: how many bytes the buffer must hold for it to
     /// complete. Lets the reader reserve capacity once for a large payload.
     pub fn bytes_needed(&self) -> Option<usize> {
-        self.pending.as_ref().map(PendingMsg::frame_len)
+        self.pending.as_ref().map(MsgLine::frame_len)
     }
 
     /// Parses the next op from the front of `buf`, removing its bytes.
@@ -210,8 +215,9 @@ impl Parser {
     ) -> Result<Option<ServerOp>, ProtoError> {
         let (name, skip): (&'static str, usize) = if headers { ("HMSG", 4) } else { ("MSG", 3) };
         let line = &buf[..end];
-        let mut args: [Range<usize>; 5] = Default::default();
-        let n = split_args(line, skip, &mut args);
+        let mut starts = [0usize; 5];
+        let mut ends = [0usize; 5];
+        let n = split_args(line, skip, &mut starts, &mut ends);
         let fixed = if headers { 4 } else { 3 };
         if n != fixed && n != fixed + 1 {
             return Err(ProtoError::ArgumentCount {
@@ -221,19 +227,19 @@ impl Parser {
                 offset: self.offset,
             });
         }
-        let number = |field: &'static str, r: &Range<usize>| {
-            parse_decimal(&line[r.clone()]).ok_or_else(|| ProtoError::InvalidNumber {
+        let number = |field: &'static str, i: usize| {
+            let digits = &line[starts[i]..ends[i]];
+            parse_decimal(digits).ok_or_else(|| ProtoError::InvalidNumber {
                 op: name,
                 field,
-                text: excerpt(&line[r.clone()]),
+                text: excerpt(digits),
                 offset: self.offset,
             })
         };
-        let sid = number("sid", &args[1])?;
-        let reply = (n == fixed + 1).then(|| args[2].clone());
-        let total_len = number("size", &args[n - 1])?;
+        let sid = number("sid", 1)?;
+        let total_len = number("size", n - 1)?;
         let header_len = if headers {
-            Some(number("header size", &args[n - 2])?)
+            Some(number("header size", n - 2)?)
         } else {
             None
         };
@@ -255,11 +261,18 @@ impl Parser {
                 offset: self.offset,
             });
         }
-        let msg = PendingMsg {
+        let (reply_start, reply_end) = if n == fixed + 1 {
+            (starts[2], ends[2])
+        } else {
+            (0, 0)
+        };
+        let msg = MsgLine {
             line_len,
-            subject: args[0].clone(),
+            subject_start: starts[0],
+            subject_end: ends[0],
             sid,
-            reply,
+            reply_start,
+            reply_end,
             header_len,
             total_len,
         };
@@ -288,12 +301,8 @@ impl Parser {
     /// frame itself, narrowed to the payload, becomes the payload. So a MSG costs two refcount
     /// increments (three with a reply) and no decrement.
     #[inline]
-    fn take_msg(
-        &mut self,
-        buf: &mut BytesMut,
-        p: PendingMsg,
-    ) -> Result<Option<ServerOp>, ProtoError> {
-        let frame_len = p.frame_len();
+    fn take_msg(&mut self, buf: &mut BytesMut, m: MsgLine) -> Result<Option<ServerOp>, ProtoError> {
+        let frame_len = m.frame_len();
         if &buf[frame_len - 2..frame_len] != b"\r\n" {
             return Err(ProtoError::MissingPayloadTerminator {
                 offset: self.offset,
@@ -302,40 +311,51 @@ impl Parser {
         let offset = self.offset;
         // Past this point an error poisons the parser, so what it leaves of the buffer does
         // not matter.
-        let mut frame = buf.split_to(frame_len).freeze();
+        let frame = buf.split_to(frame_len).freeze();
         self.offset += frame_len as u64;
-        let text = |bytes: Bytes, field: &'static str| {
-            ByteString::try_from(bytes).map_err(|_| ProtoError::InvalidUtf8 { field, offset })
+        let subject = frame.slice(m.subject_start..m.subject_end);
+        let reply = (m.reply_end > m.reply_start).then(|| frame.slice(m.reply_start..m.reply_end));
+        let body_start = m.line_len;
+        let (block, payload_start) = match m.header_len {
+            None => (None, body_start),
+            Some(h) => (
+                Some(parse_block_in(&frame, body_start..body_start + h)?),
+                body_start + h,
+            ),
         };
-        let subject = text(frame.slice(p.subject), "subject")?;
-        let reply = match p.reply {
-            Some(r) => Some(text(frame.slice(r), "reply subject")?),
+        // The frame handle itself becomes the payload: narrowed in place, no new refcount.
+        let mut payload = frame;
+        payload.truncate(body_start + m.total_len);
+        payload.advance(payload_start);
+        let Ok(subject) = ByteString::try_from(subject) else {
+            return Err(ProtoError::InvalidUtf8 {
+                field: "subject",
+                offset,
+            });
+        };
+        let reply = match reply.map(ByteString::try_from) {
             None => None,
-        };
-        let body = p.line_len..p.line_len + p.total_len;
-        let (headers, status, description, payload_start) = match p.header_len {
-            None => (None, None, None, body.start),
-            Some(h) => {
-                let block = parse_block_in(&frame, body.start..body.start + h)?;
-                (
-                    Some(block.headers),
-                    block.status,
-                    block.description,
-                    body.start + h,
-                )
+            Some(Ok(reply)) => Some(reply),
+            Some(Err(_)) => {
+                return Err(ProtoError::InvalidUtf8 {
+                    field: "reply subject",
+                    offset,
+                });
             }
         };
-        frame.truncate(body.end);
-        frame.advance(payload_start);
+        let (headers, status, description) = match block {
+            None => (None, None, None),
+            Some(b) => (Some(b.headers), b.status, b.description),
+        };
         Ok(Some(ServerOp::Msg(Msg {
             subject,
-            sid: p.sid,
+            sid: m.sid,
             reply,
             headers,
             status,
             description,
-            payload: frame,
-            size: p.total_len,
+            payload,
+            size: m.total_len,
         })))
     }
 }
@@ -394,25 +414,41 @@ fn err_text(rest: &[u8]) -> String {
     String::from_utf8_lossy(t).into_owned()
 }
 
-/// Splits the arguments after the op word into `out`, returning how many there were (a count
-/// above `out.len()` means "too many"; their ranges are not kept).
+/// Splits the arguments after the op word, writing the i-th one's bounds to `starts[i]` and
+/// `ends[i]`; returns how many there were (a count above the arrays' length means "too many";
+/// their bounds are not kept).
 ///
 /// This is the hottest loop of MSG parsing. Lines of up to 63 bytes after the op word (nearly
 /// all MSG lines) are classified eight bytes at a time into one bitmask of separators, and the
 /// tokens are read off the mask's edges; longer lines take the plain byte loop.
-fn split_args(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
+fn split_args(line: &[u8], from: usize, starts_out: &mut [usize], ends_out: &mut [usize]) -> usize {
     let args = &line[from..];
     if args.len() >= 64 {
-        return split_args_bytewise(line, from, out);
+        return split_args_bytewise(line, from, starts_out, ends_out);
     }
-    // Bit i set when args[i] is a space or tab; bits past the end count as separators.
-    let mut seps = u64::MAX << args.len();
+    // Bit i set when args[i] is a space or tab.
+    let mut seps = 0;
     let mut pos = from;
-    while pos < line.len() {
-        let len = (line.len() - pos).min(8);
-        seps |= separator_bits(load_word(line, pos, len), len) << (pos - from);
+    while pos + 8 <= line.len() {
+        seps |= separator_bits(word_at(line, pos)) << (pos - from);
         pos += 8;
     }
+    if pos < line.len() {
+        let len = line.len() - pos;
+        let tail = if line.len() >= 8 {
+            // The line's last eight bytes, shifted so that `pos` comes first: one load instead
+            // of a copy loop (which would become a `memcpy` call).
+            word_at(line, line.len() - 8) >> (8 * (8 - len))
+        } else {
+            line[pos..]
+                .iter()
+                .rev()
+                .fold(0, |w, &b| (w << 8) | u64::from(b))
+        };
+        seps |= (separator_bits(tail) & ((1 << len) - 1)) << (pos - from);
+    }
+    // Past the end counts as a separator, so the last token ends.
+    seps |= u64::MAX << args.len();
     // The op word is followed by a separator, so "the byte before" bit 0 is one.
     let before = (seps << 1) | 1;
     let mut starts = !seps & before;
@@ -422,8 +458,9 @@ fn split_args(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
         let start = starts.trailing_zeros() as usize;
         // Every token ends: bit 63 is padding, since args.len() < 64.
         let end = ends.trailing_zeros() as usize;
-        if n < out.len() {
-            out[n] = from + start..from + end;
+        if n < starts_out.len() && n < ends_out.len() {
+            starts_out[n] = from + start;
+            ends_out[n] = from + end;
         }
         n += 1;
         starts &= starts - 1;
@@ -432,44 +469,41 @@ fn split_args(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
     n
 }
 
-/// The `len` (at most eight) bytes of `line` from `pos` as a little-endian word, zero above.
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes of `bytes` from `pos` as a little-endian word (`pos + 8` must be in range).
 #[inline]
-fn load_word(line: &[u8], pos: usize, len: usize) -> u64 {
-    let word = |bytes: &[u8]| {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[..8]);
-        u64::from_le_bytes(w)
-    };
-    if len == 8 {
-        word(&line[pos..])
-    } else if line.len() >= 8 {
-        // The tail: load the line's last eight bytes and shift the ones before `pos` out. One
-        // load instead of a copy loop (which would become a `memcpy` call).
-        word(&line[line.len() - 8..]) >> (8 * (8 - len))
-    } else {
-        line[pos..pos + len]
-            .iter()
-            .rev()
-            .fold(0, |w, &b| (w << 8) | u64::from(b))
-    }
+fn word_at(bytes: &[u8], pos: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[pos..pos + 8]);
+    u64::from_le_bytes(w)
 }
 
-/// One bit per byte of the low `len` bytes of `v`, set for a space or a tab.
+/// Bit 7 of each byte set exactly where that byte of `v` equals the byte repeated in `pattern`
+/// (the carry-free form: no false positives next to a real match, unlike the classic
+/// `(x - 0x01..) & !x & 0x80..`).
 #[inline]
-fn separator_bits(v: u64, len: usize) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    // Bit 7 of each byte set exactly where `v` has a zero byte (the carry-free form: no false
-    // positives next to a real zero, unlike `(v - 0x01..) & !v & 0x80..`).
-    let zero_bytes = |v: u64| !(((v & LOW7) + LOW7) | v | LOW7);
-    let high = zero_bytes(v ^ 0x2020_2020_2020_2020) | zero_bytes(v ^ 0x0909_0909_0909_0909);
+fn matching_bytes(v: u64, pattern: u64) -> u64 {
+    let x = v ^ pattern;
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// One bit per byte of `v`, set for a space or a tab.
+#[inline]
+fn separator_bits(v: u64) -> u64 {
+    let high = matching_bytes(v, 0x2020_2020_2020_2020) | matching_bytes(v, 0x0909_0909_0909_0909);
     // Gather bit 7 of byte i into bit i: the products land on distinct bits, so no carries.
-    let bits = (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56;
-    // Bytes past `len` are not the line's; the caller marks them itself.
-    bits & ((1u64 << len) - 1)
+    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 /// [`split_args`] one byte at a time, for long lines.
-fn split_args_bytewise(line: &[u8], from: usize, out: &mut [Range<usize>]) -> usize {
+fn split_args_bytewise(
+    line: &[u8],
+    from: usize,
+    starts_out: &mut [usize],
+    ends_out: &mut [usize],
+) -> usize {
     let mut n = 0;
     let mut i = from;
     loop {
@@ -483,8 +517,9 @@ fn split_args_bytewise(line: &[u8], from: usize, out: &mut [Range<usize>]) -> us
         while i < line.len() && !is_sep(line[i]) {
             i += 1;
         }
-        if n < out.len() {
-            out[n] = start..i;
+        if n < starts_out.len() && n < ends_out.len() {
+            starts_out[n] = start;
+            ends_out[n] = i;
         }
         n += 1;
     }
