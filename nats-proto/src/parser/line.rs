@@ -1,0 +1,187 @@
+//! Control-line helpers for the parser: op recognition, argument splitting, numbers.
+//!
+//! Byte-level and hot: `split_args` runs once per MSG, so it classifies eight bytes at a time.
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Op {
+    Msg,
+    Hmsg,
+    Ping,
+    Pong,
+    Ok,
+    Err,
+    Info,
+}
+
+pub(super) fn is_sep(b: u8) -> bool {
+    b == b' ' || b == b'\t'
+}
+
+/// Recognises the op word case-insensitively. An op with arguments must be followed by a
+/// separator; one without may be followed by nothing else but separators.
+pub(super) fn op_of(line: &[u8]) -> Option<Op> {
+    let word_is = |word: &[u8], with_args: bool| {
+        line.len() >= word.len()
+            && line[..word.len()].eq_ignore_ascii_case(word)
+            && match line.get(word.len()) {
+                None => !with_args,
+                Some(&b) if is_sep(b) => with_args || line[word.len()..].iter().all(|&b| is_sep(b)),
+                Some(_) => false,
+            }
+    };
+    match line.first()? | 0x20 {
+        b'm' if word_is(b"MSG", true) => Some(Op::Msg),
+        b'h' if word_is(b"HMSG", true) => Some(Op::Hmsg),
+        b'p' if word_is(b"PING", false) => Some(Op::Ping),
+        b'p' if word_is(b"PONG", false) => Some(Op::Pong),
+        b'i' if word_is(b"INFO", true) => Some(Op::Info),
+        b'+' if word_is(b"+OK", false) => Some(Op::Ok),
+        b'-' if word_is(b"-ERR", true) || word_is(b"-ERR", false) => Some(Op::Err),
+        _ => None,
+    }
+}
+
+/// The text of `-ERR 'text'`, surrounding whitespace and quotes removed.
+pub(super) fn err_text(rest: &[u8]) -> String {
+    let mut t = rest;
+    while let [b, tail @ ..] = t {
+        if is_sep(*b) { t = tail } else { break }
+    }
+    while let [head @ .., b] = t {
+        if is_sep(*b) { t = head } else { break }
+    }
+    if let [b'\'', inner @ .., b'\''] = t {
+        t = inner;
+    }
+    String::from_utf8_lossy(t).into_owned()
+}
+
+/// Splits the arguments after the op word, writing the i-th one's bounds to `starts[i]` and
+/// `ends[i]`; returns how many there were (a count above the arrays' length means "too many";
+/// their bounds are not kept).
+///
+/// This is the hottest loop of MSG parsing. Lines of up to 63 bytes after the op word (nearly
+/// all MSG lines) are classified eight bytes at a time into one bitmask of separators, and the
+/// tokens are read off the mask's edges; longer lines take the plain byte loop.
+pub(super) fn split_args(
+    line: &[u8],
+    from: usize,
+    starts_out: &mut [usize],
+    ends_out: &mut [usize],
+) -> usize {
+    let args = &line[from..];
+    if args.len() >= 64 {
+        return split_args_bytewise(line, from, starts_out, ends_out);
+    }
+    // Bit i set when args[i] is a space or tab.
+    let mut seps = 0;
+    let mut pos = from;
+    while pos + 8 <= line.len() {
+        seps |= separator_bits(word_at(line, pos)) << (pos - from);
+        pos += 8;
+    }
+    if pos < line.len() {
+        let len = line.len() - pos;
+        let tail = if line.len() >= 8 {
+            // The line's last eight bytes, shifted so that `pos` comes first: one load instead
+            // of a copy loop (which would become a `memcpy` call).
+            word_at(line, line.len() - 8) >> (8 * (8 - len))
+        } else {
+            line[pos..]
+                .iter()
+                .rev()
+                .fold(0, |w, &b| (w << 8) | u64::from(b))
+        };
+        seps |= (separator_bits(tail) & ((1 << len) - 1)) << (pos - from);
+    }
+    // Past the end counts as a separator, so the last token ends.
+    seps |= u64::MAX << args.len();
+    // The op word is followed by a separator, so "the byte before" bit 0 is one.
+    let before = (seps << 1) | 1;
+    let mut starts = !seps & before;
+    let mut ends = seps & !before;
+    let mut n = 0;
+    while starts != 0 {
+        let start = starts.trailing_zeros() as usize;
+        // Every token ends: bit 63 is padding, since args.len() < 64.
+        let end = ends.trailing_zeros() as usize;
+        if n < starts_out.len() && n < ends_out.len() {
+            starts_out[n] = from + start;
+            ends_out[n] = from + end;
+        }
+        n += 1;
+        starts &= starts - 1;
+        ends &= ends - 1;
+    }
+    n
+}
+
+const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// The eight bytes of `bytes` from `pos` as a little-endian word (`pos + 8` must be in range).
+#[inline]
+fn word_at(bytes: &[u8], pos: usize) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[pos..pos + 8]);
+    u64::from_le_bytes(w)
+}
+
+/// Bit 7 of each byte set exactly where that byte of `v` equals the byte repeated in `pattern`
+/// (the carry-free form: no false positives next to a real match, unlike the classic
+/// `(x - 0x01..) & !x & 0x80..`).
+#[inline]
+fn matching_bytes(v: u64, pattern: u64) -> u64 {
+    let x = v ^ pattern;
+    !(((x & LOW7) + LOW7) | x) & HIGH
+}
+
+/// One bit per byte of `v`, set for a space or a tab.
+#[inline]
+fn separator_bits(v: u64) -> u64 {
+    let high = matching_bytes(v, 0x2020_2020_2020_2020) | matching_bytes(v, 0x0909_0909_0909_0909);
+    // Gather bit 7 of byte i into bit i: the products land on distinct bits, so no carries.
+    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+}
+
+/// [`split_args`] one byte at a time, for long lines.
+fn split_args_bytewise(
+    line: &[u8],
+    from: usize,
+    starts_out: &mut [usize],
+    ends_out: &mut [usize],
+) -> usize {
+    let mut n = 0;
+    let mut i = from;
+    loop {
+        while i < line.len() && is_sep(line[i]) {
+            i += 1;
+        }
+        if i == line.len() {
+            return n;
+        }
+        let start = i;
+        while i < line.len() && !is_sep(line[i]) {
+            i += 1;
+        }
+        if n < starts_out.len() && n < ends_out.len() {
+            starts_out[n] = start;
+            ends_out[n] = i;
+        }
+        n += 1;
+    }
+}
+
+/// Parses a non-empty run of ASCII digits; `None` on any other byte or on overflow.
+pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 20 {
+        return None;
+    }
+    digits.iter().try_fold(0u64, |n, &d| {
+        let d = d.wrapping_sub(b'0');
+        if d > 9 {
+            return None;
+        }
+        n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
