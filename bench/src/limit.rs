@@ -288,3 +288,65 @@ pub fn reqrep(w: Workload) -> Result<Sample, BenchError> {
     serve.join().map_err(|_| "limit responder panicked")??;
     Ok(Sample::reqrep(latencies, elapsed))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    /// A RawConn over a local socket pair, past the handshake; returns the server side too.
+    fn pair() -> (RawConn, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.write_all(b"INFO {}\r\n").unwrap();
+            let mut seen = Vec::new();
+            let mut buf = [0; 256];
+            while !seen.ends_with(b"PING\r\n") {
+                let n = s.read(&mut buf).unwrap();
+                seen.extend_from_slice(&buf[..n]);
+            }
+            assert!(seen.starts_with(b"CONNECT {\"verbose\":false"));
+            s.write_all(b"PONG\r\n").unwrap();
+            s
+        });
+        let conn = RawConn::connect(port).unwrap();
+        (conn, server.join().unwrap())
+    }
+
+    #[test]
+    fn reads_messages_split_anywhere_and_resumes_after_timeouts() {
+        let (mut conn, mut server) = pair();
+        conn.stream
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let wire =
+            b"+OK\r\nMSG a 1 5\r\nhello\r\nPING\r\nMSG b 1 _INBOX.x 3\r\nabc\r\nMSG c 1 0\r\n\r\n";
+        let mut got = 0;
+        // One byte at a time, with reads timing out in between: state must survive.
+        for &b in wire.iter() {
+            server.write_all(&[b]).unwrap();
+            match conn.read_msg(true) {
+                Ok(()) => {
+                    got += 1;
+                    if got == 2 {
+                        assert_eq!(conn.reply, b"_INBOX.x");
+                    }
+                }
+                Err(e) => assert!(is_timeout(&e), "{e}"),
+            }
+        }
+        while got < 3 {
+            conn.read_msg(false).unwrap();
+            got += 1;
+        }
+        assert_eq!(got, 3);
+        server
+            .set_read_timeout(Some(Duration::from_secs(2)))
+            .unwrap();
+        let mut pong = [0; 6];
+        server.read_exact(&mut pong).unwrap();
+        assert_eq!(&pong, b"PONG\r\n");
+    }
+}

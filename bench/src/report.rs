@@ -212,7 +212,9 @@ pub fn text(results: &Results) -> String {
             "\nmsgs/s: published (pub-*, until the flush returned), received (pubsub-*, until the \
              subscriber had all N), answered (reqrep-*, sequential). MB/s counts payload bytes. \
              loss: the worst run. async-nats subscribers use subscription_capacity = N + 1024 \
-             (at least 65536) so they never drop; nats-client uses its default pending limits."
+             (at least 65536) so they never drop; nats-client uses its default pending limits. \
+             The limit is what the server takes from the simplest possible client: a client near \
+             or above 100% of it saturates the server as well (above 100% is run-to-run noise)."
         );
     }
     let targets = targets(&rows);
@@ -275,4 +277,16 @@ pub fn json(results: &Results) -> String {
         "memory": results.memory,
     });
     serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        assert_eq!(median(vec![3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(vec![4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(Vec::new()).is_nan());
+    }
 }

@@ -200,3 +200,35 @@ impl Sample {
         self.received.map_or(0, |r| self.sent.saturating_sub(r))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters_select_names_and_families() {
+        let f = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(selected("pub-16", &[]));
+        assert!(selected("pub-16", &f(&["pub"])));
+        assert!(!selected("pubsub-16", &f(&["pub"])));
+        assert!(selected("pubsub-16k", &f(&["pubsub"])));
+        assert!(selected("reqrep-16", &f(&["all"])));
+        assert!(selected("pub-128", &f(&["reqrep", "pub-128"])));
+        assert!(!selected("pub-16k", &f(&["pub-16"])));
+    }
+
+    #[test]
+    fn percentiles_and_rates() {
+        let s = Sample::reqrep(
+            (1..=100).rev().map(|us| us * 1000).collect(),
+            Duration::from_secs(1),
+        );
+        assert_eq!(s.sent, 100);
+        assert_eq!(s.p50_us, Some(51.0));
+        assert_eq!(s.p99_us, Some(100.0));
+        assert_eq!(s.msgs_per_s(), 100.0);
+        let s = Sample::pubsub(10, 7, Duration::from_millis(500));
+        assert_eq!(s.lost(), 3);
+        assert_eq!(s.msgs_per_s(), 14.0);
+    }
+}
