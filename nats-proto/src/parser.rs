@@ -28,7 +28,7 @@ use crate::headers::parse_block_in;
 use crate::op::{Msg, ServerOp};
 
 mod line;
-use line::{Op, err_text, is_sep, op_of, parse_decimal, split_args};
+use line::{Op, err_text, is_sep, op_of, parse_decimal, simple_msg, split_args};
 
 /// Limits on what the parser accepts from a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,7 +57,7 @@ impl Default for ParserLimits {
 /// Plain offsets rather than `Range`s and `Option`s: this is copied on the hottest path, and
 /// scalar fields are copied with scalar moves (wide copies of fields that were just written
 /// piecewise stall the CPU's store forwarding).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct MsgLine {
     /// Control line length including its line terminator.
     line_len: usize,
@@ -174,6 +174,10 @@ impl Parser {
             newline
         };
         let line = &buf[..end];
+        if let Some(msg) = simple_msg(line, line_len) {
+            debug_assert_eq!(Ok(msg), self.msg_line(line, line_len, false));
+            return self.complete_msg(buf, msg);
+        }
         let op = match op_of(line) {
             Some(Op::Msg) => return self.start_msg(buf, end, line_len, false),
             Some(Op::Hmsg) => return self.start_msg(buf, end, line_len, true),
@@ -216,8 +220,13 @@ impl Parser {
         line_len: usize,
         headers: bool,
     ) -> Result<Option<ServerOp>, ProtoError> {
+        let msg = self.msg_line(&buf[..end], line_len, headers)?;
+        self.complete_msg(buf, msg)
+    }
+
+    /// The arguments of a MSG/HMSG control line (`line` without its terminator).
+    fn msg_line(&self, line: &[u8], line_len: usize, headers: bool) -> Result<MsgLine, ProtoError> {
         let (name, skip): (&'static str, usize) = if headers { ("HMSG", 4) } else { ("MSG", 3) };
-        let line = &buf[..end];
         let mut starts = [0usize; 5];
         let mut ends = [0usize; 5];
         let n = split_args(line, skip, &mut starts, &mut ends);
@@ -247,13 +256,6 @@ impl Parser {
             None
         };
         let total_len = usize::try_from(total_len).unwrap_or(usize::MAX);
-        if total_len > self.limits.max_payload {
-            return Err(ProtoError::PayloadTooLarge {
-                size: total_len,
-                limit: self.limits.max_payload,
-                offset: self.offset,
-            });
-        }
         let header_len = header_len.map(|h| usize::try_from(h).unwrap_or(usize::MAX));
         if let Some(h) = header_len
             && h > total_len
@@ -279,6 +281,23 @@ impl Parser {
             header_len,
             total_len,
         };
+        Ok(msg)
+    }
+
+    /// Checks the size limit, then takes the message if its frame is complete, else keeps its
+    /// control line for later.
+    fn complete_msg(
+        &mut self,
+        buf: &mut BytesMut,
+        msg: MsgLine,
+    ) -> Result<Option<ServerOp>, ProtoError> {
+        if msg.total_len > self.limits.max_payload {
+            return Err(ProtoError::PayloadTooLarge {
+                size: msg.total_len,
+                limit: self.limits.max_payload,
+                offset: self.offset,
+            });
+        }
         if buf.len() < msg.frame_len() {
             self.pending = Some(msg);
             return Ok(None);

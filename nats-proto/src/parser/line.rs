@@ -1,6 +1,8 @@
 //! Control-line helpers for the parser: op recognition, argument splitting, numbers.
 //!
-//! Byte-level and hot: `split_args` runs once per MSG, so it classifies eight bytes at a time.
+//! Byte-level and hot: `simple_msg` and `split_args` run once per MSG.
+
+use super::MsgLine;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Op {
@@ -73,29 +75,14 @@ pub(super) fn split_args(
     if args.len() >= 64 {
         return split_args_bytewise(line, from, starts_out, ends_out);
     }
-    // Bit i set when args[i] is a space or tab.
-    let mut seps = 0;
+    // Bit i set when args[i] is a space or tab; past the end counts as a separator, so the
+    // last token ends.
+    let mut seps = u64::MAX << args.len();
     let mut pos = from;
-    while pos + 8 <= line.len() {
-        seps |= separator_bits(word_at(line, pos)) << (pos - from);
+    while pos < line.len() {
+        seps |= separator_bits(load_word(line, pos)) << (pos - from);
         pos += 8;
     }
-    if pos < line.len() {
-        let len = line.len() - pos;
-        let tail = if line.len() >= 8 {
-            // The line's last eight bytes, shifted so that `pos` comes first: one load instead
-            // of a copy loop (which would become a `memcpy` call).
-            word_at(line, line.len() - 8) >> (8 * (8 - len))
-        } else {
-            line[pos..]
-                .iter()
-                .rev()
-                .fold(0, |w, &b| (w << 8) | u64::from(b))
-        };
-        seps |= (separator_bits(tail) & ((1 << len) - 1)) << (pos - from);
-    }
-    // Past the end counts as a separator, so the last token ends.
-    seps |= u64::MAX << args.len();
     // The op word is followed by a separator, so "the byte before" bit 0 is one.
     let before = (seps << 1) | 1;
     let mut starts = !seps & before;
@@ -116,15 +103,27 @@ pub(super) fn split_args(
     n
 }
 
-const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-const HIGH: u64 = 0x8080_8080_8080_8080;
-
-/// The eight bytes of `bytes` from `pos` as a little-endian word (`pos + 8` must be in range).
+/// The eight bytes of `bytes` from `pos` as a little-endian word, zero past the end.
 #[inline]
-fn word_at(bytes: &[u8], pos: usize) -> u64 {
-    let mut w = [0u8; 8];
-    w.copy_from_slice(&bytes[pos..pos + 8]);
-    u64::from_le_bytes(w)
+fn load_word(bytes: &[u8], pos: usize) -> u64 {
+    let word = |at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    let rest = bytes.len() - pos;
+    if rest >= 8 {
+        word(pos)
+    } else if bytes.len() >= 8 {
+        // The last eight bytes, shifted so that `pos` comes first: one load instead of a copy
+        // loop (which would become a `memcpy` call).
+        word(bytes.len() - 8) >> (8 * (8 - rest))
+    } else {
+        bytes[pos..]
+            .iter()
+            .rev()
+            .fold(0, |w, &b| (w << 8) | u64::from(b))
+    }
 }
 
 /// Bit 7 of each byte set exactly where that byte of `v` equals the byte repeated in `pattern`
@@ -132,16 +131,23 @@ fn word_at(bytes: &[u8], pos: usize) -> u64 {
 /// `(x - 0x01..) & !x & 0x80..`).
 #[inline]
 fn matching_bytes(v: u64, pattern: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
     let x = v ^ pattern;
-    !(((x & LOW7) + LOW7) | x) & HIGH
+    !(((x & LOW7) + LOW7) | x) & 0x8080_8080_8080_8080
+}
+
+/// Gathers bit 7 of byte i into bit i (the products land on distinct bits, so no carries).
+#[inline]
+fn gather_high_bits(high: u64) -> u64 {
+    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
 }
 
 /// One bit per byte of `v`, set for a space or a tab.
 #[inline]
 fn separator_bits(v: u64) -> u64 {
-    let high = matching_bytes(v, 0x2020_2020_2020_2020) | matching_bytes(v, 0x0909_0909_0909_0909);
-    // Gather bit 7 of byte i into bit i: the products land on distinct bits, so no carries.
-    (high >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56
+    gather_high_bits(
+        matching_bytes(v, 0x2020_2020_2020_2020) | matching_bytes(v, 0x0909_0909_0909_0909),
+    )
 }
 
 /// [`split_args`] one byte at a time, for long lines.
@@ -183,5 +189,61 @@ pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
             return None;
         }
         n.checked_mul(10)?.checked_add(u64::from(d))
+    })
+}
+
+/// The common MSG control line in one cheap pass: `MSG <subject> <sid> [reply] <size>`, upper
+/// case, single spaces, as servers write it. `None` for anything else, and then the general
+/// path decides (and reports errors); where this returns a value, it is the one the general
+/// path gives (checked by a debug assertion on every call in debug builds and under fuzzing).
+pub(super) fn simple_msg(line: &[u8], line_len: usize) -> Option<MsgLine> {
+    let args = line.strip_prefix(b"MSG ")?;
+    if args.len() >= 64 {
+        return None;
+    }
+    // Bit i set where args[i] is a space, eight bytes at a time; any tab: general path.
+    let mut mask = 0u64;
+    let mut pos = 0;
+    while pos < args.len() {
+        let v = load_word(args, pos);
+        if matching_bytes(v, 0x0909_0909_0909_0909) != 0 {
+            return None;
+        }
+        mask |= gather_high_bits(matching_bytes(v, 0x2020_2020_2020_2020)) << pos;
+        pos += 8;
+    }
+    // Padding past the end of `args` is zero bytes, which match neither pattern.
+    let mut spaces = [0usize; 3];
+    let mut n = 0;
+    while mask != 0 {
+        if n == spaces.len() {
+            return None;
+        }
+        spaces[n] = mask.trailing_zeros() as usize;
+        n += 1;
+        mask &= mask - 1;
+    }
+    // Every token non-empty (no double or trailing space, nothing empty at either end).
+    let token = |start: usize, end: usize| (start < end).then_some(4 + start..4 + end);
+    let subject = token(0, spaces[0])?;
+    let sid = token(spaces[0] + 1, spaces[1])?;
+    let (reply, size) = match n {
+        2 => (None, token(spaces[1] + 1, args.len())?),
+        3 => (
+            Some(token(spaces[1] + 1, spaces[2])?),
+            token(spaces[2] + 1, args.len())?,
+        ),
+        _ => return None,
+    };
+    let reply = reply.unwrap_or(0..0);
+    Some(MsgLine {
+        line_len,
+        subject_start: subject.start,
+        subject_end: subject.end,
+        sid: parse_decimal(&line[sid])?,
+        reply_start: reply.start,
+        reply_end: reply.end,
+        header_len: None,
+        total_len: usize::try_from(parse_decimal(&line[size])?).ok()?,
     })
 }

@@ -336,3 +336,52 @@ fn split_args_matches_naive_splitting() {
         }
     }
 }
+
+/// Wherever the MSG fast path answers, it gives the general path's answer; and it does answer
+/// for the lines servers send.
+#[test]
+fn simple_msg_agrees_with_the_general_path() {
+    let parser = Parser::new();
+    let seps: [&[u8]; 6] = [b" ", b" ", b" ", b"\t", b"  ", b""];
+    let tokens: [&[u8]; 9] = [
+        b"7",
+        b"42",
+        b"a.b",
+        b"_INBOX.x",
+        b"",
+        b"\r",
+        b"\xff",
+        b"0",
+        b"99999999999999999999",
+    ];
+    let mut seed = 0x5eed_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed as usize
+    };
+    let mut answered = 0;
+    for _ in 0..50_000 {
+        let mut line = b"MSG".to_vec();
+        for _ in 0..2 + next() % 4 {
+            line.extend_from_slice(seps[next() % seps.len()]);
+            line.extend_from_slice(tokens[next() % tokens.len()]);
+        }
+        if let Some(fast) = line::simple_msg(&line, line.len() + 2) {
+            answered += 1;
+            assert_eq!(
+                Ok(fast),
+                parser.msg_line(&line, line.len() + 2, false),
+                "{line:?}"
+            );
+        }
+    }
+    assert!(
+        answered > 1000,
+        "the fast path answered only {answered} times"
+    );
+    for common in [&b"MSG a.b 1 5"[..], b"MSG _INBOX.abc.1 42 reply.to 1048576"] {
+        assert!(line::simple_msg(common, common.len() + 2).is_some());
+    }
+}
