@@ -378,7 +378,7 @@ fn simple_msg_agrees_with_the_general_path() {
         }
     }
     assert!(
-        answered > 1000,
+        answered > 100,
         "the fast path answered only {answered} times"
     );
     for common in [&b"MSG a.b 1 5"[..], b"MSG _INBOX.abc.1 42 reply.to 1048576"] {
