@@ -131,7 +131,11 @@ impl Client {
 
     /// A snapshot of the counters.
     pub fn statistics(&self) -> Statistics {
-        self.shared().stats.snapshot()
+        let mut stats = self.shared().stats.snapshot();
+        let out = lock(&self.shared().out);
+        stats.out_msgs = out.out_msgs;
+        stats.out_bytes = out.out_bytes;
+        stats
     }
 
     /// Connection events from now on (connected, disconnected, slow consumer, ...).
@@ -198,9 +202,7 @@ impl Client {
     ) -> Result<(), PublishError> {
         let shared = self.shared();
         loop {
-            let notified = shared.space.notified();
-            tokio::pin!(notified);
-            {
+            let wait = {
                 let mut out = lock(&shared.out);
                 let over = match out.state {
                     LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
@@ -220,18 +222,22 @@ impl Client {
                             size,
                         });
                     }
+                    out.out_msgs += 1;
+                    out.out_bytes += payload.len() as u64;
+                    let wake = std::mem::take(&mut out.writer_idle);
                     drop(out);
-                    shared.stats.out_msgs.fetch_add(1, Relaxed);
-                    shared
-                        .stats
-                        .out_bytes
-                        .fetch_add(payload.len() as u64, Relaxed);
-                    shared.writer_wake.notify_one();
+                    if wake {
+                        shared.writer_wake.notify_one();
+                    }
                     return Ok(());
                 }
+                // Full: register for the writer's "space" signal before releasing the lock,
+                // so the signal cannot slip in between. Only this slow path allocates.
+                let mut notified = Box::pin(shared.space.notified());
                 notified.as_mut().enable();
-            }
-            notified.await;
+                notified
+            };
+            wait.await;
         }
     }
 

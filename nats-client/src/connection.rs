@@ -346,6 +346,7 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
         {
             let mut out = lock(&shared.out);
             if out.has_work() {
+                out.writer_idle = false;
                 std::mem::swap(&mut out.buf, &mut chunk.bytes);
                 if !out.flush_waiters.is_empty() || out.ping_wanted {
                     let encoder = out.encoder;
@@ -360,6 +361,7 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
             if out.state == LinkState::Closing {
                 return Err(Stop::Closed);
             }
+            out.writer_idle = true;
         }
         notified.await;
     }

@@ -33,6 +33,12 @@ pub(crate) struct Outbound {
     pub ping_wanted: bool,
     pub write_limit: usize,
     pub reconnect_limit: usize,
+    /// The writer found nothing to do and waits: the next producer must wake it. Producers
+    /// that find it busy skip the wake-up (it re-checks the buffer before waiting).
+    pub writer_idle: bool,
+    /// Messages and payload bytes accepted (counted here, under the lock already held).
+    pub out_msgs: u64,
+    pub out_bytes: u64,
 }
 
 impl Outbound {
@@ -45,6 +51,9 @@ impl Outbound {
             ping_wanted: false,
             write_limit,
             reconnect_limit,
+            writer_idle: false,
+            out_msgs: 0,
+            out_bytes: 0,
         }
     }
 
