@@ -75,6 +75,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn callback_decides_the_delay() {
+        let delay = ReconnectDelay::Callback(Arc::new(|n| Duration::from_millis(10 * n as u64)));
+        assert_eq!(delay.delay(1), Duration::from_millis(10));
+        assert_eq!(delay.delay(7), Duration::from_millis(70));
+    }
+
+    #[test]
     fn grows_and_caps() {
         let b = Backoff {
             jitter: 0.0,
