@@ -30,7 +30,7 @@ struct Args {
     #[arg(long, default_value_t = 3)]
     runs: usize,
     /// Run only these scenarios (repeatable): a name such as `pub-16`, a family such as `pub`,
-    /// `pubsub`, `reqrep`, or `memory`. Default: all.
+    /// `pubsub`, `reqrep`, `js` (JetStream), or `memory`. Default: all.
     #[arg(long = "scenario")]
     scenarios: Vec<String>,
     /// Print one JSON document on stdout instead of the table.
@@ -114,6 +114,12 @@ fn main() -> ExitCode {
     }
 
     let server = nats_tests::NatsServer::single();
+    // The JetStream scenarios get a server of their own (JetStream on, memory streams only),
+    // started only when one of them is selected; the core scenarios keep a plain server.
+    let js_server = SCENARIOS
+        .iter()
+        .any(|s| s.kind.is_jetstream() && selected(s.name, &args.scenarios))
+        .then(nats_tests::NatsServer::jetstream);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -130,14 +136,24 @@ fn main() -> ExitCode {
         port: server.port(),
         monitor_port: server.monitor_port(),
     };
+    let js_target = js_server.as_ref().map(|s| Server {
+        url: s.url(),
+        port: s.port(),
+        monitor_port: s.monitor_port(),
+    });
     // Everything runs in a task, so the clients' own tasks and the benchmark loop share the
     // same two workers (the thread blocking on the runtime stays idle).
     let outcome = runtime.block_on(async move {
-        tokio::spawn(async move { run_all(&args, &target).await.map(|r| (args, r)) })
-            .await
-            .map_err(|e| -> BenchError { format!("benchmark task failed: {e}").into() })?
+        tokio::spawn(async move {
+            run_all(&args, &target, js_target.as_ref())
+                .await
+                .map(|r| (args, r))
+        })
+        .await
+        .map_err(|e| -> BenchError { format!("benchmark task failed: {e}").into() })?
     });
     drop(server);
+    drop(js_server);
     match outcome {
         Ok((args, results)) => {
             if args.json {
@@ -162,7 +178,12 @@ pub(crate) struct Results {
     pub(crate) memory: Option<memory::MemoryReport>,
 }
 
-async fn run_all(args: &Args, server: &Server) -> Result<Results, BenchError> {
+async fn run_all(
+    args: &Args,
+    core_server: &Server,
+    js_server: Option<&Server>,
+) -> Result<Results, BenchError> {
+    let server = core_server;
     let server_version = {
         let probe = nats_client::connect(server.url.as_str()).await?;
         let version = probe.server_info().version.clone();
@@ -192,10 +213,20 @@ async fn run_all(args: &Args, server: &Server) -> Result<Results, BenchError> {
         .filter(|s| selected(s.name, &args.scenarios))
     {
         let messages = args.messages.unwrap_or(sc.default_messages).max(1);
+        let server = if sc.kind.is_jetstream() {
+            js_server.ok_or("no JetStream server")?
+        } else {
+            core_server
+        };
+        // No limit client for JetStream: a raw socket has no JetStream protocol.
         let clients: Vec<ClientKind> = ClientKind::ALL
             .into_iter()
             .filter(|c| args.clients.is_empty() || args.clients.contains(c))
+            .filter(|c| !(sc.kind.is_jetstream() && *c == ClientKind::Limit))
             .collect();
+        if clients.is_empty() {
+            continue;
+        }
         if !args.no_warmup {
             for &client in &clients {
                 let w = workload(server, sc, client, "warmup", (messages / 10).max(1));
@@ -217,7 +248,7 @@ async fn run_all(args: &Args, server: &Server) -> Result<Results, BenchError> {
                 let w = workload(server, sc, client, &round.to_string(), messages);
                 let sample = run_one(sc.kind, client, w).await?;
                 eprintln!(
-                    "{:<11} {:<12} run {}: {:>12.0} msgs/s in {:.2} s{}{}",
+                    "{:<14} {:<12} run {}: {:>12.0} msgs/s in {:.2} s{}{}",
                     sc.name,
                     client.label(),
                     round + 1,
@@ -271,13 +302,20 @@ async fn run_one(kind: Kind, client: ClientKind, w: Workload) -> Result<Sample, 
             (ClientKind::Ours, Kind::Publish) => ours::publish(w).await,
             (ClientKind::Ours, Kind::PubSub) => ours::pubsub(w).await,
             (ClientKind::Ours, Kind::ReqRep) => ours::reqrep(w).await,
+            (ClientKind::Ours, Kind::JsPublish) => ours::js_publish(w).await,
+            (ClientKind::Ours, Kind::JsConsume) => ours::js_consume(w).await,
             (ClientKind::AsyncNats, Kind::Publish) => theirs::publish(w).await,
             (ClientKind::AsyncNats, Kind::PubSub) => theirs::pubsub(w).await,
             (ClientKind::AsyncNats, Kind::ReqRep) => theirs::reqrep(w).await,
+            (ClientKind::AsyncNats, Kind::JsPublish) => theirs::js_publish(w).await,
+            (ClientKind::AsyncNats, Kind::JsConsume) => theirs::js_consume(w).await,
             (ClientKind::Limit, kind) => tokio::task::spawn_blocking(move || match kind {
                 Kind::Publish => limit::publish(w),
                 Kind::PubSub => limit::pubsub(w),
                 Kind::ReqRep => limit::reqrep(w),
+                Kind::JsPublish | Kind::JsConsume => {
+                    Err("the limit client has no JetStream".into())
+                }
             })
             .await
             .map_err(|e| -> BenchError { format!("limit client failed: {e}").into() })?,

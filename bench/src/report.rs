@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::scenario::{Kind, Sample};
+use crate::scenario::{JS_BATCH, JS_WINDOW, Kind, Sample};
 use crate::{ClientKind, Measured, Results};
 
 /// One table row: the median of a client's runs in one scenario.
@@ -145,6 +145,31 @@ fn targets(rows: &[Row]) -> Vec<Target> {
             met: ratio <= 0.9,
         });
     }
+    for (scenario, what, goal, min) in [
+        (
+            "js-pub-128",
+            "js publish 128 B, msgs/s ours/async-nats",
+            ">= 1.2",
+            1.2,
+        ),
+        (
+            "js-consume-128",
+            "js consume 128 B, msgs/s ours/async-nats",
+            ">= 1.0",
+            1.0,
+        ),
+    ] {
+        if let Some(r) = ours(scenario)
+            && let Some(ratio) = r.ratio_vs_async_nats
+        {
+            out.push(Target {
+                what,
+                measured: ratio,
+                goal,
+                met: ratio >= min,
+            });
+        }
+    }
     out
 }
 
@@ -165,7 +190,7 @@ pub fn text(results: &Results) -> String {
         );
         let _ = writeln!(
             s,
-            "{:<11} {:<12} {:>10} {:>13} {:>10} {:>9} {:>9} {:>8} {:>12} {:>8}",
+            "{:<14} {:<12} {:>10} {:>13} {:>10} {:>9} {:>9} {:>8} {:>12} {:>8}",
             "scenario",
             "client",
             "messages",
@@ -177,7 +202,7 @@ pub fn text(results: &Results) -> String {
             "ours/async",
             "of limit"
         );
-        let _ = writeln!(s, "{}", "-".repeat(109));
+        let _ = writeln!(s, "{}", "-".repeat(112));
     }
     let mut last = "";
     for r in &rows {
@@ -192,7 +217,7 @@ pub fn text(results: &Results) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<11} {:<12} {:>10} {:>13.0} {:>10.1} {:>9} {:>9} {:>8} {:>12} {:>8}",
+            "{:<14} {:<12} {:>10} {:>13.0} {:>10.1} {:>9} {:>9} {:>8} {:>12} {:>8}",
             r.scenario,
             r.client,
             r.messages,
@@ -210,7 +235,10 @@ pub fn text(results: &Results) -> String {
         let _ = writeln!(
             s,
             "\nmsgs/s: published (pub-*, until the flush returned), received (pubsub-*, until the \
-             subscriber had all N), answered (reqrep-*, sequential). MB/s counts payload bytes. \
+             subscriber had all N), answered (reqrep-*, sequential), acked by the stream (js-pub-*, \
+             {JS_WINDOW} acks in flight at most, until the last ack), received and acked \
+             (js-consume-*, pull batches of {JS_BATCH}, until a round trip after the last ack). \
+             MB/s counts payload bytes. \
              loss: the worst run. async-nats subscribers use subscription_capacity = N + 1024 \
              (at least 65536) so they never drop; nats-client uses its default pending limits. \
              The limit is what the server takes from the simplest possible client: a client near \
@@ -219,7 +247,7 @@ pub fn text(results: &Results) -> String {
     }
     let targets = targets(&rows);
     if !targets.is_empty() {
-        let _ = writeln!(s, "\nTargets (issue 5):");
+        let _ = writeln!(s, "\nTargets (issue 5; JetStream):");
         for t in &targets {
             let _ = writeln!(
                 s,

@@ -16,7 +16,29 @@ pub enum Kind {
     PubSub,
     /// N sequential requests to a responder on another connection; latency per request.
     ReqRep,
+    /// JetStream: N `publish_async`s to a fresh memory stream with at most [`JS_WINDOW`] acks
+    /// outstanding; the run ends when every ack is in.
+    JsPublish,
+    /// JetStream: a fresh memory stream pre-filled with N messages (untimed), then a durable
+    /// pull consumer (explicit ack, batches of [`JS_BATCH`]) takes and acks all N; the run ends
+    /// with the last ack and a server round trip after it.
+    JsConsume,
 }
+
+impl Kind {
+    /// Whether the scenario needs the JetStream server (and has no limit client).
+    pub fn is_jetstream(self) -> bool {
+        matches!(self, Kind::JsPublish | Kind::JsConsume)
+    }
+}
+
+/// JetStream publish: acks outstanding at most (both clients keep a queue of ack futures and
+/// await the oldest when it is full; ours also gets `with_publish_window(JS_WINDOW)`).
+pub const JS_WINDOW: usize = 1000;
+/// JetStream consume: messages per pull request, for both clients.
+pub const JS_BATCH: usize = 500;
+/// JetStream consume: the durable consumer's name.
+pub const JS_CONSUMER: &str = "bench";
 
 /// One benchmark scenario.
 #[derive(Debug, Clone, Copy)]
@@ -72,6 +94,18 @@ pub const SCENARIOS: &[Scenario] = &[
         kind: Kind::ReqRep,
         payload: 16,
         default_messages: 20_000,
+    },
+    Scenario {
+        name: "js-pub-128",
+        kind: Kind::JsPublish,
+        payload: 128,
+        default_messages: 100_000,
+    },
+    Scenario {
+        name: "js-consume-128",
+        kind: Kind::JsConsume,
+        payload: 128,
+        default_messages: 100_000,
     },
 ];
 
@@ -129,6 +163,12 @@ impl Workload {
 
     /// async-nats drops messages when a subscription's channel is full; this is large enough
     /// that a whole run fits, so it never drops.
+    /// The JetStream stream of this run: the subject with `.` and `-` replaced (stream names
+    /// allow neither `.` nor wildcards), so it is unique per run and client too.
+    pub fn stream_name(&self) -> String {
+        self.subject.replace(['.', '-'], "_")
+    }
+
     pub fn async_nats_subscription_capacity(&self) -> usize {
         usize::try_from(self.messages)
             .unwrap_or(usize::MAX / 16)
@@ -215,6 +255,9 @@ mod tests {
         assert!(selected("reqrep-16", &f(&["all"])));
         assert!(selected("pub-128", &f(&["reqrep", "pub-128"])));
         assert!(!selected("pub-16k", &f(&["pub-16"])));
+        assert!(selected("js-pub-128", &f(&["js"])));
+        assert!(selected("js-consume-128", &f(&["js"])));
+        assert!(!selected("js-pub-128", &f(&["pub"])));
     }
 
     #[test]

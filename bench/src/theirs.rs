@@ -9,16 +9,17 @@
 //! a subject nobody listens on, which the server answers with "no responders" after processing
 //! everything the connection sent before it.
 
+use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Instant;
 
-use async_nats::{Client, ConnectOptions, Subject, client::RequestErrorKind};
+use async_nats::{Client, ConnectOptions, Subject, client::RequestErrorKind, jetstream};
 use futures::StreamExt;
 
 use crate::common::{BenchError, wait_for_subscriber};
-use crate::scenario::{Sample, Workload};
+use crate::scenario::{IDLE_TIMEOUT, JS_BATCH, JS_CONSUMER, JS_WINDOW, Sample, Workload};
 
 async fn connect(w: &Workload, subscription_capacity: Option<usize>) -> Result<Client, BenchError> {
     let mut opts = ConnectOptions::new();
@@ -131,4 +132,110 @@ pub async fn reqrep(w: Workload) -> Result<Sample, BenchError> {
     drop(requester);
     drop(responder);
     Ok(Sample::reqrep(latencies, elapsed))
+}
+
+/// Deletes the run's stream if it is there, then creates it afresh in memory.
+async fn js_fresh_stream(
+    js: &jetstream::Context,
+    w: &Workload,
+) -> Result<jetstream::stream::Stream, BenchError> {
+    let name = w.stream_name();
+    // Not there yet is the normal case: the error is of no interest.
+    let _ = js.delete_stream(&name).await;
+    Ok(js
+        .create_stream(jetstream::stream::Config {
+            name,
+            subjects: vec![w.subject.clone()],
+            storage: jetstream::stream::StorageType::Memory,
+            ..Default::default()
+        })
+        .await?)
+}
+
+/// N publishes with at most [`JS_WINDOW`] acks outstanding (the oldest is awaited when the
+/// queue is full), then every remaining ack. Returns the last stream sequence.
+async fn js_publish_all(js: &jetstream::Context, w: &Workload) -> Result<u64, BenchError> {
+    let subject = Subject::from(w.subject.as_str());
+    let mut acks = VecDeque::with_capacity(JS_WINDOW);
+    let mut last = 0;
+    for _ in 0..w.messages {
+        if acks.len() >= JS_WINDOW
+            && let Some(ack) = acks.pop_front()
+        {
+            let ack: jetstream::context::PublishAckFuture = ack;
+            last = ack.await?.sequence;
+        }
+        acks.push_back(
+            js.publish(subject.clone(), black_box(w.payload.clone()))
+                .await?,
+        );
+    }
+    for ack in acks {
+        last = ack.await?.sequence;
+    }
+    Ok(last)
+}
+
+pub async fn js_publish(w: Workload) -> Result<Sample, BenchError> {
+    let client = connect(&w, None).await?;
+    let js = jetstream::new(client.clone());
+    let mut stream = js_fresh_stream(&js, &w).await?;
+    let start = Instant::now();
+    let last = js_publish_all(&js, &w).await?;
+    let elapsed = start.elapsed();
+    let stored = stream.info().await?.state.messages;
+    if last != w.messages || stored != w.messages {
+        return Err(format!(
+            "js publish: {} sent, last ack seq {last}, {stored} stored",
+            w.messages
+        )
+        .into());
+    }
+    js.delete_stream(w.stream_name()).await?;
+    drop(client);
+    Ok(Sample::publish(w.messages, elapsed))
+}
+
+pub async fn js_consume(w: Workload) -> Result<Sample, BenchError> {
+    let client = connect(&w, None).await?;
+    let js = jetstream::new(client.clone());
+    let stream = js_fresh_stream(&js, &w).await?;
+    js_publish_all(&js, &w).await?;
+    let consumer: jetstream::consumer::PullConsumer = stream
+        .create_consumer(jetstream::consumer::pull::Config {
+            durable_name: Some(JS_CONSUMER.to_owned()),
+            ack_policy: jetstream::consumer::AckPolicy::Explicit,
+            ..Default::default()
+        })
+        .await?;
+
+    let start = Instant::now();
+    let mut messages = consumer
+        .stream()
+        .max_messages_per_batch(JS_BATCH)
+        .messages()
+        .await?;
+    let mut got = 0;
+    while got < w.messages {
+        match tokio::time::timeout(IDLE_TIMEOUT, messages.next()).await {
+            Ok(Some(Ok(msg))) => {
+                black_box(&msg.payload);
+                msg.ack().await?;
+                got += 1;
+            }
+            Ok(Some(Err(e))) => eprintln!("js consume (async-nats): {e}"),
+            Ok(None) => break,
+            Err(_) => break,
+        }
+    }
+    // A round trip: the server has read every ack.
+    flush(&client).await?;
+    let elapsed = start.elapsed();
+    drop(messages);
+    if got != w.messages {
+        return Err(format!("js consume: {got} of {} received", w.messages).into());
+    }
+    js.delete_stream(w.stream_name()).await?;
+    drop(client);
+    Ok(Sample::pubsub(w.messages, got, elapsed))
 }
