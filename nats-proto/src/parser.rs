@@ -185,13 +185,7 @@ impl Parser {
             Some(Op::Pong) => ServerOp::Pong,
             Some(Op::Ok) => ServerOp::Ok,
             Some(Op::Err) => ServerOp::Err(err_text(&line[4..])),
-            Some(Op::Info) => {
-                let info: ServerInfo =
-                    serde_json::from_slice(&line[4..]).map_err(|e| ProtoError::InvalidInfo {
-                        reason: e.to_string(),
-                    })?;
-                ServerOp::Info(Box::new(info))
-            }
+            Some(Op::Info) => ServerOp::Info(parse_info(&line[4..])?),
             None => {
                 let word = line
                     .iter()
@@ -380,6 +374,17 @@ impl Parser {
             size: m.total_len,
         })))
     }
+}
+
+/// The INFO body. Out of line: rare, and its JSON machinery would otherwise bloat the stack
+/// frame of every `parse` call.
+#[inline(never)]
+fn parse_info(json: &[u8]) -> Result<Box<ServerInfo>, ProtoError> {
+    serde_json::from_slice(json)
+        .map(Box::new)
+        .map_err(|e| ProtoError::InvalidInfo {
+            reason: e.to_string(),
+        })
 }
 
 #[cfg(test)]
