@@ -510,19 +510,4 @@ impl Client {
             )),
         }
     }
-
-    /// A payload-free helper used by tests and tools: the bytes of a publish as they would be
-    /// encoded (for size checks).
-    #[doc(hidden)]
-    pub fn encoded_publish_len(
-        &self,
-        subject: &str,
-        payload: &Bytes,
-    ) -> Result<usize, PublishError> {
-        let mut buf = bytes::BytesMut::new();
-        lock(&self.shared().out)
-            .encoder
-            .publish(&mut buf, subject, None, None, payload)?;
-        Ok(buf.len())
-    }
 }
