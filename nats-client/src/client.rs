@@ -4,7 +4,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use bytes::Bytes;
 use nats_proto::{HeaderMap, ServerInfo};
 use tokio::sync::{broadcast, oneshot};
 
