@@ -144,7 +144,7 @@ async fn account_info_and_domain_prefix() {
     let (server, js) = setup().await;
     js.create_stream(memory_stream(&unique("A"))).await.unwrap();
     let info = js.account_info().await.unwrap();
-    assert!(info.streams >= 1);
+    assert!(info.usage.streams >= 1);
     assert!(info.api.total >= 1);
 
     // A domain nobody serves: the request has no responders.

@@ -66,22 +66,9 @@ pub struct ApiStats {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AccountInfo {
-    /// Memory used, bytes.
-    pub memory: u64,
-    /// File storage used, bytes.
-    #[serde(rename = "storage")]
-    pub store: u64,
-    /// Memory reserved by limits, bytes.
-    pub reserved_memory: u64,
-    /// File storage reserved by limits, bytes.
-    #[serde(rename = "reserved_storage")]
-    pub reserved_store: u64,
-    /// Streams.
-    pub streams: u64,
-    /// Consumers.
-    pub consumers: u64,
-    /// Limits.
-    pub limits: AccountLimits,
+    /// Usage and limits of the whole account (the server embeds them at the top level).
+    #[serde(flatten)]
+    pub usage: Tier,
     /// The JetStream domain, if any.
     pub domain: Option<String>,
     /// API usage.
