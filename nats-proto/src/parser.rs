@@ -19,7 +19,7 @@
 //! assert_eq!(parser.parse(&mut buf).unwrap(), Some(ServerOp::Ping));
 //! ```
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::ServerInfo;
@@ -28,7 +28,7 @@ use crate::headers::parse_block_in;
 use crate::op::{Msg, ServerOp};
 
 mod line;
-use line::{Op, err_text, is_sep, op_of, parse_decimal, simple_msg, split_args};
+use line::{Op, err_text, find_newline, is_sep, op_of, parse_decimal, simple_msg, split_args};
 
 /// Limits on what the parser accepts from a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,7 +147,7 @@ impl Parser {
         if self.pending.is_some() {
             return self.finish_msg(buf);
         }
-        let Some(newline) = memchr::memchr(b'\n', &buf[self.scanned..]) else {
+        let Some(newline) = find_newline(&buf[self.scanned..]) else {
             self.scanned = buf.len();
             if buf.len() > self.limits.max_control_line {
                 return Err(ProtoError::ControlLineTooLong {
@@ -316,7 +316,7 @@ impl Parser {
     /// One `split_to` + `freeze` takes the frame; subject and reply are slices of it, and the
     /// frame itself, narrowed to the payload, becomes the payload. So a MSG costs two refcount
     /// increments (three with a reply) and no decrement.
-    #[inline]
+    #[inline(always)]
     fn take_msg(&mut self, buf: &mut BytesMut, m: MsgLine) -> Result<Option<ServerOp>, ProtoError> {
         let frame_len = m.frame_len();
         if &buf[frame_len - 2..frame_len] != b"\r\n" {
@@ -326,54 +326,75 @@ impl Parser {
         }
         let offset = self.offset;
         // Past this point an error poisons the parser, so what it leaves of the buffer does
-        // not matter.
-        let frame = buf.split_to(frame_len).freeze();
+        // not matter. The CRLF stays out of the frame, so narrowing the frame to the payload
+        // is a single `advance`.
+        let frame = buf.split_to(frame_len - 2).freeze();
+        buf.advance(2);
         self.offset += frame_len as u64;
-        let subject = frame.slice(m.subject_start..m.subject_end);
-        let reply = (m.reply_end > m.reply_start).then(|| frame.slice(m.reply_start..m.reply_end));
-        let body_start = m.line_len;
-        let (block, payload_start) = match m.header_len {
-            None => (None, body_start),
-            Some(h) => (
-                Some(parse_block_in(&frame, body_start..body_start + h)?),
-                body_start + h,
-            ),
-        };
+        if m.header_len.is_some() {
+            return with_headers(frame, &m, offset).map(|msg| Some(ServerOp::Msg(msg)));
+        }
+        let (subject, reply) = names(&frame, &m, offset)?;
         // The frame handle itself becomes the payload: narrowed in place, no new refcount.
         let mut payload = frame;
-        payload.truncate(body_start + m.total_len);
-        payload.advance(payload_start);
-        let Ok(subject) = ByteString::try_from(subject) else {
-            return Err(ProtoError::InvalidUtf8 {
-                field: "subject",
-                offset,
-            });
-        };
-        let reply = match reply.map(ByteString::try_from) {
-            None => None,
-            Some(Ok(reply)) => Some(reply),
-            Some(Err(_)) => {
-                return Err(ProtoError::InvalidUtf8 {
-                    field: "reply subject",
-                    offset,
-                });
-            }
-        };
-        let (headers, status, description) = match block {
-            None => (None, None, None),
-            Some(b) => (Some(b.headers), b.status, b.description),
-        };
+        payload.advance(m.line_len);
         Ok(Some(ServerOp::Msg(Msg {
             subject,
             sid: m.sid,
             reply,
-            headers,
-            status,
-            description,
+            headers: None,
+            status: None,
+            description: None,
             payload,
             size: m.total_len,
         })))
     }
+}
+
+/// Subject and reply subject of a message, as slices of its frame.
+#[inline(always)]
+fn names(
+    frame: &Bytes,
+    m: &MsgLine,
+    offset: u64,
+) -> Result<(ByteString, Option<ByteString>), ProtoError> {
+    let Ok(subject) = ByteString::try_from(frame.slice(m.subject_start..m.subject_end)) else {
+        return Err(ProtoError::InvalidUtf8 {
+            field: "subject",
+            offset,
+        });
+    };
+    if m.reply_end == m.reply_start {
+        return Ok((subject, None));
+    }
+    match ByteString::try_from(frame.slice(m.reply_start..m.reply_end)) {
+        Ok(reply) => Ok((subject, Some(reply))),
+        Err(_) => Err(ProtoError::InvalidUtf8 {
+            field: "reply subject",
+            offset,
+        }),
+    }
+}
+
+/// An HMSG frame (without its trailing CRLF) as a message. Out of line: it parses the header
+/// block, and keeping that off the MSG path keeps the MSG path's stack frame small.
+#[inline(never)]
+fn with_headers(mut frame: Bytes, m: &MsgLine, offset: u64) -> Result<Msg, ProtoError> {
+    let header_len = m.header_len.unwrap_or(0);
+    let body_start = m.line_len;
+    let block = parse_block_in(&frame, body_start..body_start + header_len)?;
+    let (subject, reply) = names(&frame, m, offset)?;
+    frame.advance(body_start + header_len);
+    Ok(Msg {
+        subject,
+        sid: m.sid,
+        reply,
+        headers: Some(block.headers),
+        status: block.status,
+        description: block.description,
+        payload: frame,
+        size: m.total_len,
+    })
 }
 
 /// The INFO body. Out of line: rare, and its JSON machinery would otherwise bloat the stack

@@ -126,6 +126,22 @@ fn load_word(bytes: &[u8], pos: usize) -> u64 {
     }
 }
 
+/// Position of the first `\n` in `bytes`. Control lines are short, and for a few dozen bytes
+/// eight-at-a-time words in registers beat `memchr`'s dispatch to its vector routines; past
+/// the first 64 bytes (long INFO lines, payloads still arriving) it hands over to `memchr`.
+#[inline(always)]
+pub(super) fn find_newline(bytes: &[u8]) -> Option<usize> {
+    let mut pos = 0;
+    while pos + 8 <= bytes.len() && pos < 64 {
+        let found = matching_bytes(load_word(bytes, pos), 0x0a0a_0a0a_0a0a_0a0a);
+        if found != 0 {
+            return Some(pos + (found.trailing_zeros() / 8) as usize);
+        }
+        pos += 8;
+    }
+    memchr::memchr(b'\n', &bytes[pos..]).map(|i| pos + i)
+}
+
 /// Bit 7 of each byte set exactly where that byte of `v` equals the byte repeated in `pattern`
 /// (the carry-free form: no false positives next to a real match, unlike the classic
 /// `(x - 0x01..) & !x & 0x80..`).
@@ -179,6 +195,7 @@ fn split_args_bytewise(
 }
 
 /// Parses a non-empty run of ASCII digits; `None` on any other byte or on overflow.
+#[inline]
 pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
     if digits.is_empty() || digits.len() > 20 {
         return None;
@@ -196,6 +213,7 @@ pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
 /// case, single spaces, as servers write it. `None` for anything else, and then the general
 /// path decides (and reports errors); where this returns a value, it is the one the general
 /// path gives (checked by a debug assertion on every call in debug builds and under fuzzing).
+#[inline(always)]
 pub(super) fn simple_msg(line: &[u8], line_len: usize) -> Option<MsgLine> {
     let args = line.strip_prefix(b"MSG ")?;
     if args.len() >= 64 {
