@@ -328,9 +328,12 @@ impl Parser {
         // Past this point an error poisons the parser, so what it leaves of the buffer does
         // not matter. The CRLF stays out of the frame, so narrowing the frame to the payload
         // is a single `advance`.
-        let frame = buf.split_to(frame_len - 2).freeze();
+        let frame = buf.split_to(frame_len - 2);
+        // Between the split and the freeze: the freeze reads the split-off handle with wide
+        // loads, which stall if the stores that wrote it are still in flight.
         buf.advance(2);
         self.offset += frame_len as u64;
+        let frame = frame.freeze();
         if m.header_len.is_some() {
             return with_headers(frame, &m, offset).map(|msg| Some(ServerOp::Msg(msg)));
         }
