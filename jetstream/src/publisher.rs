@@ -3,24 +3,24 @@
 //!
 //! Why not the client's `request()` per message: it sends and waits in one call, so pipelining
 //! would need a task per message. Here every ack comes back on one wildcard subscription
-//! (`<inbox>.<id>.<token>`) and one task routes it to a map of waiting oneshots, so a publish
-//! costs an encode into the client's write buffer, a map insert and a oneshot. The window is a
-//! semaphore whose permit goes back when the ack *arrives* (not when the future is awaited),
-//! so collecting futures and awaiting them later cannot deadlock. Timeouts are checked by the
-//! routing task on a coarse tick, so no timer is armed per message.
+//! (`<inbox>.<id>.<token>`), which the connection task routes itself (a handler subscription)
+//! to a map of waiting oneshots, so a publish costs an encode into the client's write buffer,
+//! a map insert and a oneshot. The window is a semaphore whose permit goes back when the ack
+//! *arrives* (not when the future is awaited), so collecting futures and awaiting them later
+//! cannot deadlock. Timeouts are checked by an expiry task on a coarse tick, so no timer is
+//! armed per message.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use nats_client::{Client, HeaderMap, Message, RequestError, Subscriber};
+use nats_client::{Client, HandlerSubscription, HeaderMap, Message, RequestError};
 use tokio::sync::{OnceCell, Semaphore, oneshot};
 
 use crate::context::Context;
@@ -83,9 +83,9 @@ struct Waiting {
     expires: u64,
 }
 
-/// Outstanding acks, the permits of the window, and the routing task's off switch.
-struct AckMux {
-    client: Client,
+/// Outstanding acks and the permits of the window: shared by the mux, the handler that the
+/// connection task calls with each ack, and the expiry task.
+struct Acks {
     /// `<inbox>.<id>.`; a reply subject is this plus the token.
     prefix: String,
     next: AtomicU64,
@@ -93,28 +93,9 @@ struct AckMux {
     now: AtomicU64,
     waiting: Mutex<HashMap<u64, Waiting, BuildHasherDefault<TokenHasher>>>,
     permits: Semaphore,
-    /// Dropped with the mux: ends the routing task (which holds only a `Weak`).
-    _stop: oneshot::Sender<()>,
 }
 
-impl AckMux {
-    async fn start(client: Client, capacity: usize) -> Result<Arc<AckMux>, JetStreamError> {
-        let prefix = format!("{}.", client.new_inbox());
-        let sub = client.subscribe(format!("{prefix}*")).await?;
-        let (stop, stopped) = oneshot::channel();
-        let mux = Arc::new(AckMux {
-            client,
-            prefix,
-            next: AtomicU64::new(1),
-            now: AtomicU64::new(0),
-            waiting: Mutex::default(),
-            permits: Semaphore::new(capacity),
-            _stop: stop,
-        });
-        tokio::spawn(route(Arc::downgrade(&mux), sub, stopped));
-        Ok(mux)
-    }
-
+impl Acks {
     /// Registers a token; the caller holds a permit already.
     fn register(&self, timeout: Duration) -> (u64, String, oneshot::Receiver<Message>) {
         let token = self.next.fetch_add(1, Relaxed);
@@ -124,7 +105,7 @@ impl AckMux {
         lock(&self.waiting).insert(token, Waiting { tx, expires });
         let mut reply = String::with_capacity(self.prefix.len() + 20);
         reply.push_str(&self.prefix);
-        reply.push_str(itoa_u64(token).as_str());
+        reply.push_str(itoa::Buffer::new().format(token));
         (token, reply, rx)
     }
 
@@ -135,6 +116,7 @@ impl AckMux {
         }
     }
 
+    /// Called on the connection task with every message on the ack inbox.
     fn deliver(&self, msg: Message) {
         let token = msg
             .subject
@@ -179,6 +161,46 @@ impl AckMux {
             .forget();
         Ok(())
     }
+}
+
+/// The ack inbox of a [`Context`]: its subscription, its acks, and the expiry task's off
+/// switch. Acks are routed by the connection task itself (a handler subscription), so an
+/// ack frees its window slot and wakes its future without a task switch in between.
+struct AckMux {
+    client: Client,
+    acks: Arc<Acks>,
+    /// Dropped with the mux: unsubscribes the inbox.
+    _sub: HandlerSubscription,
+    /// Dropped with the mux: ends the expiry task.
+    _stop: oneshot::Sender<()>,
+}
+
+impl AckMux {
+    async fn start(client: Client, capacity: usize) -> Result<Arc<AckMux>, JetStreamError> {
+        let acks = Arc::new(Acks {
+            prefix: format!("{}.", client.new_inbox()),
+            next: AtomicU64::new(1),
+            now: AtomicU64::new(0),
+            waiting: Mutex::default(),
+            permits: Semaphore::new(capacity),
+        });
+        let routed = acks.clone();
+        let sub = client.subscribe_with_handler(format!("{}*", acks.prefix), move |msg| {
+            routed.deliver(msg);
+        })?;
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(expire(acks.clone(), client.clone(), stopped));
+        Ok(Arc::new(AckMux {
+            client,
+            acks,
+            _sub: sub,
+            _stop: stop,
+        }))
+    }
+
+    fn cancel(&self, token: u64) {
+        self.acks.cancel(token);
+    }
 
     /// Takes a permit, registers, and sends; on a send failure nothing stays behind.
     async fn send(
@@ -188,75 +210,37 @@ impl AckMux {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<(u64, oneshot::Receiver<Message>), JetStreamError> {
-        self.acquire().await?;
-        let (token, reply, rx) = self.register(timeout);
+        self.acks.acquire().await?;
+        let (token, reply, rx) = self.acks.register(timeout);
         if let Err(e) = self
             .client
             .publish_message(subject, Some(&reply), headers, payload)
             .await
         {
-            self.cancel(token);
+            self.acks.cancel(token);
             return Err(e.into());
         }
         Ok((token, rx))
     }
 }
 
-fn itoa_u64(n: u64) -> itoa_buf::Buf {
-    itoa_buf::Buf::new(n)
-}
-
-/// A tiny stack formatter for tokens (avoids a `format!` per publish).
-mod itoa_buf {
-    pub(super) struct Buf {
-        bytes: [u8; 20],
-        start: usize,
-    }
-
-    impl Buf {
-        pub(super) fn new(mut n: u64) -> Buf {
-            let mut bytes = [0u8; 20];
-            let mut i = bytes.len();
-            loop {
-                i -= 1;
-                // n % 10 < 10, so the cast cannot truncate.
-                bytes[i] = b'0' + (n % 10) as u8;
-                n /= 10;
-                if n == 0 {
-                    break;
-                }
-            }
-            Buf { bytes, start: i }
-        }
-
-        pub(super) fn as_str(&self) -> &str {
-            // Only ASCII digits were written.
-            std::str::from_utf8(&self.bytes[self.start..]).unwrap_or("0")
-        }
-    }
-}
-
-/// Routes acks to their waiters until the mux is gone or the client closes.
-async fn route(mux: Weak<AckMux>, mut sub: Subscriber, mut stop: oneshot::Receiver<()>) {
+/// Expires overdue acks on a coarse tick until the mux is gone; fails every waiting ack once
+/// the client is closed.
+async fn expire(acks: Arc<Acks>, client: Client, mut stop: oneshot::Receiver<()>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            biased;
-            msg = sub.next() => {
-                let (Some(msg), Some(mux)) = (msg, mux.upgrade()) else { break };
-                mux.deliver(msg);
-            }
             _ = tick.tick() => {
-                let Some(mux) = mux.upgrade() else { break };
-                mux.tick();
+                if client.connection_state() == nats_client::State::Closed {
+                    break;
+                }
+                acks.tick();
             }
             _ = &mut stop => break,
         }
     }
-    if let Some(mux) = mux.upgrade() {
-        mux.fail_all();
-    }
+    acks.fail_all();
 }
 
 /// What a [`PublishAckFuture`] needs to send its message again.
@@ -453,18 +437,9 @@ impl Context {
 
     /// Acks outstanding from [`publish_async`](Context::publish_async) right now.
     pub fn pending_acks(&self) -> usize {
-        self.window.mux.get().map_or(0, |m| lock(&m.waiting).len())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn token_formatting() {
-        for n in [0u64, 7, 10, 12345, u64::MAX] {
-            assert_eq!(itoa_u64(n).as_str(), n.to_string());
-        }
+        self.window
+            .mux
+            .get()
+            .map_or(0, |m| lock(&m.acks.waiting).len())
     }
 }

@@ -270,7 +270,7 @@ impl Client {
 
     /// Registers a subscription and sends its SUB (when connected; otherwise the reconnect
     /// sends it).
-    fn add_subscription(
+    pub(crate) fn add_subscription(
         &self,
         subject: &str,
         queue_group: Option<String>,

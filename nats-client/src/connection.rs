@@ -274,7 +274,10 @@ fn handle_buffered(
         };
         if let ServerOp::Msg(msg) = op {
             let table = subs.get_or_insert_with(|| lock(&shared.subs));
-            shared.dispatch(table, msg);
+            if let Some((handler, msg)) = shared.dispatch(table, msg) {
+                subs = None;
+                handler(msg);
+            }
             continue;
         }
         subs = None; // other ops may take the write lock, which comes first in lock order

@@ -113,7 +113,12 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
     loop {
         loop {
             match old.parser.parse(&mut old.buf) {
-                Ok(Some(ServerOp::Msg(msg))) => shared.dispatch(&mut lock(&shared.subs), msg),
+                Ok(Some(ServerOp::Msg(msg))) => {
+                    let handed_back = shared.dispatch(&mut lock(&shared.subs), msg);
+                    if let Some((handler, msg)) = handed_back {
+                        handler(msg);
+                    }
+                }
                 Ok(Some(ServerOp::Pong)) if until_pong => return,
                 Ok(Some(ServerOp::Ping)) => {
                     if old.wr.write_all(b"PONG\r\n").await.is_err() {

@@ -10,12 +10,13 @@ use tokio::sync::{Notify, broadcast, watch};
 use crate::addr::ServerAddr;
 use crate::events::Event;
 use crate::lock;
+use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::{FlushWaiter, LinkState, Outbound};
 use crate::request::RequestMux;
 use crate::server_pool::ServerPool;
 use crate::stats::Counters;
-use crate::subscription::{Pushed, SubEntry, Target};
+use crate::subscription::{Handler, Pushed, SubEntry, Target};
 
 pub(crate) struct Shared {
     /// The write buffer; lock order: `out` before `subs`.
@@ -98,16 +99,22 @@ impl Shared {
     }
 
     /// Delivers one message to its subscription. Called by the reader with `subs` locked.
-    pub fn dispatch(&self, subs: &mut HashMap<u64, SubEntry>, msg: nats_proto::Msg) {
+    ///
+    /// A handler subscription's message comes back with its handler instead: the caller must
+    /// release the table before calling it, so that the handler may use the client.
+    #[must_use = "a handler subscription's message is delivered by calling the handler"]
+    pub fn dispatch(
+        &self,
+        subs: &mut HashMap<u64, SubEntry>,
+        msg: nats_proto::Msg,
+    ) -> Option<(Handler, Message)> {
         self.stats.in_msgs.fetch_add(1, Relaxed);
         self.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
         let sid = msg.sid;
-        let Some(entry) = subs.get_mut(&sid) else {
-            return; // late message for a subscription already gone
-        };
+        let entry = subs.get_mut(&sid)?; // None: late message for a subscription already gone
         entry.delivered += 1;
         let done = entry.max.is_some_and(|max| entry.delivered >= max);
-        match &entry.target {
+        let handed_back = match &entry.target {
             Target::Queue(q) => {
                 if let Pushed::Dropped { first } = q.push(msg.into()) {
                     self.stats.dropped_msgs.fetch_add(1, Relaxed);
@@ -118,9 +125,14 @@ impl Shared {
                         });
                     }
                 }
+                None
             }
-            Target::Requests => self.requests.deliver(msg.into()),
-        }
+            Target::Requests => {
+                self.requests.deliver(msg.into());
+                None
+            }
+            Target::Handler(h) => Some((h.clone(), msg.into())),
+        };
         if done
             && let Some(SubEntry {
                 target: Target::Queue(q),
@@ -129,6 +141,7 @@ impl Shared {
         {
             q.close();
         }
+        handed_back
     }
 
     /// Resolves the flush calls of the oldest outstanding PING.

@@ -145,7 +145,13 @@ pub(crate) enum Target {
     Queue(Arc<SubQueue>),
     /// The client's wildcard reply inbox: routed to waiting requests.
     Requests,
+    /// Called by the connection task for every message (see
+    /// [`Client::subscribe_with_handler`](crate::Client::subscribe_with_handler)).
+    Handler(Handler),
 }
+
+/// A message handler of a [`Target::Handler`] subscription.
+pub(crate) type Handler = Arc<dyn Fn(Message) + Send + Sync>;
 
 /// One live subscription, as the connection task knows it (also what is re-sent on
 /// reconnect).

@@ -1,0 +1,86 @@
+//! Handler subscriptions against a real server: every message, in order, none dropped; the
+//! handler may publish; dropping the subscription stops delivery.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use nats_client::ConnectOptions;
+use nats_tests::NatsServer;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_gets_every_message_in_order_past_the_pending_limit() {
+    let server = NatsServer::single();
+    // A queue subscription with this limit would drop most of the burst below.
+    let client = ConnectOptions::new()
+        .subscription_pending_limits(16, 1024 * 1024)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let _sub = client
+        .subscribe_with_handler("burst.*", move |msg| {
+            let _ = tx.send(msg);
+        })
+        .unwrap();
+    client.flush().await.unwrap();
+    for i in 0..5000u32 {
+        client
+            .publish(format!("burst.{i}"), i.to_be_bytes())
+            .await
+            .unwrap();
+    }
+    client.flush().await.unwrap();
+    for i in 0..5000u32 {
+        let msg = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&*msg.subject, format!("burst.{i}"));
+        assert_eq!(&msg.payload[..], i.to_be_bytes());
+    }
+    assert_eq!(client.statistics().dropped_msgs, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_may_publish_and_stops_when_dropped() {
+    let server = NatsServer::single();
+    let client = nats_client::connect(&server.url()).await.unwrap();
+    let echo = client.clone();
+    // The handler runs without the subscription table locked: subscribing and unsubscribing
+    // from inside it must not deadlock, and it can hand a publish to a task.
+    let sub = client
+        .subscribe_with_handler("echo", move |msg| {
+            drop(echo.subscribe_with_handler("nested", |_| {}).unwrap());
+            let echo = echo.clone();
+            tokio::spawn(async move {
+                if let Some(reply) = msg.reply {
+                    echo.publish(reply, msg.payload).await.unwrap();
+                }
+            });
+        })
+        .unwrap();
+    assert_eq!(sub.subject(), "echo");
+    client.flush().await.unwrap();
+    let reply = client.request("echo", "ping").await.unwrap();
+    assert_eq!(&reply.payload[..], b"ping");
+
+    let mut watcher = client.subscribe("echo").await.unwrap();
+    sub.unsubscribe().unwrap();
+    client.flush().await.unwrap();
+    let err = client
+        .request_with("echo", None, b"again", Duration::from_millis(300))
+        .await;
+    assert!(
+        err.is_err(),
+        "no handler may answer after unsubscribe: {err:?}"
+    );
+    // The message itself still went out (the watcher saw it).
+    let seen = tokio::time::timeout(WAIT, watcher.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&seen.payload[..], b"again");
+}
