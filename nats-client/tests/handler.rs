@@ -33,6 +33,9 @@ async fn handler_gets_every_message_in_order_past_the_pending_limit() {
             .unwrap();
     }
     client.flush().await.unwrap();
+    // The server sends the messages before the flush's PONG and the handler runs as they
+    // are read: all of them were handled by the time the flush returned.
+    assert_eq!(rx.len(), 5000);
     for i in 0..5000u32 {
         let msg = tokio::time::timeout(WAIT, rx.recv())
             .await
