@@ -223,6 +223,9 @@ impl Client {
                     }
                     out.out_msgs += 1;
                     out.out_bytes += payload.len() as u64;
+                    if out.writer_idle && before == 0 && out.try_direct_write() {
+                        return Ok(()); // on the wire already; the writer stays idle
+                    }
                     let wake = std::mem::take(&mut out.writer_idle);
                     drop(out);
                     if wake {

@@ -91,6 +91,8 @@ pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reco
             }
         }
         fresh.extend_from_slice(&unsent);
+        // A frame a publisher wrote partly to the old socket goes out whole on this one.
+        out.direct_written = 0;
         fresh.extend_from_slice(&out.buf);
         out.buf = fresh;
         if out.state == LinkState::Disconnected {
@@ -200,7 +202,8 @@ async fn serve(
         addr,
         ..
     } = est;
-    let (mut rd, mut wr) = tokio::io::split(transport);
+    let (mut rd, mut wr, socket) = transport.into_halves();
+    lock(&shared.out).direct = socket;
     let lame_duck = Notify::new();
     let retire_old = async {
         match retiring {
@@ -215,6 +218,8 @@ async fn serve(
         new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
         never = retire_old => match never {},
     };
+    // Publishers write to this connection's socket no more (and the socket can close).
+    lock(&shared.out).direct = None;
     match stop {
         Stop::Closed => {
             let _ = wr.shutdown().await;
@@ -351,6 +356,8 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
             if out.has_work() {
                 out.writer_idle = false;
                 std::mem::swap(&mut out.buf, &mut chunk.bytes);
+                // What a publisher's direct write already sent of the chunk's first frame.
+                chunk.written = std::mem::take(&mut out.direct_written);
                 if !out.flush_waiters.is_empty() || out.ping_wanted {
                     let encoder = out.encoder;
                     encoder.ping(&mut chunk.bytes);

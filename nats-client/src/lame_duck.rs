@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::BytesMut;
 use nats_proto::{Encoder, Parser, ServerOp};
 use rand::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
@@ -21,7 +21,7 @@ use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
 use crate::lock;
 use crate::shared::Shared;
-use crate::transport::Transport;
+use crate::transport::{Reader, Writer};
 
 /// Time given to the cluster to carry our new subscriptions over its routes before the old
 /// ones are removed.
@@ -29,8 +29,8 @@ const PROPAGATION_GRACE: Duration = Duration::from_millis(100);
 
 /// The old connection, still delivering while its replacement takes over.
 pub(crate) struct Retiring {
-    pub rd: ReadHalf<Transport>,
-    pub wr: WriteHalf<Transport>,
+    pub rd: Reader,
+    pub wr: Writer,
     pub parser: Parser,
     pub buf: BytesMut,
 }

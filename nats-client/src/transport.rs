@@ -2,9 +2,10 @@
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 
@@ -50,6 +51,110 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The reading side of a connected stream. Plain TCP shares the socket (no lock between the
+/// halves); TLS needs one session for both directions, so it goes through tokio's split.
+pub(crate) enum Reader {
+    Tcp(Arc<TcpStream>),
+    Tls(ReadHalf<Transport>),
+}
+
+/// The writing side of a connected stream (see [`Reader`]).
+pub(crate) enum Writer {
+    Tcp(Arc<TcpStream>),
+    Tls(WriteHalf<Transport>),
+}
+
+impl Transport {
+    /// Splits the stream; for plain TCP also returns the socket itself, which publishers may
+    /// write a lone frame to when the writer is idle (see `Outbound::try_direct_write`).
+    pub fn into_halves(self) -> (Reader, Writer, Option<Arc<TcpStream>>) {
+        match self {
+            Transport::Tcp(s) => {
+                let s = Arc::new(s);
+                (Reader::Tcp(s.clone()), Writer::Tcp(s.clone()), Some(s))
+            }
+            tls @ Transport::Tls(_) => {
+                let (rd, wr) = tokio::io::split(tls);
+                (Reader::Tls(rd), Writer::Tls(wr), None)
+            }
+        }
+    }
+}
+
+impl AsyncRead for Reader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let s = match self.get_mut() {
+            Reader::Tcp(s) => s,
+            Reader::Tls(r) => return Pin::new(r).poll_read(cx, buf),
+        };
+        loop {
+            ready!(s.poll_read_ready(cx))?;
+            let want = buf.remaining();
+            let mut got = 0;
+            // A read that did not fill the buffer drained the socket: report "would block" to
+            // the outer `try_io` so readiness is cleared now, sparing the next read's EAGAIN
+            // system call (what tokio's own `TcpStream::poll_read` does).
+            let result = s.try_io(Interest::READABLE, || {
+                got = s.try_read_buf(buf)?;
+                if got > 0 && got < want {
+                    Err(io::ErrorKind::WouldBlock.into())
+                } else {
+                    Ok(())
+                }
+            });
+            match result {
+                Ok(()) => return Poll::Ready(Ok(())),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock && got > 0 => {
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Writer {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let s = match self.get_mut() {
+            Writer::Tcp(s) => s,
+            Writer::Tls(w) => return Pin::new(w).poll_write(cx, buf),
+        };
+        loop {
+            ready!(s.poll_write_ready(cx))?;
+            match s.try_write(buf) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            // TCP writes are not buffered in user space.
+            Writer::Tcp(_) => Poll::Ready(Ok(())),
+            Writer::Tls(w) => Pin::new(w).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            // The socket is shared with the reader (and publishers): it closes when the last
+            // handle is dropped, which the connection task does right after this.
+            Writer::Tcp(_) => Poll::Ready(Ok(())),
+            Writer::Tls(w) => Pin::new(w).poll_shutdown(cx),
         }
     }
 }
