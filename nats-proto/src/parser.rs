@@ -334,8 +334,8 @@ impl Parser {
         buf.advance(2);
         self.offset += frame_len as u64;
         let frame = frame.freeze();
-        if m.header_len.is_some() {
-            return with_headers(frame, &m, offset).map(|msg| Some(ServerOp::Msg(msg)));
+        if let Some(header_len) = m.header_len {
+            return with_headers(frame, &m, header_len, offset).map(|msg| Some(ServerOp::Msg(msg)));
         }
         let (subject, reply) = names(&frame, &m, offset)?;
         // The frame handle itself becomes the payload: narrowed in place, no new refcount.
@@ -382,8 +382,12 @@ fn names(
 /// An HMSG frame (without its trailing CRLF) as a message. Out of line: it parses the header
 /// block, and keeping that off the MSG path keeps the MSG path's stack frame small.
 #[inline(never)]
-fn with_headers(mut frame: Bytes, m: &MsgLine, offset: u64) -> Result<Msg, ProtoError> {
-    let header_len = m.header_len.unwrap_or(0);
+fn with_headers(
+    mut frame: Bytes,
+    m: &MsgLine,
+    header_len: usize,
+    offset: u64,
+) -> Result<Msg, ProtoError> {
     let body_start = m.line_len;
     let block = parse_block_in(&frame, body_start..body_start + header_len)?;
     let (subject, reply) = names(&frame, m, offset)?;
