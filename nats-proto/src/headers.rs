@@ -7,6 +7,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use bytestring::ByteString;
 
 use crate::error::{ProtoError, excerpt};
+use crate::parser::find_newline;
 
 const VERSION_LINE: &[u8] = b"NATS/1.0";
 
@@ -351,7 +352,7 @@ impl Iterator for Lines<'_> {
             return None;
         }
         let start = self.pos;
-        let (end, next) = match memchr::memchr(b'\n', &self.bytes[start..]) {
+        let (end, next) = match find_newline(&self.bytes[start..]) {
             Some(p) => (start + p, start + p + 1),
             None => (self.bytes.len(), self.bytes.len()),
         };

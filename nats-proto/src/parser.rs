@@ -28,7 +28,8 @@ use crate::headers::parse_block_in;
 use crate::op::{Msg, ServerOp};
 
 mod line;
-use line::{Op, err_text, find_newline, is_sep, op_of, parse_decimal, simple_msg, split_args};
+pub(crate) use line::find_newline;
+use line::{Op, err_text, is_sep, op_of, parse_decimal, simple_hmsg, simple_msg, split_args};
 
 /// Limits on what the parser accepts from a server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +181,13 @@ impl Parser {
         }
         let op = match op_of(line) {
             Some(Op::Msg) => return self.start_msg(buf, end, line_len, false),
-            Some(Op::Hmsg) => return self.start_msg(buf, end, line_len, true),
+            Some(Op::Hmsg) => {
+                if let Some(msg) = simple_hmsg(line, line_len) {
+                    debug_assert_eq!(Ok(msg), self.msg_line(line, line_len, true));
+                    return self.complete_msg(buf, msg);
+                }
+                return self.start_msg(buf, end, line_len, true);
+            }
             Some(Op::Ping) => ServerOp::Ping,
             Some(Op::Pong) => ServerOp::Pong,
             Some(Op::Ok) => ServerOp::Ok,

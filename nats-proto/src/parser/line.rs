@@ -130,7 +130,7 @@ fn load_word(bytes: &[u8], pos: usize) -> u64 {
 /// eight-at-a-time words in registers beat `memchr`'s dispatch to its vector routines; past
 /// the first 64 bytes (long INFO lines, payloads still arriving) it hands over to `memchr`.
 #[inline(always)]
-pub(super) fn find_newline(bytes: &[u8]) -> Option<usize> {
+pub(crate) fn find_newline(bytes: &[u8]) -> Option<usize> {
     let mut pos = 0;
     while pos + 8 <= bytes.len() && pos < 64 {
         let found = matching_bytes(load_word(bytes, pos), 0x0a0a_0a0a_0a0a_0a0a);
@@ -216,32 +216,7 @@ pub(super) fn parse_decimal(digits: &[u8]) -> Option<u64> {
 #[inline(always)]
 pub(super) fn simple_msg(line: &[u8], line_len: usize) -> Option<MsgLine> {
     let args = line.strip_prefix(b"MSG ")?;
-    if args.len() >= 64 {
-        return None;
-    }
-    // Bit i set where args[i] is a space, eight bytes at a time; any tab: general path.
-    let mut mask = 0u64;
-    let mut pos = 0;
-    while pos < args.len() {
-        let v = load_word(args, pos);
-        if matching_bytes(v, 0x0909_0909_0909_0909) != 0 {
-            return None;
-        }
-        mask |= gather_high_bits(matching_bytes(v, 0x2020_2020_2020_2020)) << pos;
-        pos += 8;
-    }
-    // Padding past the end of `args` is zero bytes, which match neither pattern.
-    let mut spaces = [0usize; 3];
-    let mut n = 0;
-    while mask != 0 {
-        if n == spaces.len() {
-            return None;
-        }
-        spaces[n] = mask.trailing_zeros() as usize;
-        n += 1;
-        mask &= mask - 1;
-    }
-    // Every token non-empty (no double or trailing space, nothing empty at either end).
+    let (spaces, n) = single_spaces::<3>(args)?;
     let token = |start: usize, end: usize| (start < end).then_some(4 + start..4 + end);
     let subject = token(0, spaces[0])?;
     let sid = token(spaces[0] + 1, spaces[1])?;
@@ -264,4 +239,71 @@ pub(super) fn simple_msg(line: &[u8], line_len: usize) -> Option<MsgLine> {
         header_len: None,
         total_len: usize::try_from(parse_decimal(&line[size])?).ok()?,
     })
+}
+
+/// [`simple_msg`] for `HMSG <subject> <sid> [reply] <header size> <total size>`, under the same
+/// contract: `None` for anything unusual (including a header size above the total, which the
+/// general path reports).
+pub(super) fn simple_hmsg(line: &[u8], line_len: usize) -> Option<MsgLine> {
+    let args = line.strip_prefix(b"HMSG ")?;
+    let (spaces, n) = single_spaces::<4>(args)?;
+    let token = |start: usize, end: usize| (start < end).then_some(5 + start..5 + end);
+    let subject = token(0, spaces[0])?;
+    let sid = token(spaces[0] + 1, spaces[1])?;
+    let (reply, rest) = match n {
+        3 => (None, 1),
+        4 => (Some(token(spaces[1] + 1, spaces[2])?), 2),
+        _ => return None,
+    };
+    let header = token(spaces[rest] + 1, spaces[rest + 1])?;
+    let total = token(spaces[rest + 1] + 1, args.len())?;
+    let header_len = usize::try_from(parse_decimal(&line[header])?).ok()?;
+    let total_len = usize::try_from(parse_decimal(&line[total])?).ok()?;
+    if header_len > total_len {
+        return None;
+    }
+    let reply = reply.unwrap_or(0..0);
+    Some(MsgLine {
+        line_len,
+        subject_start: subject.start,
+        subject_end: subject.end,
+        sid: parse_decimal(&line[sid])?,
+        reply_start: reply.start,
+        reply_end: reply.end,
+        header_len: Some(header_len),
+        total_len,
+    })
+}
+
+/// The positions of the spaces in `args` and their count, for the fast paths: `None` when
+/// `args` is 64 bytes or longer, holds a tab, or has more than `N` spaces. Whether tokens are
+/// empty (double, leading or trailing spaces) is the caller's check.
+#[inline(always)]
+fn single_spaces<const N: usize>(args: &[u8]) -> Option<([usize; N], usize)> {
+    if args.len() >= 64 {
+        return None;
+    }
+    // Bit i set where args[i] is a space, eight bytes at a time; any tab: general path.
+    let mut mask = 0u64;
+    let mut pos = 0;
+    while pos < args.len() {
+        let v = load_word(args, pos);
+        if matching_bytes(v, 0x0909_0909_0909_0909) != 0 {
+            return None;
+        }
+        mask |= gather_high_bits(matching_bytes(v, 0x2020_2020_2020_2020)) << pos;
+        pos += 8;
+    }
+    // Padding past the end of `args` is zero bytes, which match neither pattern.
+    let mut spaces = [0usize; N];
+    let mut n = 0;
+    while mask != 0 {
+        if n == N {
+            return None;
+        }
+        spaces[n] = mask.trailing_zeros() as usize;
+        n += 1;
+        mask &= mask - 1;
+    }
+    Some((spaces, n))
 }

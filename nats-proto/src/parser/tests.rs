@@ -337,13 +337,13 @@ fn split_args_matches_naive_splitting() {
     }
 }
 
-/// Wherever the MSG fast path answers, it gives the general path's answer; and it does answer
-/// for the lines servers send.
-#[test]
-fn simple_msg_agrees_with_the_general_path() {
+/// Random control lines of `op` and 2 to 6 arguments, with odd separators and tokens mixed in;
+/// asserts that wherever `fast` answers, it gives the general path's answer, and that it
+/// answers often.
+fn fast_path_agrees(op: &[u8], headers: bool, fast: fn(&[u8], usize) -> Option<MsgLine>) {
     let parser = Parser::new();
     let seps: [&[u8]; 6] = [b" ", b" ", b" ", b"\t", b"  ", b""];
-    let tokens: [&[u8]; 9] = [
+    let tokens: [&[u8]; 10] = [
         b"7",
         b"42",
         b"a.b",
@@ -353,6 +353,7 @@ fn simple_msg_agrees_with_the_general_path() {
         b"\xff",
         b"0",
         b"99999999999999999999",
+        b"16",
     ];
     let mut seed = 0x5eed_u64;
     let mut next = move || {
@@ -362,17 +363,17 @@ fn simple_msg_agrees_with_the_general_path() {
         seed as usize
     };
     let mut answered = 0;
-    for _ in 0..50_000 {
-        let mut line = b"MSG".to_vec();
-        for _ in 0..2 + next() % 4 {
+    for _ in 0..200_000 {
+        let mut line = op.to_vec();
+        for _ in 0..2 + next() % 5 {
             line.extend_from_slice(seps[next() % seps.len()]);
             line.extend_from_slice(tokens[next() % tokens.len()]);
         }
-        if let Some(fast) = line::simple_msg(&line, line.len() + 2) {
+        if let Some(found) = fast(&line, line.len() + 2) {
             answered += 1;
             assert_eq!(
-                Ok(fast),
-                parser.msg_line(&line, line.len() + 2, false),
+                Ok(found),
+                parser.msg_line(&line, line.len() + 2, headers),
                 "{line:?}"
             );
         }
@@ -381,7 +382,29 @@ fn simple_msg_agrees_with_the_general_path() {
         answered > 100,
         "the fast path answered only {answered} times"
     );
+}
+
+/// Wherever the MSG fast path answers, it gives the general path's answer; and it does answer
+/// for the lines servers send.
+#[test]
+fn simple_msg_agrees_with_the_general_path() {
+    fast_path_agrees(b"MSG", false, line::simple_msg);
     for common in [&b"MSG a.b 1 5"[..], b"MSG _INBOX.abc.1 42 reply.to 1048576"] {
         assert!(line::simple_msg(common, common.len() + 2).is_some());
     }
+}
+
+/// The same for the HMSG fast path; a header size above the total is left to the general
+/// path, which reports it.
+#[test]
+fn simple_hmsg_agrees_with_the_general_path() {
+    fast_path_agrees(b"HMSG", true, line::simple_hmsg);
+    for common in [&b"HMSG a.b 1 12 17"[..], b"HMSG _INBOX.abc.1 42 reply.to 30 1048576"] {
+        assert!(line::simple_hmsg(common, common.len() + 2).is_some());
+    }
+    assert_eq!(line::simple_hmsg(b"HMSG a 1 18 17", 16), None);
+    assert!(matches!(
+        parse_all(b"HMSG a 1 18 17\r\n"),
+        Err(ProtoError::HeaderLengthExceedsTotal { .. })
+    ));
 }
