@@ -323,10 +323,19 @@ pub(crate) fn parse_block_in(
     Ok(out)
 }
 
-fn utf8(bytes: Bytes, what: &str) -> Result<ByteString, ProtoError> {
-    ByteString::try_from(bytes).map_err(|_| ProtoError::InvalidHeaders {
+/// Inlined, so the string stays in registers on its way into the map (returned through memory,
+/// it is reloaded with wide loads right after the narrow stores that wrote it, a store-forwarding
+/// stall); the error is built out of line.
+#[inline(always)]
+fn utf8(bytes: Bytes, what: &'static str) -> Result<ByteString, ProtoError> {
+    ByteString::try_from(bytes).map_err(|_| not_utf8(what))
+}
+
+#[cold]
+fn not_utf8(what: &'static str) -> ProtoError {
+    ProtoError::InvalidHeaders {
         reason: format!("{what} is not valid UTF-8"),
-    })
+    }
 }
 
 fn trim(bytes: &[u8], mut r: std::ops::Range<usize>) -> std::ops::Range<usize> {

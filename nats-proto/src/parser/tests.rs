@@ -399,7 +399,10 @@ fn simple_msg_agrees_with_the_general_path() {
 #[test]
 fn simple_hmsg_agrees_with_the_general_path() {
     fast_path_agrees(b"HMSG", true, line::simple_hmsg);
-    for common in [&b"HMSG a.b 1 12 17"[..], b"HMSG _INBOX.abc.1 42 reply.to 30 1048576"] {
+    for common in [
+        &b"HMSG a.b 1 12 17"[..],
+        b"HMSG _INBOX.abc.1 42 reply.to 30 1048576",
+    ] {
         assert!(line::simple_hmsg(common, common.len() + 2).is_some());
     }
     assert_eq!(line::simple_hmsg(b"HMSG a 1 18 17", 16), None);
