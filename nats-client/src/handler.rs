@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::message::Message;
-use crate::subscription::Target;
+use crate::subscription::{Handler, Target};
 
 /// A subscription whose messages go to a handler function, created by
 /// [`Client::subscribe_with_handler`]. Dropping it unsubscribes.
@@ -69,8 +69,27 @@ impl Client {
         subject: impl Into<String>,
         handler: impl Fn(Message) + Send + Sync + 'static,
     ) -> Result<HandlerSubscription, ClientError> {
-        let subject = subject.into();
-        let sid = self.add_subscription(&subject, None, Target::Handler(Arc::new(handler)))?;
+        self.handler_subscription(subject.into(), None, Arc::new(handler))
+    }
+
+    /// [`subscribe_with_handler`](Client::subscribe_with_handler) as a member of a queue
+    /// group: the server gives each message to one member of the group.
+    pub fn queue_subscribe_with_handler(
+        &self,
+        subject: impl Into<String>,
+        queue_group: impl Into<String>,
+        handler: impl Fn(Message) + Send + Sync + 'static,
+    ) -> Result<HandlerSubscription, ClientError> {
+        self.handler_subscription(subject.into(), Some(queue_group.into()), Arc::new(handler))
+    }
+
+    fn handler_subscription(
+        &self,
+        subject: String,
+        queue_group: Option<String>,
+        handler: Handler,
+    ) -> Result<HandlerSubscription, ClientError> {
+        let sid = self.add_subscription(&subject, queue_group, Target::Handler(handler))?;
         Ok(HandlerSubscription {
             sid,
             subject,

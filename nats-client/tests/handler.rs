@@ -87,3 +87,52 @@ async fn handler_may_publish_and_stops_when_dropped() {
         .unwrap();
     assert_eq!(&seen.payload[..], b"again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_group_handlers_share_the_messages() {
+    let server = NatsServer::single();
+    let client = nats_client::connect(&server.url()).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let members: Vec<_> = (0..2)
+        .map(|member| {
+            let tx = tx.clone();
+            client
+                .queue_subscribe_with_handler("work", "workers", move |msg| {
+                    let _ = tx.send((member, msg));
+                })
+                .unwrap()
+        })
+        .collect();
+    // A plain subscriber on the same subject sees every message, whatever the group does.
+    let mut all = client.subscribe("work").await.unwrap();
+    client.flush().await.unwrap();
+    for i in 0..1000u32 {
+        client.publish("work", i.to_be_bytes()).await.unwrap();
+    }
+    client.flush().await.unwrap();
+    let mut seen = vec![0u32; 1000];
+    let mut per_member = [0u32; 2];
+    for _ in 0..1000 {
+        let (member, msg) = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let i = u32::from_be_bytes(msg.payload[..].try_into().unwrap());
+        seen[i as usize] += 1;
+        per_member[member] += 1;
+    }
+    assert!(
+        seen.iter().all(|&n| n == 1),
+        "each message to exactly one member"
+    );
+    assert!(per_member.iter().all(|&n| n > 0), "{per_member:?}");
+    for _ in 0..1000 {
+        tokio::time::timeout(WAIT, all.next())
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    drop(members);
+    client.flush().await.unwrap();
+    assert!(rx.try_recv().is_err());
+}
