@@ -14,7 +14,7 @@ use tracing::{debug, info, warn};
 
 use crate::events::Event;
 use crate::handshake::{Established, establish};
-use crate::lame_duck::{Retiring, find_replacement, retire};
+use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
 use crate::lock;
 use crate::outbound::{Chunk, LinkState};
 use crate::shared::Shared;
@@ -226,11 +226,13 @@ async fn serve(
             (stop, None)
         }
         Stop::Handoff(_) => {
+            let cut = finish_cut_op(&shared.out, chunk, &mut wr).await;
             let old = Retiring {
                 rd,
                 wr,
                 parser,
                 buf: read_buf,
+                cut,
             };
             (stop, Some(old))
         }

@@ -10,16 +10,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use std::sync::Mutex;
+
+use bytes::{Buf, Bytes, BytesMut};
 use nats_proto::{Encoder, Parser, ServerOp};
 use rand::Rng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
 use tracing::{debug, info, warn};
 
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
 use crate::lock;
+use crate::outbound::{Chunk, Outbound, cut_frame_end, frame_start_at};
 use crate::shared::Shared;
 use crate::transport::{Reader, Writer};
 
@@ -27,12 +30,97 @@ use crate::transport::{Reader, Writer};
 /// ones are removed.
 const PROPAGATION_GRACE: Duration = Duration::from_millis(100);
 
+/// How long completing a cut op on the old connection may take (see [`finish_cut_op`]).
+const CUT_OP_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// The old connection, still delivering while its replacement takes over.
 pub(crate) struct Retiring {
     pub rd: Reader,
     pub wr: Writer,
     pub parser: Parser,
     pub buf: BytesMut,
+    /// What [`finish_cut_op`] left the old connection's outgoing stream as.
+    pub cut: CutOp,
+}
+
+/// The old connection's outgoing stream after [`finish_cut_op`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CutOp {
+    /// Every op on it is whole: more may be written (the retirement's UNSUBs and PING).
+    pub clean: bool,
+    /// PINGs it completed, whose PONGs are not the retirement's.
+    pub stray_pongs: usize,
+}
+
+/// A handoff stops the writer where it is, which may be inside an op (or a publisher's direct
+/// write may have been cut short). The old connection is healthy, so the op is completed there
+/// rather than abandoned: whatever is written to that connection later (the retirement's
+/// UNSUBs) would otherwise be read by the server as the rest of the op, and could even
+/// complete a PUB with the wrong payload. The completed op is then not sent again on the new
+/// connection. If completing fails or stalls, the stream is left `clean: false` and the op
+/// goes out whole on the new connection, as after a lost connection.
+pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
+    out: &Mutex<Outbound>,
+    chunk: &mut Chunk,
+    wr: &mut W,
+) -> CutOp {
+    let is_ping = |buf: &[u8], end: usize| buf[frame_start_at(buf, end - 1)..end] == *b"PING\r\n";
+    if let Some(rest) = chunk.cut_frame_rest() {
+        if !write_within(wr, &chunk.bytes[rest.clone()]).await {
+            return CutOp {
+                clean: false,
+                stray_pongs: 0,
+            };
+        }
+        chunk.written = rest.end;
+        let stray_pongs = usize::from(is_ping(&chunk.bytes, rest.end));
+        return CutOp {
+            clean: true,
+            stray_pongs,
+        };
+    }
+    // A direct write cut short, its op still at the front of the shared buffer (the writer
+    // had not taken it yet). Publishers may append meanwhile; nobody else takes from the front.
+    let cut = {
+        let out = lock(out);
+        cut_frame_end(&out.buf, out.direct_written).map(|end| {
+            (
+                Bytes::copy_from_slice(&out.buf[out.direct_written..end]),
+                end,
+            )
+        })
+    };
+    if let Some((rest, end)) = cut {
+        if !write_within(wr, &rest).await {
+            return CutOp {
+                clean: false,
+                stray_pongs: 0,
+            };
+        }
+        let mut out = lock(out);
+        let stray_pongs = usize::from(is_ping(&out.buf, end));
+        out.buf.advance(end);
+        out.direct_written = 0;
+        return CutOp {
+            clean: true,
+            stray_pongs,
+        };
+    }
+    CutOp {
+        clean: true,
+        stray_pongs: 0,
+    }
+}
+
+async fn write_within<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> bool {
+    let write = async {
+        wr.write_all(bytes).await?;
+        wr.flush().await
+    };
+    matches!(
+        tokio::time::timeout(CUT_OP_TIMEOUT, write).await,
+        Ok(Ok(()))
+    )
 }
 
 /// Waits for the lame-duck signal, then connects to another server of the pool (after a
@@ -78,7 +166,9 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
     let (tx, rx) = oneshot::channel();
     lock(&shared.out).flush_waiters.push(tx);
     shared.writer_wake.notify_one();
-    let done = async {
+    // `old` moves into this block, so the connection closes when it ends (for plain TCP,
+    // `shutdown` is a no-op: the socket closes when its last handle is dropped).
+    let done = async move {
         // 1. Wait for the new server's PONG after our re-sent SUBs.
         let confirmed = async {
             let _ = rx.await;
@@ -87,6 +177,12 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
         tokio::select! {
             _ = confirmed => {}
             _ = pump(shared, &mut old, false) => return,
+        }
+        if !old.cut.clean {
+            // An op is cut short on the old connection: nothing more may be written to it.
+            // Keep delivering until the server closes it.
+            pump(shared, &mut old, false).await;
+            return;
         }
         // 2. UNSUB everything on the old connection, PING, and read until its PONG.
         let mut out = BytesMut::new();
@@ -101,14 +197,16 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
         }
         pump(shared, &mut old, true).await;
         let _ = old.wr.shutdown().await;
+        drop(old);
         debug!("lame-duck connection retired");
     };
     done.await;
     std::future::pending().await
 }
 
-/// Routes the old connection's messages; answers its PINGs. With `until_pong`, returns at the
-/// first PONG; otherwise returns only when the connection ends.
+/// Routes the old connection's messages; answers its PINGs (unless an op is cut short on it).
+/// With `until_pong`, returns at the first PONG that answers the retirement's PING; otherwise
+/// returns only when the connection ends.
 async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
     loop {
         loop {
@@ -119,8 +217,9 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
                         handler(msg);
                     }
                 }
+                Ok(Some(ServerOp::Pong)) if old.cut.stray_pongs > 0 => old.cut.stray_pongs -= 1,
                 Ok(Some(ServerOp::Pong)) if until_pong => return,
-                Ok(Some(ServerOp::Ping)) => {
+                Ok(Some(ServerOp::Ping)) if old.cut.clean => {
                     if old.wr.write_all(b"PONG\r\n").await.is_err() {
                         return;
                     }
@@ -134,5 +233,108 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
             Ok(0) | Err(_) => return,
             Ok(_) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(bytes: &[u8], written: usize) -> Chunk {
+        Chunk {
+            bytes: BytesMut::from(bytes),
+            written,
+            waiters: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_cut_publish_is_completed_and_not_sent_again() {
+        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let mut c = chunk(b"PUB a 3\r\nabc\r\nPUB b 1\r\nx\r\n", 5);
+        let mut wire = Vec::new();
+        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert_eq!(
+            cut,
+            CutOp {
+                clean: true,
+                stray_pongs: 0
+            }
+        );
+        assert_eq!(&wire[..], b" 3\r\nabc\r\n");
+        assert_eq!(&c.take_unsent()[..], b"PUB b 1\r\nx\r\n");
+    }
+
+    #[tokio::test]
+    async fn a_completed_ping_has_its_pong_skipped() {
+        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let mut c = chunk(b"PUB a 1\r\nx\r\nPING\r\n", 14);
+        let mut wire = Vec::new();
+        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert_eq!(
+            cut,
+            CutOp {
+                clean: true,
+                stray_pongs: 1
+            }
+        );
+        assert_eq!(&wire[..], b"NG\r\n");
+        assert!(c.take_unsent().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_cut_direct_write_is_completed_and_removed_from_the_buffer() {
+        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        {
+            let mut o = lock(&out);
+            o.buf.extend_from_slice(b"PUB c 2\r\nhi\r\nPUB d 0\r\n\r\n");
+            o.direct_written = 4;
+        }
+        let mut c = Chunk::default();
+        let mut wire = Vec::new();
+        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert_eq!(
+            cut,
+            CutOp {
+                clean: true,
+                stray_pongs: 0
+            }
+        );
+        assert_eq!(&wire[..], b"c 2\r\nhi\r\n");
+        let o = lock(&out);
+        assert_eq!((&o.buf[..], o.direct_written), (&b"PUB d 0\r\n\r\n"[..], 0));
+    }
+
+    #[tokio::test]
+    async fn a_failed_completion_leaves_the_op_to_the_new_connection() {
+        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let mut c = chunk(b"PUB a 3\r\nabc\r\n", 5);
+        let (mut wr, rd) = tokio::io::duplex(64);
+        drop(rd);
+        let cut = finish_cut_op(&out, &mut c, &mut wr).await;
+        assert_eq!(
+            cut,
+            CutOp {
+                clean: false,
+                stray_pongs: 0
+            }
+        );
+        assert_eq!(&c.take_unsent()[..], b"PUB a 3\r\nabc\r\n");
+    }
+
+    #[tokio::test]
+    async fn nothing_cut_nothing_written() {
+        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let mut c = chunk(b"PUB a 3\r\nabc\r\n", 14);
+        let mut wire = Vec::new();
+        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert_eq!(
+            cut,
+            CutOp {
+                clean: true,
+                stray_pongs: 0
+            }
+        );
+        assert!(wire.is_empty());
     }
 }

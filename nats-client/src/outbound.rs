@@ -137,6 +137,12 @@ impl Chunk {
         self.written >= self.bytes.len()
     }
 
+    /// When the socket stopped inside an op (part of it written): the range of bytes that
+    /// completes it.
+    pub fn cut_frame_rest(&self) -> Option<std::ops::Range<usize>> {
+        cut_frame_end(&self.bytes, self.written).map(|end| self.written..end)
+    }
+
     /// The unsent part of the chunk, starting at the first op that was not completely written
     /// (an op cut in half by the failure is sent again whole: the server dropped its part).
     pub fn take_unsent(&mut self) -> BytesMut {
@@ -164,6 +170,16 @@ pub(crate) fn frame_start_at(buf: &[u8], pos: usize) -> usize {
         start = end;
     }
     buf.len()
+}
+
+/// When byte `pos` of `buf` lies strictly inside an op (the op started before it): where that
+/// op ends. `None` at an op boundary or at the end.
+pub(crate) fn cut_frame_end(buf: &[u8], pos: usize) -> Option<usize> {
+    let start = frame_start_at(buf, pos);
+    if start >= pos {
+        return None;
+    }
+    Some(start + frame_len(&buf[start..])?)
 }
 
 /// Length of the client op at the front of `buf`: its control line, plus payload and CRLF for
@@ -215,5 +231,24 @@ mod tests {
             waiters: None,
         };
         assert_eq!(&chunk.take_unsent()[..], b"PUB b 1\r\ny\r\n");
+    }
+
+    #[test]
+    fn cut_frame_rest_completes_the_op_in_progress() {
+        let buf = &b"PUB a 3\r\nabc\r\nPING\r\n"[..];
+        let mut chunk = Chunk {
+            bytes: BytesMut::from(buf),
+            written: 0,
+            waiters: None,
+        };
+        for written in 0..=buf.len() {
+            chunk.written = written;
+            let expected = match written {
+                1..=13 => Some(written..14),
+                15..=19 => Some(written..20),
+                _ => None, // 0, 14, 20: op boundaries
+            };
+            assert_eq!(chunk.cut_frame_rest(), expected, "written {written}");
+        }
     }
 }

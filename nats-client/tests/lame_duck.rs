@@ -1,4 +1,5 @@
-//! Lame duck: the client moves to another node before the server exits, losing nothing.
+//! Lame duck: the client moves to another node before the server exits, losing nothing, as a
+//! subscriber and as a publisher.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nats_client::{Client, ConnectOptions, Event};
-use nats_tests::Cluster;
+use nats_tests::{Cluster, ClusterOptions};
 use tokio::task::spawn_blocking;
 
 fn node_of(client: &Client) -> usize {
@@ -123,4 +124,124 @@ async fn lame_duck_moves_before_exit_without_loss() {
         panic!("not connected after the lame-duck server exited");
     }
     client.flush().await.unwrap();
+}
+
+/// 64 KiB payload for message `n`: its number, then a fill byte derived from it, so a
+/// subscriber can tell a whole message from one spliced with other bytes.
+fn big_payload(n: u32) -> Vec<u8> {
+    let mut p = vec![(n % 251) as u8; 64 * 1024];
+    p[..4].copy_from_slice(&n.to_be_bytes());
+    p
+}
+
+/// The moving client is the one publishing: large messages keep its writer in the middle of
+/// an op most of the time, so the handoff cuts one. Every publish that was flushed arrives
+/// once and intact (a cut op is completed on the old server, never sent twice, and the old
+/// connection's unsubscribes are never spliced into it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_moves_off_a_lame_duck_server_without_loss_or_splicing() {
+    // A long grace period: the server closes no client itself while the test looks.
+    let cluster = spawn_blocking(|| {
+        Cluster::start_with(ClusterOptions {
+            extra_config: "lame_duck_grace_period: \"5s\"".into(),
+            ..ClusterOptions::default()
+        })
+    })
+    .await
+    .unwrap();
+    let publisher = ConnectOptions::new()
+        .lame_duck_jitter(Duration::from_millis(200))
+        .connect(&cluster.urls())
+        .await
+        .unwrap();
+    let victim = node_of(&publisher);
+    // Something for the retirement to unsubscribe on the old connection.
+    let _own = publisher.subscribe("ldm.own").await.unwrap();
+    let subscriber = nats_client::connect(&cluster.node((victim + 1) % 3).url())
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let _sub = subscriber
+        .subscribe_with_handler("ldm.big", move |m| {
+            let n = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
+            let _ = tx.send((n, m.payload[..] == big_payload(n)[..]));
+        })
+        .unwrap();
+    subscriber.flush().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut events = publisher.events();
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let publishing = {
+        let stop = stop.clone();
+        let publisher = publisher.clone();
+        tokio::spawn(async move {
+            let mut n = 0u32;
+            // No flush until the end: the writer never waits for a PONG, so it is busy
+            // when the handoff comes.
+            while !stop.load(Ordering::Relaxed) {
+                publisher.publish("ldm.big", big_payload(n)).await.unwrap();
+                n += 1;
+            }
+            publisher.flush().await.unwrap();
+            n
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cluster = spawn_blocking(move || {
+        cluster.lame_duck(victim);
+        cluster
+    })
+    .await
+    .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.recv().await {
+                Ok(Event::Reconnected { .. }) => return,
+                Ok(_) => {}
+                Err(e) => panic!("{e}"),
+            }
+        }
+    })
+    .await
+    .expect("moved off the lame-duck server");
+    assert_ne!(node_of(&publisher), victim);
+    // The client retires the old connection itself once its unsubscribes are confirmed,
+    // which needs a clean stream (a cut op left there would swallow them).
+    let (reason, cluster) = spawn_blocking(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        loop {
+            let closed = cluster.node(victim).monitor_json("/connz?state=closed");
+            if let Some(c) = closed["connections"].as_array().and_then(|c| c.first()) {
+                return (
+                    c["reason"].as_str().unwrap_or_default().to_string(),
+                    cluster,
+                );
+            }
+            if std::time::Instant::now() > deadline {
+                return ("still open".to_string(), cluster);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(reason, "Client Closed", "the old connection");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    let published = publishing.await.unwrap();
+
+    let mut seen = BTreeSet::new();
+    while seen.len() < published as usize {
+        let (n, intact) = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {published} arrived", seen.len()))
+            .unwrap();
+        assert!(intact, "message {n} arrived spliced");
+        assert!(seen.insert(n), "message {n} arrived twice");
+        assert!(n < published, "message {n} was never published");
+    }
+    println!("{published} messages of 64 KiB published across the move, all arrived once");
+    assert_eq!(subscriber.statistics().dropped_msgs, 0);
+    drop(cluster);
 }
