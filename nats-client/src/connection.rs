@@ -226,13 +226,18 @@ async fn serve(
             (stop, None)
         }
         Stop::Handoff(_) => {
-            let cut = finish_cut_op(&shared.out, chunk, &mut wr).await;
+            let clean = finish_cut_op(&shared.out, chunk, &mut wr).await;
+            // Every PING sent there (including the chunk's last op, when it is all written)
+            // is answered there before the retirement's own PING is.
+            let stray_pongs =
+                lock(&shared.pongs).len() + usize::from(chunk.is_done() && chunk.waiters.is_some());
             let old = Retiring {
                 rd,
                 wr,
                 parser,
                 buf: read_buf,
-                cut,
+                clean,
+                stray_pongs,
             };
             (stop, Some(old))
         }

@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
 use crate::lock;
-use crate::outbound::{Chunk, Outbound, cut_frame_end, frame_start_at};
+use crate::outbound::{Chunk, Outbound, cut_frame_end};
 use crate::shared::Shared;
 use crate::transport::{Reader, Writer};
 
@@ -39,16 +39,11 @@ pub(crate) struct Retiring {
     pub wr: Writer,
     pub parser: Parser,
     pub buf: BytesMut,
-    /// What [`finish_cut_op`] left the old connection's outgoing stream as.
-    pub cut: CutOp,
-}
-
-/// The old connection's outgoing stream after [`finish_cut_op`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CutOp {
-    /// Every op on it is whole: more may be written (the retirement's UNSUBs and PING).
+    /// Every op written to it is whole (see [`finish_cut_op`]): more may be written (the
+    /// retirement's UNSUBs and PING).
     pub clean: bool,
-    /// PINGs it completed, whose PONGs are not the retirement's.
+    /// PINGs sent to it before the handoff whose PONGs are still to come: not the
+    /// retirement's (their flush calls ride the new connection's PING).
     pub stray_pongs: usize,
 }
 
@@ -57,27 +52,19 @@ pub(crate) struct CutOp {
 /// rather than abandoned: whatever is written to that connection later (the retirement's
 /// UNSUBs) would otherwise be read by the server as the rest of the op, and could even
 /// complete a PUB with the wrong payload. The completed op is then not sent again on the new
-/// connection. If completing fails or stalls, the stream is left `clean: false` and the op
-/// goes out whole on the new connection, as after a lost connection.
+/// connection. Returns whether the stream is clean; if completing fails or stalls it is not,
+/// and the op goes out whole on the new connection, as after a lost connection.
 pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
     out: &Mutex<Outbound>,
     chunk: &mut Chunk,
     wr: &mut W,
-) -> CutOp {
-    let is_ping = |buf: &[u8], end: usize| buf[frame_start_at(buf, end - 1)..end] == *b"PING\r\n";
+) -> bool {
     if let Some(rest) = chunk.cut_frame_rest() {
         if !write_within(wr, &chunk.bytes[rest.clone()]).await {
-            return CutOp {
-                clean: false,
-                stray_pongs: 0,
-            };
+            return false;
         }
         chunk.written = rest.end;
-        let stray_pongs = usize::from(is_ping(&chunk.bytes, rest.end));
-        return CutOp {
-            clean: true,
-            stray_pongs,
-        };
+        return true;
     }
     // A direct write cut short, its op still at the front of the shared buffer (the writer
     // had not taken it yet). Publishers may append meanwhile; nobody else takes from the front.
@@ -92,24 +79,13 @@ pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
     };
     if let Some((rest, end)) = cut {
         if !write_within(wr, &rest).await {
-            return CutOp {
-                clean: false,
-                stray_pongs: 0,
-            };
+            return false;
         }
         let mut out = lock(out);
-        let stray_pongs = usize::from(is_ping(&out.buf, end));
         out.buf.advance(end);
         out.direct_written = 0;
-        return CutOp {
-            clean: true,
-            stray_pongs,
-        };
     }
-    CutOp {
-        clean: true,
-        stray_pongs: 0,
-    }
+    true
 }
 
 async fn write_within<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> bool {
@@ -178,7 +154,7 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             _ = confirmed => {}
             _ = pump(shared, &mut old, false) => return,
         }
-        if !old.cut.clean {
+        if !old.clean {
             // An op is cut short on the old connection: nothing more may be written to it.
             // Keep delivering until the server closes it.
             pump(shared, &mut old, false).await;
@@ -217,9 +193,9 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
                         handler(msg);
                     }
                 }
-                Ok(Some(ServerOp::Pong)) if old.cut.stray_pongs > 0 => old.cut.stray_pongs -= 1,
+                Ok(Some(ServerOp::Pong)) if old.stray_pongs > 0 => old.stray_pongs -= 1,
                 Ok(Some(ServerOp::Pong)) if until_pong => return,
-                Ok(Some(ServerOp::Ping)) if old.cut.clean => {
+                Ok(Some(ServerOp::Ping)) if old.clean => {
                     if old.wr.write_all(b"PONG\r\n").await.is_err() {
                         return;
                     }
@@ -253,31 +229,19 @@ mod tests {
         let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
         let mut c = chunk(b"PUB a 3\r\nabc\r\nPUB b 1\r\nx\r\n", 5);
         let mut wire = Vec::new();
-        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
-        assert_eq!(
-            cut,
-            CutOp {
-                clean: true,
-                stray_pongs: 0
-            }
-        );
+        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert!(clean);
         assert_eq!(&wire[..], b" 3\r\nabc\r\n");
         assert_eq!(&c.take_unsent()[..], b"PUB b 1\r\nx\r\n");
     }
 
     #[tokio::test]
-    async fn a_completed_ping_has_its_pong_skipped() {
+    async fn a_cut_ping_is_completed() {
         let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
         let mut c = chunk(b"PUB a 1\r\nx\r\nPING\r\n", 14);
         let mut wire = Vec::new();
-        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
-        assert_eq!(
-            cut,
-            CutOp {
-                clean: true,
-                stray_pongs: 1
-            }
-        );
+        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert!(clean);
         assert_eq!(&wire[..], b"NG\r\n");
         assert!(c.take_unsent().is_empty());
     }
@@ -292,14 +256,8 @@ mod tests {
         }
         let mut c = Chunk::default();
         let mut wire = Vec::new();
-        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
-        assert_eq!(
-            cut,
-            CutOp {
-                clean: true,
-                stray_pongs: 0
-            }
-        );
+        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert!(clean);
         assert_eq!(&wire[..], b"c 2\r\nhi\r\n");
         let o = lock(&out);
         assert_eq!((&o.buf[..], o.direct_written), (&b"PUB d 0\r\n\r\n"[..], 0));
@@ -311,14 +269,8 @@ mod tests {
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 5);
         let (mut wr, rd) = tokio::io::duplex(64);
         drop(rd);
-        let cut = finish_cut_op(&out, &mut c, &mut wr).await;
-        assert_eq!(
-            cut,
-            CutOp {
-                clean: false,
-                stray_pongs: 0
-            }
-        );
+        let clean = finish_cut_op(&out, &mut c, &mut wr).await;
+        assert!(!clean);
         assert_eq!(&c.take_unsent()[..], b"PUB a 3\r\nabc\r\n");
     }
 
@@ -327,14 +279,8 @@ mod tests {
         let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 14);
         let mut wire = Vec::new();
-        let cut = finish_cut_op(&out, &mut c, &mut wire).await;
-        assert_eq!(
-            cut,
-            CutOp {
-                clean: true,
-                stray_pongs: 0
-            }
-        );
+        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        assert!(clean);
         assert!(wire.is_empty());
     }
 }
