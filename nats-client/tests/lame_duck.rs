@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -161,15 +161,22 @@ async fn publisher_moves_off_a_lame_duck_server_without_loss_or_splicing() {
         .await
         .unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // How many have arrived: the publisher keeps at most WINDOW messages ahead of the
+    // subscriber (32 MiB), so the servers never drop it as a slow consumer (64 MiB pending).
+    const WINDOW: u32 = 512;
+    let arrived = Arc::new(AtomicU32::new(0));
+    let counter = arrived.clone();
     let _sub = subscriber
         .subscribe_with_handler("ldm.big", move |m| {
             let n = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
             let _ = tx.send((n, m.payload[..] == big_payload(n)[..]));
+            counter.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap();
     subscriber.flush().await.unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
     let mut events = publisher.events();
+    let mut subscriber_events = subscriber.events();
 
     let stop = Arc::new(AtomicBool::new(false));
     let publishing = {
@@ -180,6 +187,10 @@ async fn publisher_moves_off_a_lame_duck_server_without_loss_or_splicing() {
             // No flush until the end: the writer never waits for a PONG, so it is busy
             // when the handoff comes.
             while !stop.load(Ordering::Relaxed) {
+                if n.saturating_sub(arrived.load(Ordering::Relaxed)) >= WINDOW {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    continue;
+                }
                 publisher.publish("ldm.big", big_payload(n)).await.unwrap();
                 n += 1;
             }
@@ -243,5 +254,11 @@ async fn publisher_moves_off_a_lame_duck_server_without_loss_or_splicing() {
     }
     println!("{published} messages of 64 KiB published across the move, all arrived once");
     assert_eq!(subscriber.statistics().dropped_msgs, 0);
+    while let Ok(e) = subscriber_events.try_recv() {
+        assert!(
+            !matches!(e, Event::Disconnected { .. }),
+            "subscriber: {e:?}"
+        );
+    }
     drop(cluster);
 }
