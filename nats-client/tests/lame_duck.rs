@@ -33,7 +33,19 @@ async fn lame_duck_moves_before_exit_without_loss() {
         .unwrap();
     let mut sub = client.subscribe("ldm.test").await.unwrap();
     client.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The subscription must have reached the publisher's server over the routes before the
+    // run starts (it can take a while on a loaded machine): probe until one arrives.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            publisher.publish("ldm.test", "").await.unwrap();
+            if let Ok(probe) = tokio::time::timeout(Duration::from_millis(20), sub.next()).await {
+                assert!(probe.unwrap().payload.is_empty());
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the subscription propagated to the publisher's server");
     let mut events = client.events();
 
     // Publish continuously; every batch is confirmed by flush before the next.
@@ -95,8 +107,20 @@ async fn lame_duck_moves_before_exit_without_loss() {
     while seen.len() < published as usize {
         let m = tokio::time::timeout(Duration::from_secs(5), sub.next())
             .await
-            .unwrap_or_else(|_| panic!("only {} of {published} arrived", seen.len()))
+            .unwrap_or_else(|_| {
+                let missing: Vec<u32> = (0..published).filter(|n| !seen.contains(n)).collect();
+                panic!(
+                    "only {} of {published} arrived; missing {} from {:?} to {:?}",
+                    seen.len(),
+                    missing.len(),
+                    missing.first(),
+                    missing.last()
+                )
+            })
             .unwrap();
+        if m.payload.is_empty() {
+            continue; // a late probe
+        }
         let n = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
         if !seen.insert(n) {
             duplicates += 1;
@@ -166,15 +190,30 @@ async fn publisher_moves_off_a_lame_duck_server_without_loss_or_splicing() {
     const WINDOW: u32 = 512;
     let arrived = Arc::new(AtomicU32::new(0));
     let counter = arrived.clone();
+    let ready = Arc::new(AtomicBool::new(false));
+    let seen_probe = ready.clone();
     let _sub = subscriber
         .subscribe_with_handler("ldm.big", move |m| {
+            if m.payload.is_empty() {
+                seen_probe.store(true, Ordering::Relaxed);
+                return;
+            }
             let n = u32::from_be_bytes(m.payload[..4].try_into().unwrap());
             let _ = tx.send((n, m.payload[..] == big_payload(n)[..]));
             counter.fetch_add(1, Ordering::Relaxed);
         })
         .unwrap();
     subscriber.flush().await.unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The subscription must have reached the publisher's server over the routes before the
+    // run starts (it can take a while on a loaded machine): probe until one arrives.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !ready.load(Ordering::Relaxed) {
+            publisher.publish("ldm.big", "").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the subscription propagated to the publisher's server");
     let mut events = publisher.events();
     let mut subscriber_events = subscriber.events();
 
