@@ -1,7 +1,6 @@
 //! The [`Client`] handle: publish, subscribe, request, flush, drain, close.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
 use nats_proto::{HeaderMap, ServerInfo};
@@ -271,86 +270,24 @@ impl Client {
         Ok(Subscriber::new(sid, subject, queue, self.clone()))
     }
 
-    /// Registers a subscription and sends its SUB (when connected; otherwise the reconnect
-    /// sends it).
+    /// Registers a subscription and sends its SUB (see [`Shared::add_subscription`]).
     pub(crate) fn add_subscription(
         &self,
         subject: &str,
         queue_group: Option<String>,
         target: Target,
     ) -> Result<u64, ClientError> {
-        let shared = self.shared();
-        let sid = shared.next_sid.fetch_add(1, Relaxed);
-        let mut out = lock(&shared.out);
-        match out.state {
-            LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
-            LinkState::Connected => {
-                let encoder = out.encoder;
-                encoder.subscribe(&mut out.buf, sid, subject, queue_group.as_deref())?;
-            }
-            LinkState::Disconnected => {
-                // Validate now even though the SUB is sent later.
-                let mut scratch = bytes::BytesMut::new();
-                out.encoder
-                    .subscribe(&mut scratch, sid, subject, queue_group.as_deref())?;
-            }
-        }
-        lock(&shared.subs).insert(
-            sid,
-            SubEntry {
-                subject: subject.to_owned(),
-                queue_group,
-                max: None,
-                delivered: 0,
-                target,
-            },
-        );
-        drop(out);
-        shared.writer_wake.notify_one();
-        Ok(sid)
+        self.shared().add_subscription(subject, queue_group, target)
     }
 
     /// Sends UNSUB for `sid` and forgets it (or, with `max`, lets it run to `max` messages).
     pub(crate) fn unsubscribe_sid(&self, sid: u64, max: Option<u64>) -> Result<(), ClientError> {
-        self.send_unsub(sid, max, true)
+        self.shared().send_unsub(sid, max, true)
     }
 
     /// Sends UNSUB but keeps routing messages already on their way (for drain).
     pub(crate) fn unsubscribe_sid_keep_queue(&self, sid: u64) -> Result<(), ClientError> {
-        self.send_unsub(sid, None, false)
-    }
-
-    fn send_unsub(&self, sid: u64, max: Option<u64>, forget: bool) -> Result<(), ClientError> {
-        let shared = self.shared();
-        let mut out = lock(&shared.out);
-        if matches!(out.state, LinkState::Closing | LinkState::Closed) {
-            return Err(ClientError::Closed);
-        }
-        let mut subs = lock(&shared.subs);
-        let remove = match (subs.get_mut(&sid), max) {
-            (None, _) => return Ok(()),
-            (Some(e), Some(max)) => {
-                e.max = Some(max);
-                e.delivered >= max
-            }
-            (Some(_), None) => forget,
-        };
-        if remove
-            && let Some(SubEntry {
-                target: Target::Queue(q),
-                ..
-            }) = subs.remove(&sid)
-        {
-            q.close();
-        }
-        drop(subs);
-        if out.state == LinkState::Connected {
-            let encoder = out.encoder;
-            encoder.unsubscribe(&mut out.buf, sid, max);
-            drop(out);
-            shared.writer_wake.notify_one();
-        }
-        Ok(())
+        self.shared().send_unsub(sid, None, false)
     }
 
     /// Forgets a drained subscription and ends its stream.

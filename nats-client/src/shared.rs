@@ -8,6 +8,7 @@ use nats_proto::ServerInfo;
 use tokio::sync::{Notify, broadcast, watch};
 
 use crate::addr::ServerAddr;
+use crate::error::ClientError;
 use crate::events::Event;
 use crate::lock;
 use crate::message::Message;
@@ -96,6 +97,78 @@ impl Shared {
         self.writer_wake.notify_one();
         self.close_wake.notify_one();
         self.space.notify_waiters();
+    }
+
+    /// Registers a subscription and sends its SUB (when connected; otherwise the reconnect
+    /// sends it).
+    pub fn add_subscription(
+        &self,
+        subject: &str,
+        queue_group: Option<String>,
+        target: Target,
+    ) -> Result<u64, ClientError> {
+        let sid = self.next_sid.fetch_add(1, Relaxed);
+        let mut out = lock(&self.out);
+        match out.state {
+            LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
+            LinkState::Connected => {
+                let encoder = out.encoder;
+                encoder.subscribe(&mut out.buf, sid, subject, queue_group.as_deref())?;
+            }
+            LinkState::Disconnected => {
+                // Validate now even though the SUB is sent later.
+                let mut scratch = bytes::BytesMut::new();
+                out.encoder
+                    .subscribe(&mut scratch, sid, subject, queue_group.as_deref())?;
+            }
+        }
+        lock(&self.subs).insert(
+            sid,
+            SubEntry {
+                subject: subject.to_owned(),
+                queue_group,
+                max: None,
+                delivered: 0,
+                target,
+            },
+        );
+        drop(out);
+        self.writer_wake.notify_one();
+        Ok(sid)
+    }
+
+    /// Sends UNSUB for `sid`; with `forget`, also stops routing its messages (a stream
+    /// subscription's stream ends).
+    pub fn send_unsub(&self, sid: u64, max: Option<u64>, forget: bool) -> Result<(), ClientError> {
+        let mut out = lock(&self.out);
+        if matches!(out.state, LinkState::Closing | LinkState::Closed) {
+            return Err(ClientError::Closed);
+        }
+        let mut subs = lock(&self.subs);
+        let remove = match (subs.get_mut(&sid), max) {
+            (None, _) => return Ok(()),
+            (Some(e), Some(max)) => {
+                e.max = Some(max);
+                e.delivered >= max
+            }
+            (Some(_), None) => forget,
+        };
+        if remove
+            && let Some(SubEntry {
+                target: Target::Queue(q),
+                ..
+            }) = subs.remove(&sid)
+        {
+            q.close();
+        }
+        drop(subs);
+        if out.state == LinkState::Connected {
+            let encoder = out.encoder;
+            encoder.unsubscribe(&mut out.buf, sid, max);
+            drop(out);
+            self.writer_wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Delivers one message to its subscription. Called by the reader with `subs` locked.
