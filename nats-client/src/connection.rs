@@ -238,6 +238,7 @@ async fn serve(
                 buf: read_buf,
                 clean,
                 stray_pongs,
+                owed_pongs: 0,
             };
             (stop, Some(old))
         }

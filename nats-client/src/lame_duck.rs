@@ -7,10 +7,8 @@
 //! until the PONG that follows, and close it. Meanwhile the old connection keeps delivering.
 //! The price of no loss is that a message published during the overlap can arrive twice.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-use std::sync::Mutex;
 
 use bytes::{Buf, Bytes, BytesMut};
 use nats_proto::{Encoder, Parser, ServerOp};
@@ -24,11 +22,18 @@ use crate::handshake::{Established, establish};
 use crate::lock;
 use crate::outbound::{Chunk, Outbound, cut_frame_end};
 use crate::shared::Shared;
+use crate::subscription::Target;
 use crate::transport::{Reader, Writer};
 
-/// Time given to the cluster to carry our new subscriptions over its routes before the old
-/// ones are removed.
+/// Time given to the other nodes of the cluster to learn our new subscriptions, once the old
+/// server is known to have them.
 const PROPAGATION_GRACE: Duration = Duration::from_millis(100);
+
+/// Longest wait for the old server to learn our new subscriptions before going ahead anyway.
+const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How often the probe is published to the old server while waiting.
+const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long completing a cut op on the old connection may take (see [`finish_cut_op`]).
 const CUT_OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -45,6 +50,8 @@ pub(crate) struct Retiring {
     /// PINGs sent to it before the handoff whose PONGs are still to come: not the
     /// retirement's (their flush calls ride the new connection's PING).
     pub stray_pongs: usize,
+    /// PINGs from the old server not answered yet (see [`pump`]).
+    pub owed_pongs: usize,
 }
 
 /// A handoff stops the writer where it is, which may be inside an op (or a publisher's direct
@@ -136,9 +143,25 @@ pub(crate) async fn find_replacement(
     }
 }
 
-/// Keeps delivering from the old connection until the new one holds our subscriptions, then
-/// unsubscribes the old one, drains it up to its PONG, and closes it. Never returns.
+/// Keeps delivering from the old connection until our subscriptions on the new one are known
+/// to the old server, then unsubscribes the old one, drains it up to its PONG, and closes it.
+/// Never returns.
 pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
+    // A probe subscription on the new connection only, sent after every re-sent SUB; the
+    // flush's PONG then proves the new server holds them all.
+    let probe_subject = format!("{}.{}.ldm", shared.opts.inbox_prefix, nuid::next());
+    let arrived = Arc::new(Notify::new());
+    let signal = arrived.clone();
+    let probe = ProbeSub {
+        shared,
+        sid: shared
+            .add_subscription(
+                &probe_subject,
+                None,
+                Target::Handler(Arc::new(move |_| signal.notify_one())),
+            )
+            .ok(),
+    };
     let (tx, rx) = oneshot::channel();
     lock(&shared.out).flush_waiters.push(tx);
     shared.writer_wake.notify_one();
@@ -146,12 +169,8 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
     // `shutdown` is a no-op: the socket closes when its last handle is dropped).
     let done = async move {
         // 1. Wait for the new server's PONG after our re-sent SUBs.
-        let confirmed = async {
-            let _ = rx.await;
-            tokio::time::sleep(PROPAGATION_GRACE).await;
-        };
         tokio::select! {
-            _ = confirmed => {}
+            _ = rx => {}
             _ = pump(shared, &mut old, false) => return,
         }
         if !old.clean {
@@ -160,15 +179,47 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             pump(shared, &mut old, false).await;
             return;
         }
-        // 2. UNSUB everything on the old connection, PING, and read until its PONG.
-        let mut out = BytesMut::new();
+        // 2. Publish to the probe on the old server until it comes back on the new
+        //    connection: the old server then knows our interest there (the new server sent
+        //    it over the route after all the others). Then a grace for the other nodes.
+        let mut frame = BytesMut::new();
         let encoder = Encoder::default();
+        if probe.sid.is_some()
+            && encoder
+                .publish(&mut frame, &probe_subject, None, None, &[])
+                .is_ok()
+        {
+            let deadline = Instant::now() + PROPAGATION_TIMEOUT;
+            let propagated = loop {
+                if write_old(&mut old, &frame).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    _ = arrived.notified() => break true,
+                    _ = tokio::time::sleep(PROBE_INTERVAL) => {}
+                    _ = pump(shared, &mut old, false) => return,
+                }
+                if Instant::now() >= deadline {
+                    break false;
+                }
+            };
+            if !propagated {
+                warn!("no sign that our subscriptions reached the lame-duck server; moving on");
+            }
+        }
+        drop(probe);
+        tokio::select! {
+            _ = tokio::time::sleep(PROPAGATION_GRACE) => {}
+            _ = pump(shared, &mut old, false) => return,
+        }
+        // 3. UNSUB everything on the old connection, PING, and read until its PONG.
+        let mut out = BytesMut::new();
         let sids: Vec<u64> = lock(&shared.subs).keys().copied().collect();
         for sid in sids {
             encoder.unsubscribe(&mut out, sid, None);
         }
         encoder.ping(&mut out);
-        if old.wr.write_all(&out).await.is_err() {
+        if write_old(&mut old, &out).await.is_err() {
             return;
         }
         pump(shared, &mut old, true).await;
@@ -180,9 +231,32 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
     std::future::pending().await
 }
 
-/// Routes the old connection's messages; answers its PINGs (unless an op is cut short on it).
-/// With `until_pong`, returns at the first PONG that answers the retirement's PING; otherwise
-/// returns only when the connection ends.
+/// The probe subscription of [`retire`]; unsubscribed when dropped, however retirement ends.
+struct ProbeSub<'a> {
+    shared: &'a Shared,
+    sid: Option<u64>,
+}
+
+impl Drop for ProbeSub<'_> {
+    fn drop(&mut self) {
+        if let Some(sid) = self.sid {
+            let _ = self.shared.send_unsub(sid, None, true);
+        }
+    }
+}
+
+/// Writes `bytes` to the old connection, after the PONGs owed to its PINGs.
+async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
+    for _ in 0..std::mem::take(&mut old.owed_pongs) {
+        old.wr.write_all(b"PONG\r\n").await?;
+    }
+    old.wr.write_all(bytes).await
+}
+
+/// Routes the old connection's messages. With `until_pong`, returns at the first PONG that
+/// answers the retirement's PING; otherwise returns only when the connection ends. It never
+/// writes (it is cancelled at arbitrary points, and a write cut short would corrupt the
+/// stream): the server's PINGs are counted and answered by the next [`write_old`].
 async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
     loop {
         loop {
@@ -195,11 +269,7 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
                 }
                 Ok(Some(ServerOp::Pong)) if old.stray_pongs > 0 => old.stray_pongs -= 1,
                 Ok(Some(ServerOp::Pong)) if until_pong => return,
-                Ok(Some(ServerOp::Ping)) if old.clean => {
-                    if old.wr.write_all(b"PONG\r\n").await.is_err() {
-                        return;
-                    }
-                }
+                Ok(Some(ServerOp::Ping)) => old.owed_pongs += 1,
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(_) => return,

@@ -87,7 +87,7 @@ async fn lame_duck_moves_before_exit_without_loss() {
     })
     .await
     .expect("moved off the lame-duck server");
-    let (still_running, mut cluster) = spawn_blocking(move || {
+    let (still_running, cluster) = spawn_blocking(move || {
         let running = cluster.node_mut(victim).is_running();
         (running, cluster)
     })
@@ -128,6 +128,28 @@ async fn lame_duck_moves_before_exit_without_loss() {
     }
     println!("{published} published, all received, {duplicates} duplicates during the overlap");
     assert_eq!(seen.len(), published as usize);
+    // The move's propagation probe (a subscription of its own) is gone again.
+    let now_on = node_of(&client);
+    let (subs, mut cluster) = spawn_blocking(move || {
+        let connz = cluster.node(now_on).monitor_json("/connz?subs=1");
+        let subs: Vec<String> = connz["connections"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| {
+                c["subscriptions_list"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .filter_map(|s| s.as_str().map(str::to_string))
+            .collect();
+        (subs, cluster)
+    })
+    .await
+    .unwrap();
+    assert!(subs.iter().any(|s| s == "ldm.test"), "{subs:?}");
+    assert!(!subs.iter().any(|s| s.ends_with(".ldm")), "{subs:?}");
     let (exited, cluster) = spawn_blocking(move || {
         let exited = cluster
             .node_mut(victim)
