@@ -2,10 +2,12 @@
 //! to another server on its own, without losing messages already routed to it.
 //!
 //! The move is make-before-break: connect to another server, send every subscription there
-//! and wait for its PONG (the new server has them), give the cluster a moment to propagate the
-//! interest over its routes, and only then UNSUB everything on the old connection, read it
-//! until the PONG that follows, and close it. Meanwhile the old connection keeps delivering.
-//! The price of no loss is that a message published during the overlap can arrive twice.
+//! and wait for its PONG (the new server has them), publish a probe on the old connection
+//! until it comes back through the new one (the old server has learnt our interest over the
+//! routes), and only then UNSUB everything on the old connection, read it until the PONG that
+//! follows, and close it. Meanwhile the old connection keeps delivering. The price of no loss
+//! is that a message published during the overlap can arrive twice. An op the writer was
+//! cut in the middle of is completed on the old connection (see [`finish_cut_op`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
