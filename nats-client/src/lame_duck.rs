@@ -288,6 +288,10 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
 mod tests {
     use super::*;
 
+    fn outbound() -> Mutex<Outbound> {
+        Mutex::new(Outbound::new(1 << 20, 1 << 20))
+    }
+
     fn chunk(bytes: &[u8], written: usize) -> Chunk {
         Chunk {
             bytes: BytesMut::from(bytes),
@@ -298,7 +302,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_publish_is_completed_and_not_sent_again() {
-        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\nPUB b 1\r\nx\r\n", 5);
         let mut wire = Vec::new();
         let clean = finish_cut_op(&out, &mut c, &mut wire).await;
@@ -309,7 +313,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_ping_is_completed() {
-        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let out = outbound();
         let mut c = chunk(b"PUB a 1\r\nx\r\nPING\r\n", 14);
         let mut wire = Vec::new();
         let clean = finish_cut_op(&out, &mut c, &mut wire).await;
@@ -320,7 +324,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_direct_write_is_completed_and_removed_from_the_buffer() {
-        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let out = outbound();
         {
             let mut o = lock(&out);
             o.buf.extend_from_slice(b"PUB c 2\r\nhi\r\nPUB d 0\r\n\r\n");
@@ -337,7 +341,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_completion_leaves_the_op_to_the_new_connection() {
-        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 5);
         let (mut wr, rd) = tokio::io::duplex(64);
         drop(rd);
@@ -348,7 +352,7 @@ mod tests {
 
     #[tokio::test]
     async fn nothing_cut_nothing_written() {
-        let out = Mutex::new(Outbound::new(1 << 20, 1 << 20));
+        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 14);
         let mut wire = Vec::new();
         let clean = finish_cut_op(&out, &mut c, &mut wire).await;
