@@ -86,6 +86,8 @@ pub(crate) struct Inbox {
     pub prefix: String,
     /// The sid of the wildcard subscription once it exists.
     pub sid: Mutex<Option<u64>>,
+    /// `sid` is set: the lock-free check every request makes first.
+    pub subscribed: AtomicBool,
     pending: Mutex<HashMap<u64, Entry, BuildHasherDefault<TokenHasher>>>,
     next: AtomicU64,
     epoch: Instant,
@@ -101,6 +103,7 @@ impl Inbox {
         Inbox {
             prefix: format!("{inbox_prefix}.{}.", nuid::next()),
             sid: Mutex::new(None),
+            subscribed: AtomicBool::new(false),
             pending: Mutex::default(),
             next: AtomicU64::new(1),
             epoch: Instant::now(),

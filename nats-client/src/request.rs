@@ -6,6 +6,7 @@ use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -355,11 +356,15 @@ impl Client {
     /// the error.
     pub(crate) fn ensure_request_inbox(&self, subject: &str) -> Result<(), RequestError> {
         let shared = self.shared();
+        if shared.requests.subscribed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut sid = lock(&shared.requests.sid);
         if sid.is_none() {
             let filter = format!("{}*", shared.requests.prefix);
             let added = self.add_subscription(&filter, None, Target::Requests);
             *sid = Some(added.map_err(|e| client_to_request(e, subject))?);
+            shared.requests.subscribed.store(true, Ordering::Release);
         }
         Ok(())
     }
