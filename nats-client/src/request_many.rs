@@ -313,3 +313,16 @@ impl Client {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn send_and_sync<T: Send + Sync + Unpin>() {}
+
+    #[test]
+    fn replies_can_move_between_tasks() {
+        send_and_sync::<Replies>();
+        send_and_sync::<RequestMany>();
+    }
+}
