@@ -159,7 +159,8 @@ impl Inbox {
 
     /// Whether the caller must start the ticker now (true once per inbox).
     pub fn start_ticker(&self) -> bool {
-        !self.ticking.swap(true, Relaxed)
+        // Read first: every windowed request asks, and a read keeps the cache line shared.
+        !self.ticking.load(Relaxed) && !self.ticking.swap(true, Relaxed)
     }
 
     /// Forgets an entry (done, timed out, abandoned); its window slot goes back.

@@ -109,6 +109,9 @@ pub struct ReplyFuture {
     subject: String,
     timeout: Option<Duration>,
     rx: oneshot::Receiver<Outcome>,
+    /// The outcome was handed out: the inbox removed the entry already (a reply, an expiry,
+    /// a lost connection all take it out), so dropping need not look for it.
+    done: bool,
 }
 
 impl std::fmt::Debug for ReplyFuture {
@@ -138,6 +141,7 @@ impl Future for ReplyFuture {
             Poll::Ready(Err(_)) if this.shared.state() == LinkState::Closed => Err(Ended::Closed),
             Poll::Ready(Err(_)) => Err(Ended::Disconnected),
         };
+        this.done = true;
         Poll::Ready(reply_result(&this.subject, this.timeout, outcome))
     }
 }
@@ -168,7 +172,9 @@ fn reply_result(
 
 impl Drop for ReplyFuture {
     fn drop(&mut self) {
-        self.shared.requests.cancel(self.token);
+        if !self.done {
+            self.shared.requests.cancel(self.token);
+        }
     }
 }
 
@@ -346,6 +352,7 @@ impl Client {
             subject: subject.to_owned(),
             timeout,
             rx,
+            done: false,
         };
         self.publish_message(subject, Some(&ticket.reply), headers, payload)
             .await?;
