@@ -36,6 +36,7 @@ mod outbound;
 mod pool;
 mod reconnect;
 mod request;
+mod server_error;
 mod server_pool;
 mod shared;
 mod stats;
@@ -47,16 +48,17 @@ pub use addr::{DEFAULT_PORT, ServerAddr, ToServerAddrs};
 pub use auth::{Auth, AuthCallback, AuthFuture};
 pub use client::{Client, State};
 pub use error::{ClientError, ConnectError, PublishError, RequestError};
-pub use events::Event;
+pub use events::{DisconnectReason, Event};
 pub use handler::HandlerSubscription;
 pub use message::Message;
-pub use nats_proto::{self, HeaderMap, ServerInfo, StatusCode};
+pub use nats_proto::{self, BadMsg, HeaderMap, HeaderValue, ServerInfo, StatusCode};
 pub use options::ConnectOptions;
 pub use pool::{Pool, PoolStatistics};
 pub use reconnect::Backoff;
 pub use request::ReplyFuture;
+pub use server_error::{PermissionOperation, ServerError, ServerErrorKind};
 pub use stats::Statistics;
-pub use subscription::Subscriber;
+pub use subscription::{Subscriber, SubscriptionError};
 
 /// Connects with default options to the given server(s): a URL such as
 /// `nats://127.0.0.1:4222`, a comma-separated list, or a list.

@@ -48,10 +48,152 @@ impl std::fmt::Display for StatusCode {
     }
 }
 
+/// A header name or value as received: its bytes, losslessly, with a `&str` view when they
+/// are UTF-8 (nats.go and the server pass any bytes but CR and LF through, so a peer may send
+/// values this client cannot show as text; they are kept, not refused).
+///
+/// ```
+/// use nats_proto::HeaderValue;
+/// let text = HeaderValue::from("eu-west");
+/// assert_eq!(text.as_str(), Some("eu-west"));
+/// let raw = HeaderValue::from_bytes(&b"caf\xe9"[..]);
+/// assert_eq!((raw.as_str(), raw.as_bytes()), (None, &b"caf\xe9"[..]));
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HeaderValue(Repr);
+
+/// Which form a [`HeaderValue`] holds: `Text` exactly when the bytes are UTF-8, so equal bytes
+/// are always equal values.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Repr {
+    Text(ByteString),
+    Bytes(Bytes),
+}
+
+impl HeaderValue {
+    /// A value from any bytes (zero-copy; checked once for UTF-8).
+    pub fn from_bytes(bytes: impl Into<Bytes>) -> HeaderValue {
+        let bytes: Bytes = bytes.into();
+        // Checked before the conversion, which would consume the bytes when they are not text
+        // (and cloning them to keep a copy costs two atomic operations per header).
+        if !bytes.is_ascii() && std::str::from_utf8(&bytes).is_err() {
+            return HeaderValue(Repr::Bytes(bytes));
+        }
+        match ByteString::try_from(bytes) {
+            Ok(text) => HeaderValue(Repr::Text(text)),
+            // Cannot happen: the bytes were just found to be UTF-8.
+            Err(_) => HeaderValue(Repr::Bytes(Bytes::new())),
+        }
+    }
+
+    /// The value as text, when it is UTF-8.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.0 {
+            Repr::Text(t) => Some(t),
+            Repr::Bytes(_) => None,
+        }
+    }
+
+    /// The value's bytes, exactly as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        match &self.0 {
+            Repr::Text(t) => t.as_bytes(),
+            Repr::Bytes(b) => b,
+        }
+    }
+
+    /// The value's bytes as a cheap (reference-counted) `Bytes`.
+    pub fn to_bytes(&self) -> Bytes {
+        match &self.0 {
+            Repr::Text(t) => t.as_bytes().clone(),
+            Repr::Bytes(b) => b.clone(),
+        }
+    }
+
+    /// Whether the value is UTF-8 (then [`HeaderValue::as_str`] is `Some`).
+    pub fn is_utf8(&self) -> bool {
+        matches!(self.0, Repr::Text(_))
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.as_bytes().len()
+    }
+
+    /// Whether the value is empty.
+    pub fn is_empty(&self) -> bool {
+        self.as_bytes().is_empty()
+    }
+}
+
+impl std::fmt::Debug for HeaderValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Repr::Text(t) => std::fmt::Debug::fmt(&**t, f),
+            Repr::Bytes(b) => std::fmt::Debug::fmt(b, f),
+        }
+    }
+}
+
+/// Text as is; bytes that are not UTF-8 with replacement characters.
+impl std::fmt::Display for HeaderValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Repr::Text(t) => f.write_str(t),
+            Repr::Bytes(b) => f.write_str(&String::from_utf8_lossy(b)),
+        }
+    }
+}
+
+impl From<ByteString> for HeaderValue {
+    fn from(text: ByteString) -> Self {
+        HeaderValue(Repr::Text(text))
+    }
+}
+
+impl From<&str> for HeaderValue {
+    fn from(text: &str) -> Self {
+        HeaderValue(Repr::Text(ByteString::from(text)))
+    }
+}
+
+impl From<String> for HeaderValue {
+    fn from(text: String) -> Self {
+        HeaderValue(Repr::Text(ByteString::from(text)))
+    }
+}
+
+impl From<&String> for HeaderValue {
+    fn from(text: &String) -> Self {
+        HeaderValue::from(text.as_str())
+    }
+}
+
+impl From<&HeaderValue> for HeaderValue {
+    fn from(value: &HeaderValue) -> Self {
+        value.clone()
+    }
+}
+
+impl PartialEq<str> for HeaderValue {
+    fn eq(&self, other: &str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
+impl PartialEq<&str> for HeaderValue {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_bytes() == other.as_bytes()
+    }
+}
+
 /// A multi-valued, insertion-ordered header map.
 ///
 /// Small maps are the norm (a handful of fields), so a vector beats hashing here; values are
-/// zero-copy slices of the received frame.
+/// zero-copy slices of the received frame. Names and values are held losslessly as
+/// [`HeaderValue`]s: the `&str` methods ([`get`](HeaderMap::get), [`iter`](HeaderMap::iter),
+/// ...) see what is UTF-8, the `*_value` methods and [`entries`](HeaderMap::entries) see
+/// everything.
 ///
 /// ```
 /// use nats_proto::HeaderMap;
@@ -66,7 +208,7 @@ impl std::fmt::Display for StatusCode {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderMap {
-    entries: Vec<(ByteString, ByteString)>,
+    entries: Vec<(HeaderValue, HeaderValue)>,
 }
 
 impl HeaderMap {
@@ -75,52 +217,68 @@ impl HeaderMap {
         Self::default()
     }
 
-    /// The first value stored under exactly `name`.
+    /// The first value stored under exactly `name`, when that value is UTF-8 (see
+    /// [`HeaderMap::get_value`] for any bytes).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| &**v)
+        self.get_value(name).and_then(HeaderValue::as_str)
     }
 
-    /// The first value whose name equals `name` ignoring ASCII case.
+    /// The first value stored under exactly `name`, as received.
+    pub fn get_value(&self, name: &str) -> Option<&HeaderValue> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// The first value whose name equals `name` ignoring ASCII case, when that value is UTF-8.
     pub fn get_ignore_case(&self, name: &str) -> Option<&str> {
         self.entries
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &**v)
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|(_, v)| v.as_str())
     }
 
-    /// Every value stored under exactly `name`, in insertion order.
+    /// Every UTF-8 value stored under exactly `name`, in insertion order (values that are not
+    /// UTF-8 are left out here; [`HeaderMap::get_all_values`] has them all).
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all_values(name).filter_map(HeaderValue::as_str)
+    }
+
+    /// Every value stored under exactly `name`, in insertion order, as received.
+    pub fn get_all_values<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a HeaderValue> + 'a {
         self.entries
             .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| &**v)
+            .filter(move |(n, _)| n.as_bytes() == name.as_bytes())
+            .map(|(_, v)| v)
     }
 
     /// Replaces every value of `name` with one value.
-    pub fn insert(&mut self, name: impl Into<ByteString>, value: impl Into<ByteString>) {
+    pub fn insert(&mut self, name: impl Into<HeaderValue>, value: impl Into<HeaderValue>) {
         let name = name.into();
         self.entries.retain(|(n, _)| *n != name);
         self.entries.push((name, value.into()));
     }
 
     /// Adds a value to `name`, keeping the ones already there.
-    pub fn append(&mut self, name: impl Into<ByteString>, value: impl Into<ByteString>) {
+    pub fn append(&mut self, name: impl Into<HeaderValue>, value: impl Into<HeaderValue>) {
         self.entries.push((name.into(), value.into()));
     }
 
     /// Removes every value of `name`; returns whether any was there.
     pub fn remove(&mut self, name: &str) -> bool {
         let before = self.entries.len();
-        self.entries.retain(|(n, _)| n != name);
+        self.entries
+            .retain(|(n, _)| n.as_bytes() != name.as_bytes());
         before != self.entries.len()
     }
 
-    /// Whether `name` has at least one value.
+    /// Whether `name` has at least one value (UTF-8 or not).
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.get_value(name).is_some()
     }
 
     /// Number of (name, value) pairs.
@@ -133,9 +291,22 @@ impl HeaderMap {
         self.entries.is_empty()
     }
 
-    /// Every (name, value) pair in insertion order.
+    /// Every (name, value) pair whose name and value are UTF-8, in insertion order
+    /// ([`HeaderMap::entries`] has them all).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (&**n, &**v))
+        self.entries
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str()?, v.as_str()?)))
+    }
+
+    /// Every (name, value) pair in insertion order, as received.
+    pub fn entries(&self) -> impl Iterator<Item = (&HeaderValue, &HeaderValue)> {
+        self.entries.iter().map(|(n, v)| (n, v))
+    }
+
+    /// Whether every name and value is UTF-8 (then [`HeaderMap::iter`] sees every pair).
+    pub fn is_utf8(&self) -> bool {
+        self.entries.iter().all(|(n, v)| n.is_utf8() && v.is_utf8())
     }
 
     /// Checks every name and value can go on the wire unchanged: names are non-empty visible
@@ -145,11 +316,12 @@ impl HeaderMap {
             let reason = if name.is_empty() {
                 Some("empty name")
             } else if name
-                .bytes()
-                .any(|b| !(b'!'..=b'~').contains(&b) || b == b':')
+                .as_bytes()
+                .iter()
+                .any(|&b| !(b'!'..=b'~').contains(&b) || b == b':')
             {
                 Some("name must be visible ASCII without ':'")
-            } else if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+            } else if value.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n') {
                 Some("value contains CR or LF")
             } else {
                 None
@@ -189,7 +361,7 @@ impl<'a> IntoIterator for &'a HeaderMap {
     }
 }
 
-impl<K: Into<ByteString>, V: Into<ByteString>> FromIterator<(K, V)> for HeaderMap {
+impl<K: Into<HeaderValue>, V: Into<HeaderValue>> FromIterator<(K, V)> for HeaderMap {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut map = HeaderMap::new();
         for (k, v) in iter {
@@ -305,10 +477,11 @@ pub(crate) fn parse_block_in(
             )));
         }
         let value = trim(block, line.start + colon + 1..line.end);
-        out.headers.append(
-            utf8(block.slice(name), "header name")?,
-            utf8(block.slice(value), "header value")?,
-        );
+        // Names and values are kept as received, UTF-8 or not (see `HeaderValue`).
+        out.headers.entries.push((
+            HeaderValue::from_bytes(block.slice(name)),
+            HeaderValue::from_bytes(block.slice(value)),
+        ));
     }
     // The server always ends the block with an empty line; tolerate its absence only when
     // nothing follows (some peers omit the final CRLF of an empty block).

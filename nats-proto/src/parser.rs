@@ -25,7 +25,7 @@ use bytestring::ByteString;
 use crate::ServerInfo;
 use crate::error::{ProtoError, excerpt};
 use crate::headers::parse_block_in;
-use crate::op::{Msg, ServerOp};
+use crate::op::{BadMsg, Msg, ServerOp};
 
 mod line;
 pub(crate) use line::find_newline;
@@ -130,8 +130,13 @@ impl Parser {
 
     /// Parses the next op from the front of `buf`, removing its bytes.
     ///
-    /// Returns `Ok(None)` when more bytes are needed; call again after the next read. After an
-    /// error the stream is out of sync: every later call returns [`ProtoError::Poisoned`].
+    /// Returns `Ok(None)` when more bytes are needed; call again after the next read.
+    ///
+    /// Errors are framing errors only (an unknown op, bad lengths, a missing CRLF, a line or
+    /// message over the limits): the byte stream is lost, and every later call returns
+    /// [`ProtoError::Poisoned`]. A well-framed message whose content cannot be read (a subject
+    /// that is not UTF-8, a malformed header block) is not an error: it comes back as
+    /// [`ServerOp::BadMsg`], its frame consumed, and parsing goes on.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ServerOp>, ProtoError> {
         if self.poisoned {
             return Err(ProtoError::Poisoned);
@@ -332,9 +337,9 @@ impl Parser {
             });
         }
         let offset = self.offset;
-        // Past this point an error poisons the parser, so what it leaves of the buffer does
-        // not matter. The CRLF stays out of the frame, so narrowing the frame to the payload
-        // is a single `advance`.
+        // Past this point the frame is consumed whatever its content: a content error is a
+        // `BadMsg`, not a parse error, so the stream stays in step. The CRLF stays out of the
+        // frame, so narrowing the frame to the payload is a single `advance`.
         let frame = buf.split_to(frame_len - 2);
         // Between the split and the freeze: the freeze reads the split-off handle with wide
         // loads, which stall if the stores that wrote it are still in flight.
@@ -342,9 +347,12 @@ impl Parser {
         self.offset += frame_len as u64;
         let frame = frame.freeze();
         if let Some(header_len) = m.header_len {
-            return with_headers(frame, &m, header_len, offset).map(|msg| Some(ServerOp::Msg(msg)));
+            return Ok(Some(with_headers(frame, &m, header_len, offset)));
         }
-        let (subject, reply) = names(&frame, &m, offset)?;
+        let (subject, reply) = match names(&frame, &m, offset) {
+            Ok(names) => names,
+            Err(error) => return Ok(Some(bad_msg(frame, &m, error))),
+        };
         // The frame handle itself becomes the payload: narrowed in place, no new refcount.
         let mut payload = frame;
         payload.advance(m.line_len);
@@ -386,20 +394,22 @@ fn names(
     }
 }
 
-/// An HMSG frame (without its trailing CRLF) as a message. Out of line: it parses the header
-/// block, and keeping that off the MSG path keeps the MSG path's stack frame small.
+/// An HMSG frame (without its trailing CRLF) as a message, or as a [`BadMsg`] when its header
+/// block or names cannot be read. Out of line: it parses the header block, and keeping that off
+/// the MSG path keeps the MSG path's stack frame small.
 #[inline(never)]
-fn with_headers(
-    mut frame: Bytes,
-    m: &MsgLine,
-    header_len: usize,
-    offset: u64,
-) -> Result<Msg, ProtoError> {
+fn with_headers(mut frame: Bytes, m: &MsgLine, header_len: usize, offset: u64) -> ServerOp {
     let body_start = m.line_len;
-    let block = parse_block_in(&frame, body_start..body_start + header_len)?;
-    let (subject, reply) = names(&frame, m, offset)?;
+    let block = match parse_block_in(&frame, body_start..body_start + header_len) {
+        Ok(block) => block,
+        Err(error) => return bad_msg(frame, m, error),
+    };
+    let (subject, reply) = match names(&frame, m, offset) {
+        Ok(names) => names,
+        Err(error) => return bad_msg(frame, m, error),
+    };
     frame.advance(body_start + header_len);
-    Ok(Msg {
+    ServerOp::Msg(Msg {
         subject,
         sid: m.sid,
         reply,
@@ -409,6 +419,27 @@ fn with_headers(
         payload: frame,
         size: m.total_len,
     })
+}
+
+/// A well-framed message whose content could not be read: its parts as raw slices of the
+/// frame (without its trailing CRLF), and the error.
+#[cold]
+#[inline(never)]
+fn bad_msg(frame: Bytes, m: &MsgLine, error: ProtoError) -> ServerOp {
+    let body = m.line_len;
+    let (headers, payload_start) = match m.header_len {
+        Some(h) => (Some(frame.slice(body..body + h)), body + h),
+        None => (None, body),
+    };
+    ServerOp::BadMsg(Box::new(BadMsg {
+        sid: m.sid,
+        subject: frame.slice(m.subject_start..m.subject_end),
+        reply: (m.reply_end != m.reply_start).then(|| frame.slice(m.reply_start..m.reply_end)),
+        headers,
+        payload: frame.slice(payload_start..),
+        size: m.total_len,
+        error,
+    }))
 }
 
 /// The INFO body. Out of line: rare, and its JSON machinery would otherwise bloat the stack
@@ -422,5 +453,7 @@ fn parse_info(json: &[u8]) -> Result<Box<ServerInfo>, ProtoError> {
         })
 }
 
+#[cfg(test)]
+mod content_tests;
 #[cfg(test)]
 mod tests;
