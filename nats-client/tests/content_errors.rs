@@ -102,7 +102,8 @@ async fn bad_messages_cost_neither_the_connection_nor_the_flow_beside_them() {
     })
     .await;
     let errors = bad.take_errors();
-    let raw_parts: Vec<(Vec<u8>, Option<Vec<u8>>, Vec<u8>)> = errors
+    type Parts = (Vec<u8>, Option<Vec<u8>>, Vec<u8>);
+    let raw_parts: Vec<Parts> = errors
         .iter()
         .map(|e| match e {
             SubscriptionError::Undeliverable(m) => (
