@@ -3,7 +3,14 @@
 //! - [`Client`]: a cheap, cloneable handle: publish, subscribe, request, flush, drain, close.
 //! - [`ConnectOptions`]: builder for names, credentials, TLS, limits and reconnect policy.
 //! - [`Subscriber`]: a `Stream` of [`Message`]s with bounded pending limits.
-//! - [`Event`] / [`Statistics`]: what happened to the connection, and counters.
+//! - [`Event`] / [`Statistics`]: what happened to the connection, and counters. Events are
+//!   typed ([`DisconnectReason`], [`ServerError`] for every `-ERR`, classified and handled as
+//!   the table in [`ServerErrorKind`]'s docs says); [`ConnectOptions::event_callback`] sees
+//!   them all, the first `Connected` included.
+//! - Faults: only a broken byte stream costs the connection. A well-framed message the client
+//!   cannot represent (a subject that is not UTF-8) is counted, reported and handed to its
+//!   subscription ([`Subscriber::take_errors`]); header values that are not UTF-8 are
+//!   delivered as bytes ([`HeaderValue`]).
 //!
 //! Publishing encodes straight into the connection's shared write buffer (no channel, no
 //! per-message allocation); a full buffer makes publishers wait. One task per connection owns

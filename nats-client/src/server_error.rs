@@ -1,46 +1,6 @@
 //! `-ERR` texts as typed values, and what the client does about each.
 //!
-//! The server's error texts are not an enum on the wire: the client classifies them once, here,
-//! so that programs match on [`ServerErrorKind`] instead of on free text (the text is kept in
-//! [`ServerError::text`]). The policy follows nats.go's `processErr`, with the differences
-//! marked:
-//!
-//! | `-ERR` text (case-insensitive)                    | kind                          | the client |
-//! |---------------------------------------------------|-------------------------------|------------|
-//! | `Stale Connection`                                | [`StaleConnection`]           | reconnects |
-//! | `Maximum Connections Exceeded`                    | [`MaxConnectionsExceeded`]    | tries another server |
-//! | `Maximum Account Active Connections Exceeded`     | [`MaxConnectionsExceeded`]    | tries another server |
-//! | `Authorization Violation`                         | [`AuthorizationViolation`]    | reconnects (see below) |
-//! | `User Authentication Expired`                     | [`AuthenticationExpired`]     | reconnects (see below) |
-//! | `User Authentication Revoked`                     | [`AuthenticationRevoked`]     | reconnects (see below) |
-//! | `Account Authentication Expired`                  | [`AccountAuthenticationExpired`] | reconnects (see below) |
-//! | `Permissions Violation for Publish to "s"`        | [`PermissionsViolation`]      | keeps the connection |
-//! | `Permissions Violation for Subscription to "s"`   | [`PermissionsViolation`]      | keeps the connection; that subscription ends with the error |
-//! | `Maximum Subscriptions Exceeded`                  | [`MaxSubscriptionsExceeded`]  | keeps the connection |
-//! | anything else, and a bare `-ERR`                  | [`Other`]                     | keeps the connection (nats.go closes the client) |
-//!
-//! Every `-ERR` is also an [`Event::ServerError`](crate::Event::ServerError).
-//!
-//! Auth errors: nats.go closes the whole client when one server gives the same auth error
-//! twice in a row. Here that server is dropped from the pool instead (a cluster may have
-//! other servers that accept us); when no server is left, the client closes after
-//! [`Event::ReconnectsExhausted`](crate::Event::ReconnectsExhausted). "Twice in a row" spans
-//! reconnect attempts without a successful connection in between.
-//!
-//! Unknown texts: a server that wants us gone closes the socket after its `-ERR` (the
-//! reconnect follows from that); one that does not (e.g. `Invalid Subject` on a SUB the
-//! server refused) has left the connection working, so closing it ourselves, as nats.go does,
-//! would only turn a refused op into an outage.
-//!
-//! [`StaleConnection`]: ServerErrorKind::StaleConnection
-//! [`MaxConnectionsExceeded`]: ServerErrorKind::MaxConnectionsExceeded
-//! [`AuthorizationViolation`]: ServerErrorKind::AuthorizationViolation
-//! [`AuthenticationExpired`]: ServerErrorKind::AuthenticationExpired
-//! [`AuthenticationRevoked`]: ServerErrorKind::AuthenticationRevoked
-//! [`AccountAuthenticationExpired`]: ServerErrorKind::AccountAuthenticationExpired
-//! [`PermissionsViolation`]: ServerErrorKind::PermissionsViolation
-//! [`MaxSubscriptionsExceeded`]: ServerErrorKind::MaxSubscriptionsExceeded
-//! [`Other`]: ServerErrorKind::Other
+//! Classification happens once, here, so that programs match on kinds, never on text.
 
 use std::fmt;
 
@@ -68,8 +28,49 @@ pub struct ServerError {
     pub text: String,
 }
 
-/// The kinds of `-ERR` the client tells apart (see the [module docs](self) for what it does
-/// about each).
+/// The kinds of `-ERR` the client tells apart, and what it does about each.
+///
+/// The server's error texts are not an enum on the wire: the client classifies them, so that
+/// programs match on [`ServerErrorKind`] instead of on free text (the text is kept in
+/// [`ServerError::text`]). The policy follows nats.go's `processErr`, with the differences
+/// marked:
+///
+/// | `-ERR` text (case-insensitive)                    | kind                          | the client |
+/// |---------------------------------------------------|-------------------------------|------------|
+/// | `Stale Connection`                                | [`StaleConnection`]           | reconnects |
+/// | `Maximum Connections Exceeded`                    | [`MaxConnectionsExceeded`]    | tries another server |
+/// | `Maximum Account Active Connections Exceeded`     | [`MaxConnectionsExceeded`]    | tries another server |
+/// | `Authorization Violation`                         | [`AuthorizationViolation`]    | reconnects (see below) |
+/// | `User Authentication Expired`                     | [`AuthenticationExpired`]     | reconnects (see below) |
+/// | `User Authentication Revoked`                     | [`AuthenticationRevoked`]     | reconnects (see below) |
+/// | `Account Authentication Expired`                  | [`AccountAuthenticationExpired`] | reconnects (see below) |
+/// | `Permissions Violation for Publish to "s"`        | [`PermissionsViolation`]      | keeps the connection |
+/// | `Permissions Violation for Subscription to "s"`   | [`PermissionsViolation`]      | keeps the connection; that subscription ends with the error |
+/// | `Maximum Subscriptions Exceeded`                  | [`MaxSubscriptionsExceeded`]  | keeps the connection |
+/// | anything else, and a bare `-ERR`                  | [`Other`]                     | keeps the connection (nats.go closes the client) |
+///
+/// Every `-ERR` is also an [`Event::ServerError`](crate::Event::ServerError).
+///
+/// Auth errors: nats.go closes the whole client when one server gives the same auth error
+/// twice in a row. Here that server is dropped from the pool instead (a cluster may have
+/// other servers that accept us); when no server is left, the client closes after
+/// [`Event::ReconnectsExhausted`](crate::Event::ReconnectsExhausted). "Twice in a row" spans
+/// reconnect attempts without a successful connection in between.
+///
+/// Unknown texts: a server that wants us gone closes the socket after its `-ERR` (the
+/// reconnect follows from that); one that does not (e.g. `Invalid Subject` on a SUB the
+/// server refused) has left the connection working, so closing it ourselves, as nats.go does,
+/// would only turn a refused op into an outage.
+///
+/// [`StaleConnection`]: ServerErrorKind::StaleConnection
+/// [`MaxConnectionsExceeded`]: ServerErrorKind::MaxConnectionsExceeded
+/// [`AuthorizationViolation`]: ServerErrorKind::AuthorizationViolation
+/// [`AuthenticationExpired`]: ServerErrorKind::AuthenticationExpired
+/// [`AuthenticationRevoked`]: ServerErrorKind::AuthenticationRevoked
+/// [`AccountAuthenticationExpired`]: ServerErrorKind::AccountAuthenticationExpired
+/// [`PermissionsViolation`]: ServerErrorKind::PermissionsViolation
+/// [`MaxSubscriptionsExceeded`]: ServerErrorKind::MaxSubscriptionsExceeded
+/// [`Other`]: ServerErrorKind::Other
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ServerErrorKind {
