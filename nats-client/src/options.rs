@@ -322,8 +322,9 @@ impl ConnectOptions {
     /// Calls `callback` with every [`Event`], from the first `Connected` of
     /// [`ConnectOptions::connect`] on (the [`Client::events`](crate::Client::events) channel
     /// exists only once `connect` returns, so it cannot show that one). The callback runs on
-    /// the connection task, in order, before the event goes to the channel: it must be quick
-    /// and must not block (send the work elsewhere when there is more to do).
+    /// the connection task, in order, before the event goes to the channel: it must be quick,
+    /// must not block, and must not call the client (it may run while the connection task
+    /// holds the subscription table); send the work to a channel or task for anything more.
     ///
     /// ```no_run
     /// # async fn demo() -> Result<(), nats_client::ConnectError> {
