@@ -68,8 +68,9 @@ pub enum Event {
     },
     /// A well-framed message arrived that cannot be represented as a
     /// [`Message`](crate::Message) (its subject or reply subject is not UTF-8, or its header
-    /// block does not parse). The connection is kept; the subscription is told (see
-    /// [`Subscriber::take_errors`](crate::Subscriber::take_errors)) and the message counted in
+    /// block does not parse). The connection is kept; a stream subscription is told (see
+    /// [`Subscriber::take_errors`](crate::Subscriber::take_errors); a handler subscription
+    /// hears only this event) and the message is counted in
     /// [`Statistics::undeliverable_msgs`](crate::Statistics::undeliverable_msgs).
     UndeliverableMessage {
         /// The subscription it was for.
