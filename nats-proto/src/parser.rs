@@ -349,9 +349,9 @@ impl Parser {
         if let Some(header_len) = m.header_len {
             return Ok(Some(with_headers(frame, &m, header_len, offset)));
         }
-        let (subject, reply) = match names(&frame, &m, offset) {
-            Ok(names) => names,
-            Err(error) => return Ok(Some(bad_msg(frame, &m, error))),
+        let Some((subject, reply)) = names(&frame, &m) else {
+            let error = names_error(&frame, &m, offset);
+            return Ok(Some(bad_msg(frame, &m, error)));
         };
         // The frame handle itself becomes the payload: narrowed in place, no new refcount.
         let mut payload = frame;
@@ -369,29 +369,27 @@ impl Parser {
     }
 }
 
-/// Subject and reply subject of a message, as slices of its frame.
+/// Subject and reply subject of a message, as slices of its frame; `None` when either is
+/// not UTF-8 ([`names_error`] says which, off the hot path).
 #[inline(always)]
-fn names(
-    frame: &Bytes,
-    m: &MsgLine,
-    offset: u64,
-) -> Result<(ByteString, Option<ByteString>), ProtoError> {
-    let Ok(subject) = ByteString::try_from(frame.slice(m.subject_start..m.subject_end)) else {
-        return Err(ProtoError::InvalidUtf8 {
-            field: "subject",
-            offset,
-        });
-    };
+fn names(frame: &Bytes, m: &MsgLine) -> Option<(ByteString, Option<ByteString>)> {
+    let subject = ByteString::try_from(frame.slice(m.subject_start..m.subject_end)).ok()?;
     if m.reply_end == m.reply_start {
-        return Ok((subject, None));
+        return Some((subject, None));
     }
-    match ByteString::try_from(frame.slice(m.reply_start..m.reply_end)) {
-        Ok(reply) => Ok((subject, Some(reply))),
-        Err(_) => Err(ProtoError::InvalidUtf8 {
-            field: "reply subject",
-            offset,
-        }),
-    }
+    let reply = ByteString::try_from(frame.slice(m.reply_start..m.reply_end)).ok()?;
+    Some((subject, Some(reply)))
+}
+
+/// Why [`names`] failed.
+#[cold]
+fn names_error(frame: &Bytes, m: &MsgLine, offset: u64) -> ProtoError {
+    let field = if std::str::from_utf8(&frame[m.subject_start..m.subject_end]).is_err() {
+        "subject"
+    } else {
+        "reply subject"
+    };
+    ProtoError::InvalidUtf8 { field, offset }
 }
 
 /// An HMSG frame (without its trailing CRLF) as a message, or as a [`BadMsg`] when its header
@@ -404,9 +402,9 @@ fn with_headers(mut frame: Bytes, m: &MsgLine, header_len: usize, offset: u64) -
         Ok(block) => block,
         Err(error) => return bad_msg(frame, m, error),
     };
-    let (subject, reply) = match names(&frame, m, offset) {
-        Ok(names) => names,
-        Err(error) => return bad_msg(frame, m, error),
+    let Some((subject, reply)) = names(&frame, m) else {
+        let error = names_error(&frame, m, offset);
+        return bad_msg(frame, m, error);
     };
     frame.advance(body_start + header_len);
     ServerOp::Msg(Msg {
