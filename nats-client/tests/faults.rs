@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use nats_client::nats_proto::ProtoError;
-use nats_client::{Client, ConnectError, ConnectOptions, DisconnectReason, Event, State};
+use nats_client::{
+    Client, ConnectError, ConnectOptions, DisconnectReason, Event, ServerErrorKind, State,
+};
 use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -380,6 +382,76 @@ async fn a_message_over_the_announced_max_payload_is_a_framing_error() {
         1,
         "the oversized one never counted"
     );
+    drop(sub);
+    join(server).await;
+    close_cleanly(client).await;
+}
+
+/// A bare `-ERR` and an unknown text are typed events that leave the connection as it is; a
+/// `Stale Connection` ends it, and the client reconnects (nats.go's `processErr`).
+#[tokio::test]
+async fn err_texts_on_a_live_connection_follow_the_table() {
+    let (port, server) = fake_server(2, |n, mut conn| {
+        conn.handshake();
+        conn.wait_for("SUB data ");
+        if n == 0 {
+            conn.send(b"-ERR\r\n-ERR 'Something New'\r\nMSG data 1 5\r\nstill\r\n");
+            conn.wait_for("PUB ack ");
+            conn.send(b"-ERR 'Stale Connection'\r\n");
+            // The client must leave by itself.
+            while conn.line().is_some() {}
+        } else {
+            conn.send(b"MSG data 1 5\r\nagain\r\n");
+            conn.wait_for("UNSUB");
+        }
+    });
+    let client = fast_reconnect()
+        .connect(&format!("nats://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut sub = client.subscribe("data").await.unwrap();
+    let mut errors = Vec::new();
+    for _ in 0..2 {
+        errors.push(
+            wait_event(&mut events, |e| match e {
+                Event::ServerError { error, .. } => Some(error.clone()),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    let kinds: Vec<(ServerErrorKind, &str)> = errors
+        .iter()
+        .map(|e| (e.kind.clone(), e.text.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ServerErrorKind::Other, ""),
+            (ServerErrorKind::Other, "Something New")
+        ]
+    );
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&msg.payload[..], b"still", "the connection was kept");
+    client.publish("ack", "x").await.unwrap();
+    let reason = disconnect_reason(&mut events).await;
+    assert!(
+        matches!(
+            &reason,
+            DisconnectReason::ServerError(e) if e.kind == ServerErrorKind::StaleConnection
+        ),
+        "{reason}"
+    );
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&msg.payload[..], b"again", "reconnected");
+    assert_eq!(client.statistics().reconnects, 1);
     drop(sub);
     join(server).await;
     close_cleanly(client).await;
