@@ -3,9 +3,12 @@
 //! This crate has no tokio and no sockets. The connection task in `nats-client` feeds the
 //! [`Parser`] the bytes it reads and writes out what the [`Encoder`] puts in its buffer.
 //!
-//! - [`parser`]: the resumable, zero-copy server-op parser, with limits.
+//! - [`parser`]: the resumable, zero-copy server-op parser, with limits. Only framing errors
+//!   are errors; a well-framed message whose content cannot be read is a
+//!   [`ServerOp::BadMsg`] with its bytes, and the stream goes on.
 //! - [`encoder`]: PUB/HPUB/SUB/UNSUB/CONNECT/PING/PONG into a `BytesMut`, validated first.
-//! - [`headers`]: [`HeaderMap`] and the `NATS/1.0 <code> <description>` status line.
+//! - [`headers`]: [`HeaderMap`] (names and values held losslessly as [`HeaderValue`]) and the
+//!   `NATS/1.0 <code> <description>` status line.
 //! - [`subject`]: subject, filter and queue-group validation (no protocol injection).
 //! - [`info`] / [`connect`]: the INFO and CONNECT JSON bodies.
 //! - [`error`]: [`ProtoError`], the one error type.
