@@ -352,7 +352,7 @@ fn handle_buffered(
     }
 }
 
-/// An `-ERR` on a live connection, handled as the table in [`crate::server_error`] says:
+/// An `-ERR` on a live connection, handled as the table on [`ServerErrorKind`] says:
 /// always an event; a refused subscription ends; stale connection, maximum connections and
 /// auth errors end the connection (the server closes it anyway).
 fn server_error(shared: &Shared, text: &str) -> Result<(), Stop> {
