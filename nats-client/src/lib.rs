@@ -10,7 +10,14 @@
 //!   [`Client::request_many`] (scatter-gather: a stream of replies that ends at a count, a
 //!   stall or a deadline).
 //! - [`Pool`]: several connections; [`Pool::get_for`] keeps one key on one connection.
-//! - [`Event`] / [`Statistics`]: what happened to the connection, and counters.
+//! - [`Event`] / [`Statistics`]: what happened to the connection, and counters. Events are
+//!   typed ([`DisconnectReason`], [`ServerError`] for every `-ERR`, classified and handled as
+//!   the table in [`ServerErrorKind`]'s docs says); [`ConnectOptions::event_callback`] sees
+//!   them all, the first `Connected` included.
+//! - Faults: only a broken byte stream costs the connection. A well-framed message the client
+//!   cannot represent (a subject that is not UTF-8) is counted, reported and handed to its
+//!   subscription ([`Subscriber::take_errors`]); header values that are not UTF-8 are
+//!   delivered as bytes ([`HeaderValue`]).
 //! - Errors: one enum per kind of call, all answering the same questions through
 //!   [`ErrorKind`] (`kind()`, `is_timeout()`, `is_closed()`, `is_no_responders()`,
 //!   `is_connection_lost()`, `is_buffer_full()`, `is_permission()`).
@@ -69,6 +76,7 @@ mod publish;
 mod reconnect;
 mod request;
 mod request_many;
+mod server_error;
 mod server_pool;
 mod shared;
 mod stats;
@@ -80,18 +88,19 @@ pub use addr::{DEFAULT_PORT, ServerAddr, ToServerAddrs};
 pub use auth::{Auth, AuthCallback, AuthFuture};
 pub use client::{Client, State};
 pub use error::{ClientError, ConnectError, ErrorKind, PublishError, RequestError};
-pub use events::Event;
+pub use events::{DisconnectReason, Event};
 pub use handler::HandlerSubscription;
 pub use message::Message;
-pub use nats_proto::{self, HeaderMap, ServerInfo, StatusCode, subject};
+pub use nats_proto::{self, BadMsg, HeaderMap, HeaderValue, ServerInfo, StatusCode, subject};
 pub use options::ConnectOptions;
 pub use pool::{Pool, PoolStatistics};
 pub use publish::Publish;
 pub use reconnect::Backoff;
 pub use request::{ReplyFuture, Request, RequestWindow};
 pub use request_many::{Replies, RepliesEnd, RequestMany};
+pub use server_error::{PermissionOperation, ServerError, ServerErrorKind};
 pub use stats::Statistics;
-pub use subscription::Subscriber;
+pub use subscription::{Subscriber, SubscriptionError};
 
 /// Connects with default options to the given server(s): a URL such as
 /// `nats://127.0.0.1:4222`, a comma-separated list, or a list.
