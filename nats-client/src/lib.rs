@@ -10,6 +10,9 @@
 //!   [`Client::request_many`] (scatter-gather: a stream of replies that ends at a count, a
 //!   stall or a deadline).
 //! - [`Pool`]: several connections; [`Pool::get_for`] keeps one key on one connection.
+//! - Errors: one enum per kind of call, all answering the same questions through
+//!   [`ErrorKind`] (`kind()`, `is_timeout()`, `is_closed()`, `is_no_responders()`,
+//!   `is_connection_lost()`, `is_buffer_full()`, `is_permission()`).
 //! - [`Event`] / [`Statistics`]: what happened to the connection, and counters. Events are
 //!   typed ([`DisconnectReason`], [`ServerError`] for every `-ERR`, classified and handled as
 //!   the table in [`ServerErrorKind`]'s docs says); [`ConnectOptions::event_callback`] sees
@@ -18,9 +21,6 @@
 //!   cannot represent (a subject that is not UTF-8) is counted, reported and handed to its
 //!   subscription ([`Subscriber::take_errors`]); header values that are not UTF-8 are
 //!   delivered as bytes ([`HeaderValue`]).
-//! - Errors: one enum per kind of call, all answering the same questions through
-//!   [`ErrorKind`] (`kind()`, `is_timeout()`, `is_closed()`, `is_no_responders()`,
-//!   `is_connection_lost()`, `is_buffer_full()`, `is_permission()`).
 //!
 //! Publishing encodes straight into the connection's shared write buffer (no channel, no
 //! per-message allocation); a full buffer makes publishers wait. One task per connection owns
