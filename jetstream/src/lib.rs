@@ -58,7 +58,7 @@ pub use models::{
     AccountInfo, AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, DiscardPolicy, Page,
     ReplayPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo, StreamState,
 };
-pub use publish::{PubAck, PublishOptions};
+pub use publish::{InvalidTtl, PubAck, PublishOptions};
 pub use publisher::PublishAckFuture;
 pub use pull::FetchOptions;
 pub use stored::StoredMessage;
