@@ -35,11 +35,13 @@
 
 mod consume;
 mod consumer;
+mod consumer_control;
 mod context;
 mod dlq;
 mod error;
 mod message;
 pub mod models;
+mod priority;
 mod publish;
 mod publisher;
 mod pull;
@@ -48,6 +50,7 @@ mod stream;
 
 pub use consume::{ConsumeOptions, Messages};
 pub use consumer::Consumer;
+pub use consumer_control::{ConsumerPause, ConsumerReset};
 pub use context::{Context, DEFAULT_API_PREFIX, DEFAULT_PUBLISH_WINDOW, DEFAULT_TIMEOUT};
 pub use dlq::{
     DeadLetter, DeadLetterConfig, DeadLetterOutcome, DeadLetterReason, headers as dlq_headers,
@@ -56,8 +59,10 @@ pub use error::{ApiError, ErrorCode, JetStreamError};
 pub use message::{AckKind, JsMessage, MessageInfo};
 pub use models::{
     AccountInfo, AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, DiscardPolicy, Page,
-    ReplayPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo, StreamState,
+    PriorityGroupState, PriorityPolicy, ReplayPolicy, RetentionPolicy, StorageType, StreamConfig,
+    StreamInfo, StreamState,
 };
+pub use priority::{PIN_ID_HEADER, PriorityGroup};
 pub use publish::{InvalidTtl, PubAck, PublishOptions};
 pub use publisher::PublishAckFuture;
 pub use pull::FetchOptions;
