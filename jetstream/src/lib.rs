@@ -53,7 +53,9 @@ pub use consumer::Consumer;
 pub use consumer_control::{ConsumerPause, ConsumerReset};
 pub use context::{Context, DEFAULT_API_PREFIX, DEFAULT_PUBLISH_WINDOW, DEFAULT_TIMEOUT};
 pub use dlq::{
-    DeadLetter, DeadLetterConfig, DeadLetterOutcome, DeadLetterReason, headers as dlq_headers,
+    DeadLetter, DeadLetterConfig, DeadLetterHandle, DeadLetterOutcome, DeadLetterReason,
+    DeadLetterRecord, DeadLetterRouter, DeadLetterStats, Route, StandardRoute,
+    headers as dlq_headers,
 };
 pub use error::{ApiError, ErrorCode, JetStreamError};
 pub use message::{AckKind, JsMessage, MessageInfo};
