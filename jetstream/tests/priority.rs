@@ -228,7 +228,7 @@ async fn a_consuming_client_keeps_its_pin_past_priority_timeout() {
     let subject = format!("{}.q", name.to_lowercase());
     let stream = js.create_stream(memory_stream(&name)).await.unwrap();
     let a = stream
-        .create_consumer(pinned("q", Duration::from_secs(1)))
+        .create_consumer(pinned("q", Duration::from_secs(2)))
         .await
         .unwrap();
     let mut from_a = a.messages().await.unwrap();
@@ -243,9 +243,9 @@ async fn a_consuming_client_keeps_its_pin_past_priority_timeout() {
     let js_b = connect(&server).await;
     let b = js_b.get_consumer(&name, "q").await.unwrap();
     let mut from_b = b.messages().await.unwrap();
-    // Three priority timeouts without polling A's stream: the time passing is what is under
-    // test.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Two and a half priority timeouts without polling A's stream: the time passing is what
+    // is under test.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     js.publish(&subject, "m2").await.unwrap();
     let m = within(10, "A gets m2", next_msg(&mut from_a)).await;
     assert_eq!(&m.payload[..], b"m2");
