@@ -39,6 +39,13 @@ pub struct ConsumeOptions {
     ///
     /// [`PriorityPolicy::PinnedClient`]: crate::PriorityPolicy::PinnedClient
     pub priority_group: Option<PriorityGroup>,
+    /// Pull afresh when the consumer gets a new leader (on the
+    /// `$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.<stream>.<consumer>` advisory), so a
+    /// consumer whose leader died does not wait for missed heartbeats (up to twice
+    /// `idle_heartbeat`) to notice that its pull went with it. Only replicated consumers
+    /// subscribe (one subscription per stream of messages); needs permission to subscribe to
+    /// that subject. Default true.
+    pub repull_on_leader_change: bool,
 }
 
 impl Default for ConsumeOptions {
@@ -49,6 +56,7 @@ impl Default for ConsumeOptions {
             expires: Duration::from_secs(30),
             idle_heartbeat: Duration::from_secs(15),
             priority_group: None,
+            repull_on_leader_change: true,
         }
     }
 }
@@ -90,8 +98,26 @@ impl Consumer {
             Some(every) => options.expires.min(every),
             None => options.expires,
         };
+        let replicated = self
+            .cached_info()
+            .cluster
+            .as_ref()
+            .is_some_and(|c| !c.replicas.is_empty());
+        let leader_sub = if options.repull_on_leader_change && replicated {
+            Some(
+                client
+                    .subscribe(format!(
+                        "$JS.EVENT.ADVISORY.CONSUMER.LEADER_ELECTED.{}.{}",
+                        self.stream, self.name
+                    ))
+                    .await?,
+            )
+        } else {
+            None
+        };
         let mut puller = Puller {
             consumer: self.clone(),
+            leader_sub,
             next_subject: self.next_subject(),
             inbox,
             sub,
@@ -201,6 +227,8 @@ impl Stream for Messages {
 /// The state behind [`Messages`].
 struct Puller {
     consumer: Consumer,
+    /// The consumer's leader-elected advisories (replicated consumers only).
+    leader_sub: Option<Subscriber>,
     next_subject: String,
     inbox: String,
     sub: Subscriber,
@@ -377,6 +405,16 @@ impl Puller {
                         return None;
                     }
                 },
+                elected = recv_sub(&mut self.leader_sub) => match elected {
+                    Some(_) => {
+                        // The new leader knows nothing of pulls made to the old one.
+                        tracing::debug!(consumer = %self.consumer.name, "consumer leader elected; pulling afresh");
+                        self.reset();
+                        self.pull_after = None;
+                        self.feed_watchdog();
+                    }
+                    None => self.leader_sub = None,
+                },
                 event = recv_event(&mut self.events) => match event {
                     Ok(Event::Reconnected { .. }) | Err(RecvError::Lagged(_)) => {
                         // Requests made on the old connection may be gone with it.
@@ -405,6 +443,13 @@ impl Puller {
                 }
             }
         }
+    }
+}
+
+async fn recv_sub(sub: &mut Option<Subscriber>) -> Option<Message> {
+    match sub {
+        Some(sub) => sub.next().await,
+        None => std::future::pending().await,
     }
 }
 
