@@ -2,6 +2,7 @@
 //! open, top it up as messages are taken, watch idle heartbeats, and pull afresh after a
 //! reconnect, a missed heartbeat or a leader change.
 
+use std::collections::HashSet;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -135,6 +136,7 @@ impl Consumer {
             pull_after: None,
             repin,
             repin_at: None,
+            overlap: None,
             done: false,
         };
         // The first pull goes out now, so messages flow while the caller gets ready.
@@ -248,7 +250,37 @@ struct Puller {
     repin: Option<Duration>,
     /// When the next such pull is due.
     repin_at: Option<Instant>,
+    /// Open while the client moves off a lame-duck server (see [`Overlap`]).
+    overlap: Option<Overlap>,
     done: bool,
+}
+
+/// While the client moves off a lame-duck server, the inbox is subscribed on both servers
+/// and whatever the JetStream server sends to it arrives twice. Both copies carry the same
+/// ack subject (a real redelivery has another delivery count and consumer sequence), so
+/// the copies are recognised by it and dropped. The window opens on the lame-duck event and
+/// closes [`OVERLAP_AFTER_MOVE`] after the reconnect that follows (or after
+/// [`OVERLAP_MAX`]).
+struct Overlap {
+    until: Instant,
+    seen: HashSet<String>,
+}
+
+/// How long after the move to the new server copies may still come through the old one.
+const OVERLAP_AFTER_MOVE: Duration = Duration::from_secs(10);
+/// The longest the window stays open when no reconnect follows the lame-duck event.
+const OVERLAP_MAX: Duration = Duration::from_secs(60);
+/// Most ack subjects remembered in the window (a bound on memory at any rate).
+const OVERLAP_CAPACITY: usize = 1 << 17;
+
+impl Overlap {
+    /// Whether `reply` was seen before in this window (a copy); remembers it.
+    fn is_copy(&mut self, reply: &str) -> bool {
+        if self.seen.len() >= OVERLAP_CAPACITY {
+            self.seen.clear();
+        }
+        !self.seen.insert(reply.to_owned())
+    }
 }
 
 impl Puller {
@@ -322,6 +354,16 @@ impl Puller {
     fn handle(&mut self, msg: Message) -> Option<Result<JsMessage, JetStreamError>> {
         self.feed_watchdog();
         let Some(status) = classify(&msg) else {
+            if let Some(overlap) = self.overlap.as_mut() {
+                if Instant::now() >= overlap.until {
+                    self.overlap = None;
+                } else if let Some(reply) = &msg.reply
+                    && overlap.is_copy(reply)
+                {
+                    tracing::trace!(reply = %reply, "dropped a copy from the lame-duck overlap");
+                    return None;
+                }
+            }
             self.consumer.pin.observe(&msg);
             self.pending_msgs = self.pending_msgs.saturating_sub(1);
             self.pending_bytes = self.pending_bytes.saturating_sub(msg.length);
@@ -420,6 +462,15 @@ impl Puller {
                         // Requests made on the old connection may be gone with it.
                         self.reset();
                         self.pull_after = None;
+                        if let Some(overlap) = self.overlap.as_mut() {
+                            overlap.until = Instant::now() + OVERLAP_AFTER_MOVE;
+                        }
+                    }
+                    Ok(Event::LameDuck { .. }) => {
+                        self.overlap = Some(Overlap {
+                            until: Instant::now() + OVERLAP_MAX,
+                            seen: HashSet::new(),
+                        });
                     }
                     Ok(_) => {}
                     Err(RecvError::Closed) => self.events = None,

@@ -5,12 +5,18 @@
 //!   consumer administration ([`Context::create_stream`], [`Context::create_consumer`], ...).
 //! - Publishing: [`Context::publish`] waits for the [`PubAck`]; [`Context::publish_async`]
 //!   keeps a bounded window of acks in flight; [`PublishOptions`] sets the dedup id and the
-//!   expectations the stream checks.
+//!   expectations the stream checks; [`PublishOptions::ttl`] gives one message its own time
+//!   to live (`Nats-TTL`).
 //! - Pulling: [`Consumer::fetch`] for a batch, [`Consumer::messages`] for a stream with idle
-//!   heartbeats and re-pulls after reconnects; [`JsMessage`] acks (`ack`, `double_ack`,
-//!   `nak`, `in_progress`, `term`) and carries [`MessageInfo`].
+//!   heartbeats and re-pulls after reconnects and consumer leader changes; [`JsMessage`]
+//!   acks (`ack`, `double_ack`, `nak`, `in_progress`, `term`) and carries [`MessageInfo`].
+//! - Priority groups ([`PriorityPolicy`], [`PriorityGroup`]): a pinned-client consumer is
+//!   RabbitMQ's single active consumer ([`Consumer::pin_id`], [`Consumer::unpin`]).
+//! - Consumer controls: [`Consumer::reset`] (a per-queue purge), [`Consumer::pause`],
+//!   [`Consumer::resume`].
 //! - [`DeadLetter`]: moves messages that exceeded `max_deliver` or were terminated to a
-//!   dead-letter subject, exactly once.
+//!   dead-letter subject, exactly once, for one consumer or every consumer of a stream, with
+//!   a [`DeadLetterRouter`] that decides each copy's subject and headers.
 //! - Models of the wire API in [`models`]; errors in [`JetStreamError`] and [`ApiError`].
 //!
 //! ```no_run
