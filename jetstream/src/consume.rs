@@ -364,7 +364,9 @@ impl Puller {
                     return None;
                 }
             }
-            self.consumer.pin.observe(&msg);
+            if self.repin.is_some() {
+                self.consumer.pin.observe(&msg);
+            }
             self.pending_msgs = self.pending_msgs.saturating_sub(1);
             self.pending_bytes = self.pending_bytes.saturating_sub(msg.length);
             return Some(Ok(self.consumer.wrap(msg)));

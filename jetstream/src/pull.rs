@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::consumer::Consumer;
 use crate::error::JetStreamError;
 use crate::message::JsMessage;
-use crate::models::nanos;
+use crate::models::{PriorityPolicy, nanos};
 use crate::priority::{PriorityGroup, PullPriority};
 
 /// How long past `expires` a fetch waits for the server's `408` before giving up on its own.
@@ -53,7 +53,9 @@ pub struct FetchOptions {
     /// The priority group to pull in (server 2.11+). `None` on a consumer with priority
     /// groups pulls in its first group. On a pinned-client consumer the pin this handle holds
     /// ([`Consumer::pin_id`]) goes with the pull; a pin the server no longer knows (`423`) is
-    /// dropped and the pull made again without it.
+    /// dropped and the pull made again without it. The server keeps a pin only while pulls
+    /// carrying it come within `priority_timeout`: a pinned client that fetches must fetch
+    /// again well inside it ([`Consumer::consume`] does this by itself).
     pub priority_group: Option<PriorityGroup>,
 }
 
@@ -202,6 +204,7 @@ impl Consumer {
         };
         self.send_pull(&next, &inbox, &request).await?;
         let mut repulled = false;
+        let pinned = self.cached_info().config.priority_policy == PriorityPolicy::PinnedClient;
         let start = Instant::now();
         let deadline = start
             + if no_wait {
@@ -239,7 +242,9 @@ impl Consumer {
             }
             match classify(&msg) {
                 None => {
-                    self.pin.observe(&msg);
+                    if pinned {
+                        self.pin.observe(&msg);
+                    }
                     messages.push(self.wrap(msg));
                     if messages.len() >= request.batch {
                         break;
