@@ -261,3 +261,42 @@ async fn a_spawned_worker_stops_gracefully() {
         Ok(DeadLetterOutcome::DeadLettered { stream_seq: 2, .. })
     ));
 }
+
+/// On a WorkQueue (or Interest) stream a terminated message is deleted at once, so the worker
+/// finds nothing to copy: the consumer must copy it before it terminates.
+#[tokio::test]
+async fn on_a_work_queue_a_terminated_message_is_gone_before_the_worker_sees_it() {
+    let (_server, js) = setup().await;
+    let src = unique("SRCWQ");
+    let subject = format!("{}.orders", src.to_lowercase());
+    js.create_stream(StreamConfig {
+        retention: jetstream::RetentionPolicy::WorkQueue,
+        ..memory_stream(&src)
+    })
+    .await
+    .unwrap();
+    let c = consumer(&js, &src, "work").await;
+    let config = DeadLetterConfig::new(&src, "work").with_storage(StorageType::Memory);
+    let worker = DeadLetter::start(js.clone(), config).await.unwrap();
+    let ack = js.publish(&subject, "job").await.unwrap();
+    terminate_next(&c, "cannot do").await;
+    let mut outcomes = Vec::new();
+    within(15, "the advisory", async {
+        while outcomes.is_empty() {
+            outcomes = worker
+                .process_batch(Duration::from_millis(300))
+                .await
+                .unwrap();
+        }
+    })
+    .await;
+    match &outcomes[0] {
+        Ok(DeadLetterOutcome::OriginalMissing {
+            stream_seq, error, ..
+        }) => {
+            assert_eq!(*stream_seq, ack.seq);
+            assert_eq!(error.err_code, jetstream::ErrorCode::NO_MESSAGE_FOUND);
+        }
+        other => panic!("{other:?}"),
+    }
+}
