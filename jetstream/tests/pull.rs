@@ -87,7 +87,8 @@ async fn fetch_with_max_bytes_and_heartbeats() {
         "max_bytes cut the batch: {}",
         some.len()
     );
-    // Heartbeats keep an idle fetch alive until its expiry.
+    // Heartbeats keep an idle fetch alive until its expiry. (Two missed heartbeats fail the
+    // fetch: 100 ms ones failed it on a loaded machine, so they are 500 ms here.)
     let empty = stream.create_consumer(ConsumerConfig {
         filter_subject: format!("{p}.none"),
         ..ConsumerConfig::durable("idle")
@@ -97,14 +98,14 @@ async fn fetch_with_max_bytes_and_heartbeats() {
     let got = empty
         .fetch_with(&FetchOptions {
             batch: 5,
-            expires: Duration::from_millis(800),
-            idle_heartbeat: Duration::from_millis(100),
+            expires: Duration::from_secs(2),
+            idle_heartbeat: Duration::from_millis(500),
             ..FetchOptions::default()
         })
         .await
         .unwrap();
     assert!(got.is_empty());
-    assert!(started.elapsed() >= Duration::from_millis(700));
+    assert!(started.elapsed() >= Duration::from_millis(1900));
 }
 
 #[tokio::test]
@@ -184,14 +185,15 @@ async fn idle_stream_with_short_heartbeats_reports_nothing() {
         .unwrap();
     let mut messages = consumer
         .consume(ConsumeOptions {
-            expires: Duration::from_millis(600),
-            idle_heartbeat: Duration::from_millis(100),
+            // Short, but not so short that a loaded machine misses two in a row.
+            expires: Duration::from_secs(1),
+            idle_heartbeat: Duration::from_millis(300),
             ..ConsumeOptions::default()
         })
         .await
         .unwrap();
     // Several expiries and re-pulls go by without a report.
-    let quiet = tokio::time::timeout(Duration::from_millis(1500), messages.next()).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(2500), messages.next()).await;
     assert!(
         quiet.is_err(),
         "unexpected item: {:?}",
