@@ -38,8 +38,10 @@ mod consumer;
 mod context;
 mod dlq;
 mod error;
+pub mod kv;
 mod message;
 pub mod models;
+mod ordered;
 mod publish;
 mod publisher;
 mod pull;
@@ -58,6 +60,7 @@ pub use models::{
     AccountInfo, AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, DiscardPolicy, Page,
     ReplayPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo, StreamState,
 };
+pub use ordered::{OrderedConsumerConfig, OrderedMessages};
 pub use publish::{PubAck, PublishOptions};
 pub use publisher::PublishAckFuture;
 pub use pull::FetchOptions;
