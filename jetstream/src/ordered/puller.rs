@@ -1,96 +1,27 @@
-//! The ordered consumer: every message of a stream (or of some subjects) exactly once and in
-//! stream order, without acknowledgements, surviving consumer loss.
-//!
-//! Why it is correct: the server numbers what one consumer delivers with a consumer sequence
-//! that grows by one per message. An ephemeral, ack-none consumer never redelivers, so the
-//! sequence can only jump when something was lost (a dropped message, a slow subscription, a
-//! server that forgot the consumer). Each delivered message is checked against the last
-//! consumer sequence seen; on a jump, a missed heartbeat, a reconnect, `409 Consumer Deleted`
-//! or `503` the consumer is replaced by a fresh one starting at the last *stream* sequence
-//! delivered + 1. Messages of an older consumer are told apart by the consumer name in their
-//! ack subject (`<prefix>_<serial>`) and a fresh inbox per consumer, so nothing is delivered
-//! twice and nothing is skipped.
-//!
-//! This is the pull-based design of nats.go's `jetstream` package (not the legacy push
-//! ordered consumer): pull requests bound the flow, so no flow-control replies are needed.
+//! The pull loop behind [`OrderedMessages`](super::OrderedMessages): pull requests, heartbeats,
+//! and replacing the consumer when it is lost.
 
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
-use futures_core::Stream as FuturesStream;
 use futures_util::StreamExt;
 use nats_client::{Client, Event, Message, PublishError, RequestError, StatusCode, Subscriber};
 use serde::Serialize;
-use time::OffsetDateTime;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
+use super::status::{Cursor, Status, Verdict, classify};
+use super::{OrderedConsumerConfig, Progress};
 use crate::context::Context;
-use crate::error::{ErrorCode, JetStreamError, check_name};
+use crate::error::{ErrorCode, JetStreamError};
 use crate::message::{JsMessage, MessageInfo};
 use crate::models::{AckPolicy, ConsumerConfig, DeliverPolicy, nanos};
-use crate::stream::Stream;
 
 /// How long past `expires` the consumer waits for the server's `408` before pulling again.
 const EXPIRY_GRACE: Duration = Duration::from_secs(1);
 
 /// Longest pause between attempts to re-create a lost consumer.
 const MAX_RESET_BACKOFF: Duration = Duration::from_secs(5);
-
-/// Configuration of an ordered consumer ([`Context::ordered_messages`]).
-///
-/// ```
-/// use jetstream::{DeliverPolicy, OrderedConsumerConfig};
-/// let config = OrderedConsumerConfig {
-///     filter_subjects: vec!["orders.eu.>".into()],
-///     deliver_policy: DeliverPolicy::LastPerSubject,
-///     ..OrderedConsumerConfig::default()
-/// };
-/// # let _ = config;
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OrderedConsumerConfig {
-    /// Only messages on these subjects (empty: all).
-    pub filter_subjects: Vec<String>,
-    /// Where the first consumer starts; later ones start after the last message delivered.
-    pub deliver_policy: DeliverPolicy,
-    /// The start sequence for [`DeliverPolicy::ByStartSequence`].
-    pub opt_start_seq: Option<u64>,
-    /// The start time for [`DeliverPolicy::ByStartTime`].
-    pub opt_start_time: Option<OffsetDateTime>,
-    /// Deliver headers only, with the payload size in `Nats-Msg-Size`.
-    pub headers_only: bool,
-    /// The server removes a consumer idle this long (default 5 min, as nats.go).
-    pub inactive_threshold: Duration,
-    /// Messages asked for per pull request (default 500); a new pull tops up at half.
-    pub max_messages: usize,
-    /// Lifetime of each pull request (default 30 s).
-    pub expires: Duration,
-    /// Idle heartbeat interval (default 5 s, at most half of `expires`); two missed make the
-    /// consumer start afresh.
-    pub idle_heartbeat: Duration,
-    /// User metadata set on each consumer.
-    pub metadata: std::collections::BTreeMap<String, String>,
-}
-
-impl Default for OrderedConsumerConfig {
-    fn default() -> Self {
-        OrderedConsumerConfig {
-            filter_subjects: Vec::new(),
-            deliver_policy: DeliverPolicy::All,
-            opt_start_seq: None,
-            opt_start_time: None,
-            headers_only: false,
-            inactive_threshold: Duration::from_secs(300),
-            max_messages: 500,
-            expires: Duration::from_secs(30),
-            idle_heartbeat: Duration::from_secs(5),
-            metadata: Default::default(),
-        }
-    }
-}
 
 /// A pull request of the ordered consumer.
 #[derive(Serialize)]
@@ -102,199 +33,8 @@ struct OrderedPull {
     idle_heartbeat: Duration,
 }
 
-/// What the caller may read about an [`OrderedMessages`] while it runs.
-#[derive(Debug, Clone, Default)]
-struct Progress {
-    consumer: String,
-    stream_sequence: u64,
-    resets: u64,
-}
-
-impl Context {
-    /// An ordered consumer on `stream`: every message (matching the filters) once, in stream
-    /// order, re-created from the last delivered stream sequence + 1 whenever it is lost (a
-    /// sequence gap, missed heartbeats, a reconnect, deletion). Messages need no ack.
-    ///
-    /// The first consumer is created before this returns, so a missing stream fails here.
-    /// `Err` items afterwards report trouble (missed heartbeats, failed re-creations, which are
-    /// retried with a back-off) and the stream goes on. It ends after the stream is deleted or
-    /// the client closes.
-    ///
-    /// ```no_run
-    /// # async fn demo(js: jetstream::Context) -> Result<(), jetstream::JetStreamError> {
-    /// use futures::StreamExt;
-    /// let mut messages = js.ordered_messages("ORDERS", Default::default()).await?;
-    /// while let Some(Ok(msg)) = messages.next().await {
-    ///     println!("{} #{}", msg.subject, msg.info()?.stream_sequence);
-    /// }
-    /// # Ok(()) }
-    /// ```
-    pub async fn ordered_messages(
-        &self,
-        stream: &str,
-        config: OrderedConsumerConfig,
-    ) -> Result<OrderedMessages, JetStreamError> {
-        check_name("stream", stream)?;
-        let client = self.client.clone();
-        let events = client.events();
-        let hb = config.idle_heartbeat.min(config.expires / 2);
-        let progress = Arc::new(Mutex::new(Progress::default()));
-        let mut ordered = Ordered {
-            context: self.clone(),
-            stream: stream.to_owned(),
-            config: OrderedConsumerConfig {
-                max_messages: config.max_messages.max(1),
-                idle_heartbeat: hb,
-                ..config
-            },
-            prefix: nuid::next().to_string(),
-            serial: 0,
-            name: String::new(),
-            next_subject: String::new(),
-            inbox: String::new(),
-            sub: None,
-            client,
-            events: Some(events),
-            stream_seq: 0,
-            consumer_seq: 0,
-            pending: 0,
-            watchdog: Instant::now(),
-            pull_after: None,
-            reset: None,
-            failures: 0,
-            done: false,
-            progress: progress.clone(),
-        };
-        let initial_pending = ordered.recreate().await?;
-        ordered.pull().await?;
-        let stream = futures_util::stream::unfold(ordered, |mut o| async move {
-            let item = o.next().await?;
-            Some((item, o))
-        });
-        Ok(OrderedMessages {
-            inner: Box::pin(stream),
-            initial_pending,
-            progress,
-        })
-    }
-}
-
-impl Stream {
-    /// An ordered consumer on this stream; see [`Context::ordered_messages`].
-    pub async fn ordered_messages(
-        &self,
-        config: OrderedConsumerConfig,
-    ) -> Result<OrderedMessages, JetStreamError> {
-        self.context.ordered_messages(&self.name, config).await
-    }
-}
-
-/// The stream of messages of an ordered consumer ([`Context::ordered_messages`]). Dropping
-/// it stops pulling; the server removes the consumer after its `inactive_threshold`.
-pub struct OrderedMessages {
-    inner: Pin<Box<dyn FuturesStream<Item = Result<JsMessage, JetStreamError>> + Send>>,
-    initial_pending: u64,
-    progress: Arc<Mutex<Progress>>,
-}
-
-impl OrderedMessages {
-    /// How many messages the first consumer had to deliver when it was created (its
-    /// `num_pending`): the messages stored before consumption started.
-    pub fn initial_pending(&self) -> u64 {
-        self.initial_pending
-    }
-
-    /// The stream sequence of the last message delivered (0 before the first).
-    pub fn last_stream_sequence(&self) -> u64 {
-        self.progress().stream_sequence
-    }
-
-    /// How many times the consumer was re-created.
-    pub fn resets(&self) -> u64 {
-        self.progress().resets
-    }
-
-    /// The name of the consumer in use.
-    pub fn consumer_name(&self) -> String {
-        self.progress().consumer
-    }
-
-    fn progress(&self) -> Progress {
-        self.progress
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
-    }
-}
-
-impl std::fmt::Debug for OrderedMessages {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OrderedMessages")
-            .field("initial_pending", &self.initial_pending)
-            .field("progress", &self.progress())
-            .finish()
-    }
-}
-
-impl FuturesStream for OrderedMessages {
-    type Item = Result<JsMessage, JetStreamError>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-/// What one status message means to the ordered consumer.
-#[derive(Debug, PartialEq, Eq)]
-enum Status {
-    Heartbeat,
-    /// The pull request ended; `pending` is what it still had open, when the server said.
-    Ended(Option<usize>),
-    /// Forget open requests and pull again (leader change, server shutdown).
-    Repull,
-    /// The consumer is gone: start a new one.
-    Lost,
-    /// A refusal the caller should hear about; pull again after a pause.
-    Report(Option<usize>),
-    /// Pulling again cannot help.
-    Fatal,
-}
-
-fn classify(msg: &Message) -> Option<Status> {
-    let code = msg.status?;
-    let pending = || {
-        msg.headers
-            .as_ref()?
-            .get("Nats-Pending-Messages")?
-            .trim()
-            .parse()
-            .ok()
-    };
-    let desc = msg
-        .description
-        .as_deref()
-        .unwrap_or_default()
-        .to_ascii_lowercase();
-    Some(match code {
-        StatusCode::IDLE_HEARTBEAT => Status::Heartbeat,
-        StatusCode::NOT_FOUND | StatusCode::TIMEOUT => Status::Ended(pending()),
-        StatusCode::NO_RESPONDERS => Status::Lost,
-        StatusCode::CONFLICT if desc.contains("consumer deleted") => Status::Lost,
-        StatusCode::CONFLICT
-            if desc.contains("leadership change") || desc.contains("server shutdown") =>
-        {
-            Status::Repull
-        }
-        StatusCode::CONFLICT if desc.contains("batch completed") || desc.contains("maxbytes") => {
-            Status::Ended(pending())
-        }
-        StatusCode::BAD_REQUEST => Status::Fatal,
-        _ => Status::Report(pending()),
-    })
-}
-
 /// The state behind [`OrderedMessages`].
-struct Ordered {
+pub(crate) struct Ordered {
     context: Context,
     stream: String,
     config: OrderedConsumerConfig,
@@ -308,8 +48,7 @@ struct Ordered {
     client: Client,
     events: Option<broadcast::Receiver<Event>>,
     /// The last stream and consumer sequences delivered.
-    stream_seq: u64,
-    consumer_seq: u64,
+    cursor: Cursor,
     /// Messages asked for and not yet received.
     pending: usize,
     /// When two heartbeat intervals (or the request's expiry) will have passed in silence.
@@ -325,6 +64,43 @@ struct Ordered {
 }
 
 impl Ordered {
+    pub(crate) fn new(
+        context: Context,
+        stream: &str,
+        config: OrderedConsumerConfig,
+        progress: Arc<Mutex<Progress>>,
+    ) -> Ordered {
+        let client = context.client.clone();
+        let events = client.events();
+        // The server refuses a heartbeat longer than half the expiry.
+        let idle_heartbeat = config.idle_heartbeat.min(config.expires / 2);
+        Ordered {
+            context,
+            stream: stream.to_owned(),
+            config: OrderedConsumerConfig {
+                max_messages: config.max_messages.max(1),
+                idle_heartbeat,
+                ..config
+            },
+            prefix: nuid::next().to_string(),
+            serial: 0,
+            name: String::new(),
+            next_subject: String::new(),
+            inbox: String::new(),
+            sub: None,
+            client,
+            events: Some(events),
+            cursor: Cursor::default(),
+            pending: 0,
+            watchdog: Instant::now(),
+            pull_after: None,
+            reset: None,
+            failures: 0,
+            done: false,
+            progress,
+        }
+    }
+
     fn consumer_config(&self) -> ConsumerConfig {
         let c = &self.config;
         let mut config = ConsumerConfig {
@@ -342,9 +118,9 @@ impl Ordered {
             [one] => config.filter_subject = one.clone(),
             many => config.filter_subjects = many.to_vec(),
         }
-        if self.stream_seq > 0 {
+        if self.cursor.stream_seq > 0 {
             config.deliver_policy = DeliverPolicy::ByStartSequence;
-            config.opt_start_seq = Some(self.stream_seq + 1);
+            config.opt_start_seq = Some(self.cursor.stream_seq + 1);
         } else {
             config.deliver_policy = c.deliver_policy;
             match c.deliver_policy {
@@ -361,7 +137,7 @@ impl Ordered {
 
     /// Replaces the consumer with a fresh one that starts after the last message delivered;
     /// returns its `num_pending`.
-    async fn recreate(&mut self) -> Result<u64, JetStreamError> {
+    pub(crate) async fn recreate(&mut self) -> Result<u64, JetStreamError> {
         self.serial += 1;
         let config = self.consumer_config();
         let consumer = self
@@ -383,7 +159,7 @@ impl Ordered {
         self.next_subject = consumer.next_subject();
         self.inbox = inbox;
         self.sub = Some(sub);
-        self.consumer_seq = 0;
+        self.cursor.consumer_seq = 0;
         self.pending = 0;
         self.pull_after = None;
         let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
@@ -394,7 +170,7 @@ impl Ordered {
         Ok(consumer.cached_info().num_pending)
     }
 
-    async fn pull(&mut self) -> Result<(), JetStreamError> {
+    pub(crate) async fn pull(&mut self) -> Result<(), JetStreamError> {
         let batch = self.config.max_messages.saturating_sub(self.pending).max(1);
         let request = OrderedPull {
             batch,
@@ -472,22 +248,23 @@ impl Ordered {
 
     fn deliver(&mut self, msg: Message) -> Option<Result<JsMessage, JetStreamError>> {
         let reply = msg.reply.as_deref().unwrap_or_default();
-        let (consumer_seq, stream_seq) = match MessageInfo::parse(reply) {
-            Ok(info) if info.consumer != self.name => return None, // an older consumer's
-            Ok(info) => (info.consumer_sequence, info.stream_sequence),
+        let info = match MessageInfo::parse(reply) {
+            Ok(info) => info,
             Err(e) => return Some(Err(e)),
         };
-        if consumer_seq != self.consumer_seq + 1 {
-            // Something was lost in between: start again after the last one delivered.
-            self.lose();
-            return None;
+        match self.cursor.check(&self.name, &info) {
+            Verdict::Deliver => {}
+            Verdict::Stale => return None,
+            Verdict::Gap => {
+                // Something was lost in between: start again after the last one delivered.
+                self.lose();
+                return None;
+            }
         }
-        self.consumer_seq = consumer_seq;
-        self.stream_seq = stream_seq;
         self.progress
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .stream_sequence = stream_seq;
+            .stream_sequence = self.cursor.stream_seq;
         Some(Ok(JsMessage::new(
             msg,
             self.client.clone(),
@@ -538,7 +315,7 @@ impl Ordered {
         Some(Err(e))
     }
 
-    async fn next(&mut self) -> Option<Result<JsMessage, JetStreamError>> {
+    pub(crate) async fn next(&mut self) -> Option<Result<JsMessage, JetStreamError>> {
         loop {
             if self.done {
                 return None;
@@ -617,45 +394,6 @@ async fn recv_event(events: &mut Option<broadcast::Receiver<Event>>) -> Result<E
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
-
-    fn status(code: u16, desc: &str) -> Message {
-        Message {
-            subject: "_INBOX.x".into(),
-            reply: None,
-            payload: Bytes::new(),
-            headers: None,
-            status: StatusCode::from_u16(code),
-            description: Some(desc.into()),
-            length: 0,
-        }
-    }
-
-    #[test]
-    fn statuses() {
-        assert_eq!(
-            classify(&status(100, "Idle Heartbeat")),
-            Some(Status::Heartbeat)
-        );
-        assert_eq!(
-            classify(&status(408, "Request Timeout")),
-            Some(Status::Ended(None))
-        );
-        assert_eq!(
-            classify(&status(409, "Consumer Deleted")),
-            Some(Status::Lost)
-        );
-        assert_eq!(classify(&status(503, "")), Some(Status::Lost));
-        assert_eq!(
-            classify(&status(409, "Leadership Change")),
-            Some(Status::Repull)
-        );
-        assert_eq!(
-            classify(&status(409, "Exceeded MaxWaiting")),
-            Some(Status::Report(None))
-        );
-        assert_eq!(classify(&status(400, "Bad Request")), Some(Status::Fatal));
-    }
 
     #[test]
     fn pull_json() {
