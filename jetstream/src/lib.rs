@@ -36,6 +36,7 @@
 mod consume;
 mod consumer;
 mod context;
+mod direct;
 mod dlq;
 mod error;
 pub mod kv;
@@ -51,6 +52,7 @@ mod stream;
 pub use consume::{ConsumeOptions, Messages};
 pub use consumer::Consumer;
 pub use context::{Context, DEFAULT_API_PREFIX, DEFAULT_PUBLISH_WINDOW, DEFAULT_TIMEOUT};
+pub use direct::DirectGet;
 pub use dlq::{
     DeadLetter, DeadLetterConfig, DeadLetterOutcome, DeadLetterReason, headers as dlq_headers,
 };
@@ -65,7 +67,7 @@ pub use publish::{PubAck, PublishOptions};
 pub use publisher::PublishAckFuture;
 pub use pull::FetchOptions;
 pub use stored::StoredMessage;
-pub use stream::{Purge, Stream};
+pub use stream::{Purge, Stream, StreamInfoOptions};
 
 /// A JetStream [`Context`] with the default API prefix over `client`.
 pub fn new(client: nats_client::Client) -> Context {
