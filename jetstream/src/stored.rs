@@ -307,13 +307,13 @@ pub(crate) fn decode_direct(
     }
     let mut headers = msg
         .headers
-        .ok_or_else(|| JetStreamError::invalid(&subject, "direct get reply without headers"))?;
+        .ok_or_else(|| JetStreamError::invalid(subject, "direct get reply without headers"))?;
     let field = |h: &HeaderMap, name: &str| h.get(name).map(str::to_owned);
     let sequence = field(&headers, "Nats-Sequence")
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| JetStreamError::invalid(&subject, "missing or bad Nats-Sequence"))?;
+        .ok_or_else(|| JetStreamError::invalid(subject, "missing or bad Nats-Sequence"))?;
     let stored_subject = field(&headers, "Nats-Subject")
-        .ok_or_else(|| JetStreamError::invalid(&subject, "missing Nats-Subject"))?;
+        .ok_or_else(|| JetStreamError::invalid(subject, "missing Nats-Subject"))?;
     let time = field(&headers, "Nats-Time-Stamp")
         .as_deref()
         .and_then(timestamp::parse);
