@@ -80,6 +80,12 @@ async fn put_get_create_update_delete_purge() {
     }
     assert_eq!(kv.get("a").await.unwrap(), Some(Bytes::from("two")));
     assert_eq!(kv.entry_at("a", r1).await.unwrap().unwrap().value, "one");
+    let leader = kv.clone().read_from_leader();
+    assert_eq!(leader.get("a").await.unwrap(), Some(Bytes::from("two")));
+    assert_eq!(
+        leader.entry_at("a", r1).await.unwrap().unwrap().value,
+        "one"
+    );
     let other = kv.put("b", "x").await.unwrap();
     assert_eq!(kv.entry_at("a", other).await.unwrap(), None);
 

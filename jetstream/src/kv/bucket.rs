@@ -79,6 +79,16 @@ impl Store {
         &self.context
     }
 
+    /// This handle, reading through the stream leader (`STREAM.MSG.GET`) instead of direct
+    /// gets. A direct get is answered by any replica, so on a replicated bucket it may return
+    /// a revision older than the latest acknowledged write (a compare-and-set based on it then
+    /// fails with [`KvError::WrongRevision`], it never overwrites). Leader reads see every
+    /// acknowledged write, at the cost of going through one server.
+    pub fn read_from_leader(mut self) -> Store {
+        self.direct = false;
+        self
+    }
+
     fn put_subject(&self, key: &str) -> Result<String, KvError> {
         check_key(key, false)?;
         Ok(format!("{}{key}", self.put_prefix))
@@ -94,7 +104,8 @@ impl Store {
     }
 
     /// The latest revision of `key`, delete and purge markers included (see
-    /// [`Entry::operation`]); `None` when it has none.
+    /// [`Entry::operation`]); `None` when it has none. Served by any replica unless the handle
+    /// is [`read_from_leader`](Store::read_from_leader).
     pub async fn entry(&self, key: &str) -> Result<Option<Entry>, KvError> {
         check_key(key, false)?;
         let subject = format!("{}{key}", self.prefix);

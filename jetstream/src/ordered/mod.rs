@@ -61,8 +61,9 @@ pub struct OrderedConsumerConfig {
     pub max_messages: usize,
     /// Lifetime of each pull request (default 30 s).
     pub expires: Duration,
-    /// Idle heartbeat interval (default 5 s, at most half of `expires`); two missed make the
-    /// consumer start afresh.
+    /// Idle heartbeat interval (default 2 s, at most half of `expires`); two missed make the
+    /// consumer start afresh. An R1 consumer dies with its server while the client may stay
+    /// connected elsewhere, so this bounds how long the consumer is blind (4 s by default).
     pub idle_heartbeat: Duration,
     /// User metadata set on each consumer.
     pub metadata: std::collections::BTreeMap<String, String>,
@@ -79,7 +80,7 @@ impl Default for OrderedConsumerConfig {
             inactive_threshold: Duration::from_secs(300),
             max_messages: 500,
             expires: Duration::from_secs(30),
-            idle_heartbeat: Duration::from_secs(5),
+            idle_heartbeat: Duration::from_secs(2),
             metadata: Default::default(),
         }
     }
