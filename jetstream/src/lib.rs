@@ -9,6 +9,12 @@
 //! - Pulling: [`Consumer::fetch`] for a batch, [`Consumer::messages`] for a stream with idle
 //!   heartbeats and re-pulls after reconnects; [`JsMessage`] acks (`ack`, `double_ack`,
 //!   `nak`, `in_progress`, `term`) and carries [`MessageInfo`].
+//! - [`kv`]: key-value buckets interoperable with nats.go and nats-py (get, put, create,
+//!   compare-and-set update, delete, purge, history, keys, watch).
+//! - [`Context::ordered_messages`]: an ordered consumer, every message once and in order,
+//!   re-created on gaps, missed heartbeats and reconnects.
+//! - Reads: [`Context::stream_info_with`] / [`Context::stream_subjects`] (per-subject counts),
+//!   [`Context::direct_get_next`] and [`Context::direct_get_batch`].
 //! - [`DeadLetter`]: moves messages that exceeded `max_deliver` or were terminated to a
 //!   dead-letter subject, exactly once.
 //! - Models of the wire API in [`models`]; errors in [`JetStreamError`] and [`ApiError`].
