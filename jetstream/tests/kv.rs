@@ -404,3 +404,62 @@ async fn interoperates_with_the_kv_conventions() {
     let stream = js.stream_info("KV_ours").await.unwrap();
     assert_eq!(stream.config.discard, DiscardPolicy::New);
 }
+
+/// Two writers race to create one key: exactly one wins, the other gets `KeyExists`; racing
+/// compare-and-set updates from one revision: exactly one wins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn racing_creates_and_updates_have_one_winner() {
+    let (_server, js) = setup().await;
+    let kv = js.create_key_value(memory(&unique("race"))).await.unwrap();
+    for round in 0..20 {
+        let key = format!("k{round}");
+        let (a, b) = tokio::join!(kv.create(&key, "a"), kv.create(&key, "b"));
+        let wins = [&a, &b].iter().filter(|r| r.is_ok()).count();
+        assert_eq!(wins, 1, "{a:?} {b:?}");
+        for r in [a, b] {
+            if let Err(e) = r {
+                assert!(matches!(e, KvError::KeyExists { .. }), "{e}");
+            }
+        }
+        let rev = kv.entry(&key).await.unwrap().unwrap().revision;
+        let (a, b) = tokio::join!(kv.update(&key, "x", rev), kv.update(&key, "y", rev));
+        assert_eq!([&a, &b].iter().filter(|r| r.is_ok()).count(), 1);
+        assert!(a.is_err() || b.is_err());
+    }
+}
+
+/// A watch goes on, missing nothing, after its consumer is deleted server-side. (The bucket
+/// keeps history: with history 1, a revision replaced while the watch had no consumer is
+/// gone from the stream, and no watch can replay it.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_survives_losing_its_consumer() {
+    let (_server, js) = setup().await;
+    let name = unique("wl");
+    let kv = js
+        .create_key_value(Config {
+            history: 10,
+            ..memory(&name)
+        })
+        .await
+        .unwrap();
+    kv.put("a", "0").await.unwrap();
+    let mut watch = kv.watch_all().await.unwrap();
+    assert_eq!(next_entry(&mut watch).await.value, "0");
+    assert_eq!(next_event(&mut watch).await, WatchEvent::CaughtUp);
+    for round in 1..=3u32 {
+        kv.put("a", format!("{round}.1")).await.unwrap();
+        assert_eq!(next_entry(&mut watch).await.value, format!("{round}.1"));
+        let consumer = watch.consumer().consumer_name();
+        assert!(
+            js.delete_consumer(&format!("KV_{name}"), &consumer)
+                .await
+                .unwrap()
+        );
+        // Written while the watch has no consumer.
+        kv.put("a", format!("{round}.2")).await.unwrap();
+        kv.delete("a").await.unwrap();
+        assert_eq!(next_entry(&mut watch).await.value, format!("{round}.2"));
+        assert_eq!(next_entry(&mut watch).await.operation, Operation::Delete);
+        assert_eq!(watch.consumer().resets(), u64::from(round));
+    }
+}
