@@ -203,7 +203,15 @@ async fn keys_status_and_bucket_admin() {
 #[tokio::test]
 async fn watch_initial_values_then_live_updates() {
     let (_server, js) = setup().await;
-    let kv = js.create_key_value(memory(&unique("w"))).await.unwrap();
+    // History kept, so a watch that had to re-create its consumer (a heartbeat missed on a
+    // loaded machine) still finds every revision it has not delivered yet.
+    let kv = js
+        .create_key_value(Config {
+            history: 10,
+            ..memory(&unique("w"))
+        })
+        .await
+        .unwrap();
 
     // Empty bucket: CaughtUp comes first.
     let mut empty = kv.watch_all().await.unwrap();
@@ -248,7 +256,9 @@ async fn watch_initial_values_then_live_updates() {
         seen,
         [
             "q.a", "q.a", "q.b", "x.other", "q.c", "q.c", "x.other", "q.d"
-        ]
+        ],
+        "consumer resets: {}",
+        empty.consumer().resets()
     );
 
     // Options: updates only, history, ignore deletes.
