@@ -149,6 +149,15 @@ async fn keys_status_and_bucket_admin() {
     let mut keys: Vec<String> = kv.keys().await.unwrap().map(|k| k.unwrap()).collect().await;
     keys.sort();
     assert_eq!(keys, ["x.1", "x.2"]);
+    let mut xs: Vec<String> = kv
+        .keys_matching(&["x.*", "gone"])
+        .await
+        .unwrap()
+        .map(|k| k.unwrap())
+        .collect()
+        .await;
+    xs.sort();
+    assert_eq!(xs, ["x.1", "x.2"]);
 
     let status = kv.status().await.unwrap();
     assert_eq!(status.bucket(), name);

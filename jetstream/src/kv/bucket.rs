@@ -294,12 +294,18 @@ impl Store {
     /// headers-only watch of the last revision of every key, as nats.go does; a key written
     /// during the listing is listed once.
     pub async fn keys(&self) -> Result<Keys, KvError> {
+        self.keys_matching(&[">"]).await
+    }
+
+    /// The keys matching any of `patterns` (`q.*`, `q.>`...) that have a value; see
+    /// [`Store::keys`].
+    pub async fn keys_matching(&self, patterns: &[&str]) -> Result<Keys, KvError> {
         let options = WatchOptions {
             ignore_deletes: true,
             meta_only: true,
             ..WatchOptions::default()
         };
-        let watch = self.watch_with(&[">"], options).await?;
+        let watch = self.watch_with(patterns, options).await?;
         let stream = futures_util::stream::unfold(
             (watch, HashSet::new(), false),
             |(mut watch, mut seen, done)| async move {
