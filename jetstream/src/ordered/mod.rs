@@ -18,6 +18,7 @@ mod puller;
 mod status;
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
@@ -86,12 +87,13 @@ impl Default for OrderedConsumerConfig {
     }
 }
 
-/// What the caller may read about an [`OrderedMessages`] while it runs.
-#[derive(Debug, Clone, Default)]
+/// What the caller may read about an [`OrderedMessages`] while it runs (atomics: the
+/// sequence is written once per message).
+#[derive(Debug, Default)]
 pub(crate) struct Progress {
-    pub(crate) consumer: String,
-    pub(crate) stream_sequence: u64,
-    pub(crate) resets: u64,
+    pub(crate) consumer: Mutex<String>,
+    pub(crate) stream_sequence: AtomicU64,
+    pub(crate) resets: AtomicU64,
 }
 
 impl Context {
@@ -119,7 +121,7 @@ impl Context {
         config: OrderedConsumerConfig,
     ) -> Result<OrderedMessages, JetStreamError> {
         check_name("stream", stream)?;
-        let progress = Arc::new(Mutex::new(Progress::default()));
+        let progress = Arc::new(Progress::default());
         let mut ordered = Ordered::new(self.clone(), stream, config, progress.clone());
         let initial_pending = ordered.recreate().await?;
         ordered.pull().await?;
@@ -150,7 +152,7 @@ impl Stream {
 pub struct OrderedMessages {
     inner: Pin<Box<dyn FuturesStream<Item = Result<JsMessage, JetStreamError>> + Send>>,
     initial_pending: u64,
-    progress: Arc<Mutex<Progress>>,
+    progress: Arc<Progress>,
 }
 
 impl OrderedMessages {
@@ -162,21 +164,18 @@ impl OrderedMessages {
 
     /// The stream sequence of the last message delivered (0 before the first).
     pub fn last_stream_sequence(&self) -> u64 {
-        self.progress().stream_sequence
+        self.progress.stream_sequence.load(Ordering::Relaxed)
     }
 
     /// How many times the consumer was re-created.
     pub fn resets(&self) -> u64 {
-        self.progress().resets
+        self.progress.resets.load(Ordering::Relaxed)
     }
 
     /// The name of the consumer in use.
     pub fn consumer_name(&self) -> String {
-        self.progress().consumer
-    }
-
-    fn progress(&self) -> Progress {
         self.progress
+            .consumer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
@@ -187,7 +186,9 @@ impl std::fmt::Debug for OrderedMessages {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("OrderedMessages")
             .field("initial_pending", &self.initial_pending)
-            .field("progress", &self.progress())
+            .field("consumer", &self.consumer_name())
+            .field("last_stream_sequence", &self.last_stream_sequence())
+            .field("resets", &self.resets())
             .finish()
     }
 }

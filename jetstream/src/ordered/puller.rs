@@ -1,7 +1,8 @@
 //! The pull loop behind [`OrderedMessages`](super::OrderedMessages): pull requests, heartbeats,
 //! and replacing the consumer when it is lost.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -60,7 +61,7 @@ pub(crate) struct Ordered {
     /// Failed re-creations in a row.
     failures: u32,
     done: bool,
-    progress: Arc<Mutex<Progress>>,
+    progress: Arc<Progress>,
 }
 
 impl Ordered {
@@ -68,7 +69,7 @@ impl Ordered {
         context: Context,
         stream: &str,
         config: OrderedConsumerConfig,
-        progress: Arc<Mutex<Progress>>,
+        progress: Arc<Progress>,
     ) -> Ordered {
         let client = context.client.clone();
         let events = client.events();
@@ -162,10 +163,13 @@ impl Ordered {
         self.cursor.consumer_seq = 0;
         self.pending = 0;
         self.pull_after = None;
-        let mut progress = self.progress.lock().unwrap_or_else(|p| p.into_inner());
-        progress.consumer = self.name.clone();
+        *self
+            .progress
+            .consumer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = self.name.clone();
         if self.serial > 1 {
-            progress.resets += 1;
+            self.progress.resets.fetch_add(1, Ordering::Relaxed);
         }
         Ok(consumer.cached_info().num_pending)
     }
@@ -262,9 +266,8 @@ impl Ordered {
             }
         }
         self.progress
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .stream_sequence = self.cursor.stream_seq;
+            .stream_sequence
+            .store(self.cursor.stream_seq, Ordering::Relaxed);
         Some(Ok(JsMessage::new(
             msg,
             self.client.clone(),
