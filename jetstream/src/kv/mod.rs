@@ -10,6 +10,19 @@
 //! `Nats-Expected-Last-Subject-Sequence`. Watches run on an [ordered
 //! consumer](crate::OrderedMessages).
 //!
+//! What to know (and where this differs from nats.go):
+//! - Reads ([`Store::get`], [`Store::entry`]) are direct gets, answered by any replica: on a
+//!   replicated bucket a read may miss the latest acknowledged write. A compare-and-set built
+//!   on a stale read fails ([`KvError::WrongRevision`]); it never overwrites.
+//!   [`Store::read_from_leader`] reads through the stream leader instead.
+//! - A watch whose consumer had to be re-created resumes after the last revision it delivered;
+//!   revisions the bucket's `history` already dropped cannot be replayed (with history 1, a
+//!   key changed twice while the watch was blind shows only its latest value).
+//! - [`WatchEvent::CaughtUp`] comes exactly once in every watch, also for `updates_only`
+//!   (nats.go sends its `nil` marker only when there are initial values to wait for).
+//! - Not here yet: mirrored and sourced buckets, per-key TTLs on create, `purge_deletes`, and
+//!   the migration nats.go's `CreateKeyValue` does for pre-2.7 buckets (`discard: old`).
+//!
 //! ```no_run
 //! # async fn demo(js: jetstream::Context) -> Result<(), jetstream::kv::KvError> {
 //! use futures::StreamExt;
