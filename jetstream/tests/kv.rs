@@ -163,6 +163,12 @@ async fn keys_status_and_bucket_admin() {
     assert_eq!(status.bucket(), name);
     assert_eq!(status.history(), 1);
     assert_eq!(status.values(), 4); // x.1, x.2, and the two markers
+    // Recent markers stay (as the only revision); with no age limit they go.
+    kv.purge_deletes(Duration::from_secs(1800)).await.unwrap();
+    assert_eq!(kv.status().await.unwrap().values(), 4);
+    kv.purge_deletes(Duration::ZERO).await.unwrap();
+    assert_eq!(kv.status().await.unwrap().values(), 2);
+    assert_eq!(kv.entry("gone").await.unwrap(), None);
 
     // Same config again: fine. Another config: BucketExists.
     js.create_key_value(memory(&name)).await.unwrap();

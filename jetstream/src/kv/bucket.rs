@@ -331,6 +331,35 @@ impl Store {
         })
     }
 
+    /// Removes delete and purge markers, and with them every revision of the keys they
+    /// removed: markers older than `older_than` go entirely, newer ones stay as the key's only
+    /// revision (so watches that are behind still learn of the removal). nats.go's default for
+    /// `older_than` is 30 minutes; zero removes every marker.
+    pub async fn purge_deletes(&self, older_than: Duration) -> Result<(), KvError> {
+        let mut watch = self.watch_all().await?;
+        let mut markers = Vec::new();
+        while let Some(event) = watch.next().await {
+            match event {
+                Ok(WatchEvent::Entry(e)) if e.operation.is_removal() => markers.push(e),
+                Ok(WatchEvent::Entry(_)) => {}
+                Ok(WatchEvent::CaughtUp) => break,
+                Err(e) if e.is_transient() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        drop(watch);
+        let limit = time::OffsetDateTime::now_utc() - older_than;
+        for marker in markers {
+            let mut purge =
+                crate::Purge::default().filter(format!("{}{}", self.prefix, marker.key));
+            if !older_than.is_zero() && marker.created.is_some_and(|t| t > limit) {
+                purge = purge.keep(1);
+            }
+            self.context.purge_stream(&self.stream, &purge).await?;
+        }
+        Ok(())
+    }
+
     /// The bucket's configuration and state.
     pub async fn status(&self) -> Result<Status, KvError> {
         let info = self.context.stream_info(&self.stream).await?;

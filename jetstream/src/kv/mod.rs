@@ -20,7 +20,7 @@
 //!   key changed twice while the watch was blind shows only its latest value).
 //! - [`WatchEvent::CaughtUp`] comes exactly once in every watch, also for `updates_only`
 //!   (nats.go sends its `nil` marker only when there are initial values to wait for).
-//! - Not here yet: mirrored and sourced buckets, per-key TTLs on create, `purge_deletes`, and
+//! - Not here yet: mirrored and sourced buckets, per-key TTLs on create, and
 //!   the migration nats.go's `CreateKeyValue` does for pre-2.7 buckets (`discard: old`).
 //!
 //! ```no_run
