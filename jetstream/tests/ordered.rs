@@ -13,23 +13,21 @@ use jetstream::{
 };
 use tokio::task::spawn_blocking;
 
-/// Publishes `count` messages `from..from+count` (payload = the number) without waiting for
-/// acks, then waits until the stream holds `total`.
+/// Publishes `count` messages `from..from+count` (payload = the number) with up to 1000 acks
+/// in flight, then checks the stream holds `total`.
 async fn load(js: &Context, stream: &str, subject: &str, from: u64, count: u64, total: u64) {
+    let mut acks = std::collections::VecDeque::new();
     for i in from..from + count {
-        js.client().publish(subject, i.to_string()).await.unwrap();
-    }
-    js.client().flush().await.unwrap();
-    within(60, "stream loaded", async {
-        loop {
-            let info = js.stream_info(stream).await.unwrap();
-            if info.state.messages >= total {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if acks.len() >= 1000 {
+            let ack: jetstream::PublishAckFuture = acks.pop_front().unwrap();
+            ack.await.unwrap();
         }
-    })
-    .await;
+        acks.push_back(js.publish_async(subject, i.to_string()).await.unwrap());
+    }
+    for ack in acks {
+        ack.await.unwrap();
+    }
+    assert_eq!(js.stream_info(stream).await.unwrap().state.messages, total);
 }
 
 /// Takes the next message, skipping reported trouble; returns (stream seq, payload number).
