@@ -14,6 +14,12 @@
 //!   RabbitMQ's single active consumer ([`Consumer::pin_id`], [`Consumer::unpin`]).
 //! - Consumer controls: [`Consumer::reset`] (a per-queue purge), [`Consumer::pause`],
 //!   [`Consumer::resume`].
+//! - [`kv`]: key-value buckets interoperable with nats.go and nats-py (get, put, create,
+//!   compare-and-set update, delete, purge, history, keys, watch).
+//! - [`Context::ordered_messages`]: an ordered consumer, every message once and in order,
+//!   re-created on gaps, missed heartbeats and reconnects.
+//! - Reads: [`Context::stream_info_with`] / [`Context::stream_subjects`] (per-subject counts),
+//!   [`Context::direct_get_next`] and [`Context::direct_get_batch`].
 //! - [`DeadLetter`]: moves messages that exceeded `max_deliver` or were terminated to a
 //!   dead-letter subject, exactly once, for one consumer or every consumer of a stream, with
 //!   a [`DeadLetterRouter`] that decides each copy's subject and headers.
@@ -52,10 +58,13 @@ mod consume;
 mod consumer;
 mod consumer_control;
 mod context;
+mod direct;
 mod dlq;
 mod error;
+pub mod kv;
 mod message;
 pub mod models;
+mod ordered;
 mod priority;
 mod publish;
 mod publisher;
@@ -67,6 +76,7 @@ pub use consume::{ConsumeOptions, Messages};
 pub use consumer::Consumer;
 pub use consumer_control::{ConsumerPause, ConsumerReset};
 pub use context::{Context, DEFAULT_API_PREFIX, DEFAULT_PUBLISH_WINDOW, DEFAULT_TIMEOUT};
+pub use direct::DirectGet;
 pub use dlq::{
     DeadLetter, DeadLetterConfig, DeadLetterHandle, DeadLetterOutcome, DeadLetterReason,
     DeadLetterRecord, DeadLetterRouter, DeadLetterStats, Route, StandardRoute,
@@ -79,12 +89,13 @@ pub use models::{
     PriorityGroupState, PriorityPolicy, ReplayPolicy, RetentionPolicy, StorageType, StreamConfig,
     StreamInfo, StreamState,
 };
+pub use ordered::{OrderedConsumerConfig, OrderedMessages};
 pub use priority::{PIN_ID_HEADER, PriorityGroup};
 pub use publish::{InvalidTtl, PubAck, PublishOptions};
 pub use publisher::PublishAckFuture;
 pub use pull::FetchOptions;
 pub use stored::StoredMessage;
-pub use stream::{Purge, Stream};
+pub use stream::{Purge, Stream, StreamInfoOptions};
 
 /// A JetStream [`Context`] with the default API prefix over `client`.
 pub fn new(client: nats_client::Client) -> Context {
