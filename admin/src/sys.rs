@@ -1,12 +1,14 @@
 //! [`SysClient`]: `$SYS` requests across a cluster, with every server that should have
 //! answered and did not named in the result.
 //!
-//! Which servers should answer is learned, never assumed: a `STATSZ` ping ([`discover`]
-//! (SysClient::discover)) records each server that answers, the route peers each one names,
-//! and the JetStream meta group's peers and size (the meta leader lists every peer, offline
-//! ones included). Every later request waits for that many replies, and stops early only after
-//! a quiet period without replies or at the deadline; whoever is known and stayed silent is in
-//! [`Gathered::missing`]. A server first seen answering is added to what is known.
+//! Which servers should answer is learned, never assumed ([`discover`](SysClient::discover)):
+//! first the server this client is connected to says how many servers it knows in the system
+//! account, its route peers and the JetStream meta group's size (one request, one answer);
+//! then a `STATSZ` ping records each server that answers, the route peers each one names, and
+//! the meta group's peers (the meta leader lists every peer, offline ones included). Every
+//! request waits for that many replies, and stops early only after a quiet period without
+//! replies or at the deadline; whoever is known and stayed silent is in [`Gathered::missing`].
+//! A server first seen answering is added to what is known.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
@@ -74,8 +76,8 @@ pub struct Gathered<T> {
     pub failed: Vec<ServerFailure>,
     /// Known servers that did not answer, by name, sorted.
     pub missing: Vec<String>,
-    /// Servers the cluster's size says exist but that no answer named and that did not
-    /// answer (a JetStream meta group larger than every name seen).
+    /// Servers a count says exist (the JetStream meta group's size, the servers a server
+    /// knows in the system account) that no answer named and that did not answer.
     pub unnamed_missing: usize,
 }
 
@@ -99,9 +101,9 @@ impl<T> Gathered<T> {
 #[derive(Debug, Default)]
 struct Known {
     servers: BTreeMap<String, String>,
-    /// The JetStream meta group's size, the largest any server reported.
-    cluster_size: usize,
-    discovered: bool,
+    /// How many servers there are by any count seen: the meta group's size, a server's
+    /// count of the servers it knows in the system account.
+    size_hint: usize,
 }
 
 /// The user the connection is authenticated as (`$SYS.REQ.USER.INFO`).
@@ -194,26 +196,24 @@ impl SysClient {
     /// the route peers they name, and the JetStream meta group's peers and size. Returns
     /// the statistics, with `missing` naming servers that peers know and that did not answer.
     pub async fn discover(&self) -> Result<Gathered<ServerStats>, AdminError> {
-        let gathered: Gathered<ServerStats> =
-            self.ping(ServerKind::Statsz, &NoOptions::default()).await?;
-        let mut peers = BTreeSet::new();
-        let mut cluster_size = 0;
-        for reply in &gathered.replies {
-            peers.extend(reply.data.routes.iter().filter_map(|r| r.name.clone()));
-            if let Some(meta) = reply.data.jetstream.as_ref().and_then(|j| j.meta.as_ref()) {
-                peers.extend(meta.replicas.iter().map(|p| p.name.clone()));
-                peers.extend(meta.leader().map(str::to_string));
-                cluster_size = cluster_size.max(meta.cluster_size as usize);
+        // The connected server first: its answer says how many replies the ping should wait
+        // for, so a healthy cluster answers without waiting out the quiet period.
+        let connected = self.client.server_info().server_id.clone();
+        if !connected.is_empty() {
+            let subject = format!("$SYS.REQ.SERVER.{connected}.STATSZ");
+            let reply = self.request_one(&subject, b"{}").await?;
+            if let (server, Ok(Some(stats))) = decode::<ServerStats>(&subject, true, &reply)? {
+                self.learn(std::slice::from_ref(&ServerReply {
+                    server,
+                    data: stats,
+                }));
             }
         }
-        peers.retain(|p| !p.is_empty());
+        let gathered: Gathered<ServerStats> =
+            self.ping(ServerKind::Statsz, &NoOptions::default()).await?;
+        self.learn(&gathered.replies);
         let (missing, unnamed_missing) = {
-            let mut known = crate::lock(&self.known);
-            for peer in peers {
-                known.servers.entry(peer).or_default();
-            }
-            known.cluster_size = known.cluster_size.max(cluster_size);
-            known.discovered = true;
+            let known = crate::lock(&self.known);
             missing_of(&known, &gathered.replies, &gathered.failed)
         };
         Ok(Gathered {
@@ -399,6 +399,10 @@ impl SysClient {
                 nats_client::RequestError::NoResponders { subject } => {
                     AdminError::NoResponders { subject }
                 }
+                nats_client::RequestError::TimedOut { subject, timeout } => AdminError::NoReplies {
+                    subject,
+                    waited: timeout,
+                },
                 other => AdminError::Request(other),
             })?;
         Ok(reply)
@@ -436,13 +440,38 @@ impl SysClient {
         })
     }
 
-    /// How many replies to wait for: every known server, or the meta group's size if larger.
+    /// Records the servers, route peers, meta group peers and counts that `STATSZ` answers
+    /// name.
+    fn learn(&self, replies: &[ServerReply<ServerStats>]) {
+        let mut known = crate::lock(&self.known);
+        for reply in replies {
+            let stats = &reply.data;
+            let mut names: BTreeSet<String> =
+                stats.routes.iter().filter_map(|r| r.name.clone()).collect();
+            names.insert(reply.server.name.clone());
+            let mut hint = names.len().max(stats.active_servers as usize);
+            if let Some(meta) = stats.jetstream.as_ref().and_then(|j| j.meta.as_ref()) {
+                names.extend(meta.replicas.iter().map(|p| p.name.clone()));
+                names.extend(meta.leader().map(str::to_string));
+                hint = hint.max(meta.cluster_size as usize);
+            }
+            for name in names.into_iter().filter(|n| !n.is_empty()) {
+                known.servers.entry(name).or_default();
+            }
+            if !reply.server.name.is_empty() {
+                known
+                    .servers
+                    .insert(reply.server.name.clone(), reply.server.id.clone());
+            }
+            known.size_hint = known.size_hint.max(hint);
+        }
+    }
+
+    /// How many replies to wait for: every known server, or the largest count any server
+    /// gave if larger; `None` (wait for the quiet period) while nothing is known.
     fn expected(&self) -> Option<usize> {
         let known = crate::lock(&self.known);
-        if !known.discovered {
-            return None;
-        }
-        Some(known.servers.len().max(known.cluster_size)).filter(|n| *n > 0)
+        Some(known.servers.len().max(known.size_hint)).filter(|n| *n > 0)
     }
 
     /// Decodes the replies, learns their servers, and names who is missing.
@@ -523,7 +552,7 @@ fn missing_of<T>(
         .cloned()
         .collect();
     let accounted = answered.len() + missing.len();
-    (missing, known.cluster_size.saturating_sub(accounted))
+    (missing, known.size_hint.saturating_sub(accounted))
 }
 
 /// `$SYS.REQ.USER.INFO` for any client.
