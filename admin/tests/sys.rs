@@ -93,6 +93,18 @@ async fn every_kind_gets_one_answer_per_server() {
     let _: &Gatewayz = &gatewayz.replies[0].data;
     assert_eq!(names(&gatewayz), NAMES);
 
+    // The overview: one row per server, all healthy, one meta leader.
+    let overview = admin::report::overview(&sys).await.unwrap();
+    let rows: Vec<&str> = overview.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(rows, NAMES);
+    assert!(overview.healthy, "{overview:?}");
+    assert!(overview.meta_leader.is_some());
+    for s in &overview.servers {
+        assert_eq!(s.route_peers.len(), 2, "{s:?}");
+        assert_eq!(s.health, "ok");
+        assert!(s.mem > 0 && !s.version.is_empty() && s.jetstream);
+    }
+
     // Per server, by name or by id.
     let one = sys
         .server_request::<Varz>("n2", ServerKind::Varz, &NoOptions::default())
@@ -149,6 +161,13 @@ async fn a_killed_node_is_reported_missing_after_the_quiet_period() {
     assert!(!varz.complete());
     // Ended by the quiet period after the second answer, not by the deadline.
     assert!(took < TIMING.deadline, "took {took:?}");
+
+    // The overview says so too, and calls the cluster unhealthy.
+    let overview = admin::report::overview(&sys).await.unwrap();
+    assert_eq!(overview.servers.len(), 2);
+    assert_eq!(overview.missing, std::slice::from_ref(&victim_name));
+    assert!(!overview.healthy);
+    assert_eq!(overview.meta_leader.as_deref(), Some(leader.as_str()));
 
     // A client that never saw the victim still names it: the meta leader lists it as a peer.
     let fresh = sys_client(&cluster, 0).await;
