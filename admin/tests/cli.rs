@@ -110,6 +110,23 @@ async fn reports_print_tables_and_json() {
     let ping = ok_json(&run(&[&s[..], &["--json", "server", "ping"]].concat(), &[]).await);
     assert_eq!(ping["servers"].as_array().map(Vec::len), Some(3), "{ping}");
 
+    // A context file supplies what flags and environment leave unset.
+    let dir = tempfile::tempdir().unwrap();
+    let context = dir.path().join("ctx.json");
+    std::fs::write(
+        &context,
+        serde_json::json!({
+            "url": cluster.node(2).url(),
+            "user": SYS_USER.user,
+            "password": SYS_USER.password,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let context = context.to_str().unwrap();
+    let ping = ok_json(&run(&["--context", context, "--json", "server", "ping"], &[]).await);
+    assert_eq!(ping["servers"].as_array().map(Vec::len), Some(3), "{ping}");
+
     let info = ok_json(&run(&[&s[..], &["--json", "server", "info", "n3"]].concat(), &[]).await);
     assert_eq!(info["data"]["server_name"], "n3", "{info}");
 
