@@ -16,7 +16,7 @@ use crate::AdminError;
 /// replies. Stops at the first of: `expected` replies; `quiet` without a reply once one has
 /// arrived; `deadline` after sending; a status message (a 503 "no responders" comes back as
 /// the only reply, and is returned for the caller to judge). Returns the replies in arrival
-/// order, possibly none.
+/// order, possibly none (nothing at all, not even the flush, within the deadline).
 pub(crate) async fn gather(
     client: &Client,
     subject: &str,
@@ -25,11 +25,15 @@ pub(crate) async fn gather(
     quiet: Duration,
     deadline: Duration,
 ) -> Result<Vec<Message>, AdminError> {
+    let end = Instant::now() + deadline;
     let inbox = client.new_inbox();
     let mut replies = client.subscribe(inbox.clone()).await?;
     client.publish_with_reply(subject, &inbox, payload).await?;
-    client.flush().await?;
-    let end = Instant::now() + deadline;
+    // While disconnected, a flush waits for the reconnect: never past the deadline.
+    match tokio::time::timeout_at(end, client.flush()).await {
+        Ok(flushed) => flushed?,
+        Err(_) => return Ok(Vec::new()),
+    }
     let mut got = Vec::new();
     loop {
         if expected.is_some_and(|n| got.len() >= n) {

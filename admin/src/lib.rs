@@ -29,16 +29,19 @@
 
 mod error;
 mod gather;
+mod known;
 pub mod models;
 pub mod options;
 mod queue_admin;
+mod reply;
 pub mod report;
 mod sys;
 
 pub use error::AdminError;
 pub use options::{AccountKind, ConnSort, ConnState, ConnzOptions, JszOptions, ServerKind};
 pub use queue_admin::{ClosedConnection, ConnectionInfo, QueueAdmin, VhostMapping};
-pub use sys::{Gathered, ServerFailure, ServerReply, SysClient, Timing, UserInfo};
+pub use reply::{Gathered, ServerFailure, ServerReply};
+pub use sys::{SysClient, Timing, UserInfo};
 
 /// Locks a mutex, ignoring poisoning: the data behind it is consistent at every step.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -10,7 +10,7 @@
 //! replies or at the deadline; whoever is known and stayed silent is in [`Gathered::missing`].
 //! A server first seen answering is added to what is known.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -18,9 +18,9 @@ use nats_client::{Client, Message, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::AdminError;
 use crate::gather::gather;
-use crate::models::envelope::ApiResponse;
+use crate::known::KnownServers;
+use crate::models::envelope::decode;
 use crate::models::{
     Accountz, ApiErrorBody, Connz, Gatewayz, HealthStatus, JetStreamInfo, Leafz, Routez,
     ServerIdentity, ServerStats, Subsz, Varz,
@@ -29,6 +29,7 @@ use crate::options::{
     AccountKind, AccountzOptions, ConnzOptions, HealthzOptions, JszOptions, LeafzOptions,
     NoOptions, ServerKind, SubszOptions,
 };
+use crate::{AdminError, Gathered, ServerFailure, ServerReply};
 
 /// How long a scatter-gather waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,63 +48,6 @@ impl Default for Timing {
             deadline: Duration::from_secs(5),
         }
     }
-}
-
-/// One server's answer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ServerReply<T> {
-    /// Who answered.
-    pub server: ServerIdentity,
-    /// What it said.
-    pub data: T,
-}
-
-/// A server that answered with an error.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServerFailure {
-    /// Who answered.
-    pub server: ServerIdentity,
-    /// Its error.
-    pub error: ApiErrorBody,
-}
-
-/// The answers to one scatter-gather request.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Gathered<T> {
-    /// The answers, sorted by server name.
-    pub replies: Vec<ServerReply<T>>,
-    /// Servers that answered with an error, sorted by name.
-    pub failed: Vec<ServerFailure>,
-    /// Known servers that did not answer, by name, sorted.
-    pub missing: Vec<String>,
-    /// Servers a count says exist (the JetStream meta group's size, the servers a server
-    /// knows in the system account) that no answer named and that did not answer.
-    pub unnamed_missing: usize,
-}
-
-impl<T> Gathered<T> {
-    /// Every server answered (none failed, none missing).
-    pub fn complete(&self) -> bool {
-        self.failed.is_empty() && self.missing.is_empty() && self.unnamed_missing == 0
-    }
-
-    /// The answer of the server with this name.
-    pub fn get(&self, name: &str) -> Option<&T> {
-        self.replies
-            .iter()
-            .find(|r| r.server.name == name)
-            .map(|r| &r.data)
-    }
-}
-
-/// What is known about the cluster's servers: name -> id (empty while the id is unknown,
-/// for servers only named by a peer).
-#[derive(Debug, Default)]
-struct Known {
-    servers: BTreeMap<String, String>,
-    /// How many servers there are by any count seen: the meta group's size, a server's
-    /// count of the servers it knows in the system account.
-    size_hint: usize,
 }
 
 /// The user the connection is authenticated as (`$SYS.REQ.USER.INFO`).
@@ -136,7 +80,7 @@ pub struct UserInfo {
 pub struct SysClient {
     client: Client,
     timing: Timing,
-    known: Mutex<Known>,
+    known: Mutex<KnownServers>,
 }
 
 impl SysClient {
@@ -152,7 +96,7 @@ impl SysClient {
         let sys = SysClient {
             client,
             timing,
-            known: Mutex::new(Known::default()),
+            known: Mutex::new(KnownServers::default()),
         };
         match sys.discover().await {
             Ok(_) => Ok(sys),
@@ -184,12 +128,7 @@ impl SysClient {
     /// The servers known so far as (name, id); the id is empty for a server only named by
     /// its peers.
     pub fn known_servers(&self) -> Vec<(String, String)> {
-        let known = crate::lock(&self.known);
-        known
-            .servers
-            .iter()
-            .map(|(n, i)| (n.clone(), i.clone()))
-            .collect()
+        crate::lock(&self.known).list()
     }
 
     /// Pings `STATSZ` and learns the cluster from the answers: the servers that answered,
@@ -202,19 +141,20 @@ impl SysClient {
         if !connected.is_empty() {
             let subject = format!("$SYS.REQ.SERVER.{connected}.STATSZ");
             let reply = self.request_one(&subject, b"{}").await?;
-            if let (server, Ok(Some(stats))) = decode::<ServerStats>(&subject, true, &reply)? {
-                self.learn(std::slice::from_ref(&ServerReply {
-                    server,
-                    data: stats,
-                }));
+            if let (server, Ok(Some(stats))) =
+                decode::<ServerStats>(&subject, true, &reply.payload)?
+            {
+                crate::lock(&self.known).learn_stats(&server, &stats);
             }
         }
         let gathered: Gathered<ServerStats> =
             self.ping(ServerKind::Statsz, &NoOptions::default()).await?;
-        self.learn(&gathered.replies);
         let (missing, unnamed_missing) = {
-            let known = crate::lock(&self.known);
-            missing_of(&known, &gathered.replies, &gathered.failed)
+            let mut known = crate::lock(&self.known);
+            for reply in &gathered.replies {
+                known.learn_stats(&reply.server, &reply.data);
+            }
+            known.missing(gathered.answered())
         };
         Ok(Gathered {
             missing,
@@ -290,7 +230,7 @@ impl SysClient {
         let id = self.resolve(server).await?;
         let subject = format!("$SYS.REQ.SERVER.{id}.{}", kind.as_str());
         let reply = self.request_one(&subject, &to_body(options)?).await?;
-        let (identity, data) = decode::<T>(&subject, kind == ServerKind::Statsz, &reply)?;
+        let (identity, data) = decode::<T>(&subject, kind == ServerKind::Statsz, &reply.payload)?;
         match data {
             Ok(Some(data)) => Ok(ServerReply {
                 server: identity,
@@ -384,7 +324,7 @@ impl SysClient {
         let subject = format!("$SYS.REQ.SERVER.{id}.{verb}");
         let body = serde_json::json!({ "cid": cid }).to_string();
         let reply = self.request_one(&subject, body.as_bytes()).await?;
-        let (identity, data) = decode::<serde_json::Value>(&subject, false, &reply)?;
+        let (identity, data) = decode::<serde_json::Value>(&subject, false, &reply.payload)?;
         data.map(|_| ())
             .map_err(|e| server_error(&identity, server, e))
     }
@@ -412,14 +352,8 @@ impl SysClient {
     async fn resolve(&self, server: &str) -> Result<String, AdminError> {
         check_token(server)?;
         for attempt in 0..2 {
-            {
-                let known = crate::lock(&self.known);
-                if let Some(id) = known.servers.get(server).filter(|id| !id.is_empty()) {
-                    return Ok(id.clone());
-                }
-                if known.servers.values().any(|id| id == server) {
-                    return Ok(server.to_string());
-                }
+            if let Some(id) = crate::lock(&self.known).id_of(server) {
+                return Ok(id);
             }
             if attempt == 0 {
                 self.discover().await?;
@@ -440,38 +374,9 @@ impl SysClient {
         })
     }
 
-    /// Records the servers, route peers, meta group peers and counts that `STATSZ` answers
-    /// name.
-    fn learn(&self, replies: &[ServerReply<ServerStats>]) {
-        let mut known = crate::lock(&self.known);
-        for reply in replies {
-            let stats = &reply.data;
-            let mut names: BTreeSet<String> =
-                stats.routes.iter().filter_map(|r| r.name.clone()).collect();
-            names.insert(reply.server.name.clone());
-            let mut hint = names.len().max(stats.active_servers as usize);
-            if let Some(meta) = stats.jetstream.as_ref().and_then(|j| j.meta.as_ref()) {
-                names.extend(meta.replicas.iter().map(|p| p.name.clone()));
-                names.extend(meta.leader().map(str::to_string));
-                hint = hint.max(meta.cluster_size as usize);
-            }
-            for name in names.into_iter().filter(|n| !n.is_empty()) {
-                known.servers.entry(name).or_default();
-            }
-            if !reply.server.name.is_empty() {
-                known
-                    .servers
-                    .insert(reply.server.name.clone(), reply.server.id.clone());
-            }
-            known.size_hint = known.size_hint.max(hint);
-        }
-    }
-
-    /// How many replies to wait for: every known server, or the largest count any server
-    /// gave if larger; `None` (wait for the quiet period) while nothing is known.
+    /// How many replies to wait for.
     fn expected(&self) -> Option<usize> {
-        let known = crate::lock(&self.known);
-        Some(known.servers.len().max(known.size_hint)).filter(|n| *n > 0)
+        crate::lock(&self.known).expected()
     }
 
     /// Decodes the replies, learns their servers, and names who is missing.
@@ -491,7 +396,7 @@ impl SysClient {
                     subject: subject.to_string(),
                 });
             }
-            let (server, data) = decode::<T>(subject, statsz, &msg)?;
+            let (server, data) = decode::<T>(subject, statsz, &msg.payload)?;
             if !seen.insert(server.id.clone()) {
                 continue; // a duplicate (a re-delivered reply); the first one counts
             }
@@ -509,57 +414,38 @@ impl SysClient {
         }
         replies.sort_by(|a, b| a.server.name.cmp(&b.server.name));
         failed.sort_by(|a, b| a.server.name.cmp(&b.server.name));
-        let mut known = crate::lock(&self.known);
-        for s in replies
-            .iter()
-            .map(|r| &r.server)
-            .chain(failed.iter().map(|f| &f.server))
-        {
-            if !s.name.is_empty() {
-                known.servers.insert(s.name.clone(), s.id.clone());
-            }
-        }
-        let (missing, unnamed_missing) = if report_missing {
-            missing_of(&known, &replies, &failed)
-        } else {
-            (Vec::new(), 0)
-        };
-        Ok(Gathered {
+        let gathered = Gathered {
             replies,
             failed,
+            missing: Vec::new(),
+            unnamed_missing: 0,
+        };
+        let mut known = crate::lock(&self.known);
+        for server in gathered
+            .replies
+            .iter()
+            .map(|r| &r.server)
+            .chain(gathered.failed.iter().map(|f| &f.server))
+        {
+            known.record(server);
+        }
+        if !report_missing {
+            return Ok(gathered);
+        }
+        let (missing, unnamed_missing) = known.missing(gathered.answered());
+        Ok(Gathered {
             missing,
             unnamed_missing,
+            ..gathered
         })
     }
-}
-
-/// The known servers that are not among those that answered, and how many more the meta
-/// group's size implies.
-fn missing_of<T>(
-    known: &Known,
-    replies: &[ServerReply<T>],
-    failed: &[ServerFailure],
-) -> (Vec<String>, usize) {
-    let answered: BTreeSet<&str> = replies
-        .iter()
-        .map(|r| r.server.name.as_str())
-        .chain(failed.iter().map(|f| f.server.name.as_str()))
-        .collect();
-    let missing: Vec<String> = known
-        .servers
-        .keys()
-        .filter(|n| !answered.contains(n.as_str()))
-        .cloned()
-        .collect();
-    let accounted = answered.len() + missing.len();
-    (missing, known.size_hint.saturating_sub(accounted))
 }
 
 /// `$SYS.REQ.USER.INFO` for any client.
 pub(crate) async fn user_info(client: &Client, timeout: Duration) -> Result<UserInfo, AdminError> {
     let subject = "$SYS.REQ.USER.INFO";
     let reply = client.request_with(subject, None, b"", timeout).await?;
-    let (_, data) = decode::<UserInfo>(subject, false, &reply)?;
+    let (_, data) = decode::<UserInfo>(subject, false, &reply.payload)?;
     match data {
         Ok(Some(info)) => Ok(info),
         Ok(None) => Err(AdminError::Decode {
@@ -571,53 +457,6 @@ pub(crate) async fn user_info(client: &Client, timeout: Duration) -> Result<User
             code: e.code,
             description: e.description,
         }),
-    }
-}
-
-/// The `STATSZ` envelope: data under `statsz` instead of `data`.
-#[derive(Deserialize)]
-#[serde(default, bound = "T: Deserialize<'de>")]
-struct StatszEnvelope<T> {
-    server: ServerIdentity,
-    statsz: Option<T>,
-    error: Option<ApiErrorBody>,
-}
-
-impl<T> Default for StatszEnvelope<T> {
-    fn default() -> Self {
-        StatszEnvelope {
-            server: ServerIdentity::default(),
-            statsz: None,
-            error: None,
-        }
-    }
-}
-
-type Decoded<T> = (ServerIdentity, Result<Option<T>, ApiErrorBody>);
-
-fn decode<T: DeserializeOwned>(
-    subject: &str,
-    statsz: bool,
-    msg: &Message,
-) -> Result<Decoded<T>, AdminError> {
-    let bad = |e: serde_json::Error| AdminError::Decode {
-        subject: subject.to_string(),
-        message: e.to_string(),
-    };
-    if statsz {
-        let env: StatszEnvelope<T> = serde_json::from_slice(&msg.payload).map_err(bad)?;
-        let data = match env.error {
-            Some(e) => Err(e),
-            None => Ok(env.statsz),
-        };
-        Ok((env.server, data))
-    } else {
-        let env: ApiResponse<T> = serde_json::from_slice(&msg.payload).map_err(bad)?;
-        let data = match env.error {
-            Some(e) => Err(e),
-            None => Ok(env.data),
-        };
-        Ok((env.server, data))
     }
 }
 
