@@ -39,7 +39,7 @@ mod sys;
 
 pub use error::AdminError;
 pub use options::{AccountKind, ConnSort, ConnState, ConnzOptions, JszOptions, ServerKind};
-pub use queue_admin::{ClosedConnection, ConnectionInfo, QueueAdmin, VhostMapping};
+pub use queue_admin::{ClosedConnection, ConnectionInfo, GLOBAL_ACCOUNT, QueueAdmin, VhostMapping};
 pub use reply::{Gathered, ServerFailure, ServerReply};
 pub use sys::{SysClient, Timing, UserInfo};
 

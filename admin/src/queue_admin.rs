@@ -68,7 +68,7 @@ pub struct ConnectionInfo {
     pub server: String,
     /// The server's id.
     pub server_id: String,
-    /// The account (the vhost).
+    /// The account (the vhost); [`GLOBAL_ACCOUNT`] for clients without one.
     pub account: Option<String>,
     /// The authenticated user.
     pub user: Option<String>,
@@ -105,15 +105,32 @@ pub struct ClosedConnection {
 pub struct QueueAdmin<'a> {
     sys: &'a SysClient,
     vhosts: VhostMapping,
+    page_size: u64,
 }
 
-/// The page size asked of each server; servers with more are asked again from an offset.
+/// The page size asked of each server by default; servers with more are asked again from an
+/// offset.
 const CONNZ_PAGE: u64 = 1024;
+
+/// The account of clients configured without one (and of RabbitMQ's `/` on a server
+/// without accounts).
+pub const GLOBAL_ACCOUNT: &str = "$G";
 
 impl<'a> QueueAdmin<'a> {
     /// Management calls over `sys`, with `vhosts` saying which account a vhost is.
     pub fn new(sys: &'a SysClient, vhosts: VhostMapping) -> Self {
-        QueueAdmin { sys, vhosts }
+        QueueAdmin {
+            sys,
+            vhosts,
+            page_size: CONNZ_PAGE,
+        }
+    }
+
+    /// Asks each server for at most `n` connections at a time (default 1024), paging
+    /// through the rest.
+    pub fn page_size(mut self, n: u64) -> Self {
+        self.page_size = n.max(1);
+        self
     }
 
     /// The open connections of `vhost` on every server, sorted by server and cid. Fails if a
@@ -170,7 +187,7 @@ impl<'a> QueueAdmin<'a> {
     ) -> Result<Vec<ConnectionInfo>, AdminError> {
         let options = ConnzOptions {
             auth: true,
-            limit: CONNZ_PAGE,
+            limit: self.page_size,
             account,
             state: ConnState::Open,
             ..ConnzOptions::default()
@@ -204,13 +221,16 @@ impl<'a> QueueAdmin<'a> {
                     cid: c.cid,
                     server: reply.server.name.clone(),
                     server_id: reply.server.id.clone(),
-                    account: c.account,
+                    // The server leaves the global account's name out.
+                    account: Some(c.account.unwrap_or_else(|| GLOBAL_ACCOUNT.to_string())),
                     user: c.authorized_user,
                     peer: format!("{}:{}", c.ip, c.port),
                     connected_at: c.start,
                 }));
                 offset += got;
-                if got == 0 || offset >= page.num_connections {
+                // `num_connections` is the page's size, not the total: a full page may have
+                // a next one.
+                if got < self.page_size {
                     break;
                 }
                 let next = ConnzOptions {

@@ -88,6 +88,22 @@ async fn connz_finds_a_client_by_its_connection_name() {
             .iter()
             .any(|c| c.user_provided_name.as_deref() == Some("quiet-one"))
     );
+    // Paging through each server gives the same list.
+    let mut crowd = Vec::new();
+    for i in 0..5 {
+        crowd.push(app_client(&cluster, 2, &format!("crowd-{i}")).await);
+    }
+    let all = queues.list_connections("/").await.unwrap();
+    let paged = QueueAdmin::new(&sys, VhostMapping::new(APP_ACCOUNT))
+        .page_size(2)
+        .list_connections("/")
+        .await
+        .unwrap();
+    assert_eq!(paged, all);
+    assert_eq!(all.len(), conns.len() + 5);
+    let on_n3 = all.iter().filter(|c| c.server == "n3").count();
+    assert!(on_n3 >= 6, "finder and the crowd are on n3: {all:?}");
+
     // Another vhost (account) does not see them.
     let sys_conns = queues.list_connections("SYS").await.unwrap();
     assert!(

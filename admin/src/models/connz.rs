@@ -11,9 +11,10 @@ use super::timestamp;
 pub struct Connz {
     /// The answering server's id.
     pub server_id: String,
-    /// Connections matching the filter on this server (before paging).
+    /// Connections in this page.
     pub num_connections: u64,
-    /// All connections on this server (open and closed kept).
+    /// Connections on this server in the requested state, before the account, user and
+    /// subject filters and before paging.
     pub total: u64,
     /// The page offset.
     pub offset: u64,

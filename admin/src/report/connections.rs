@@ -49,7 +49,8 @@ pub struct ConnectionRow {
 pub struct TopConnections {
     /// The rows, in the requested order.
     pub connections: Vec<ConnectionRow>,
-    /// Open connections on the servers that answered.
+    /// Open connections on the servers that answered, in all accounts (the server counts
+    /// before it filters by account).
     pub total: u64,
     /// Servers that did not answer.
     pub missing: Vec<String>,
@@ -76,7 +77,7 @@ pub async fn top_connections(
     let mut all: Vec<(String, ConnInfo)> = Vec::new();
     let mut total = 0;
     for reply in &gathered.replies {
-        total += reply.data.num_connections;
+        total += reply.data.total;
         all.extend(
             reply
                 .data
@@ -130,7 +131,11 @@ fn row(server: String, c: ConnInfo) -> ConnectionRow {
         server,
         cid: c.cid,
         name: c.name.filter(|n| !n.is_empty()),
-        account: c.account,
+        // The server leaves the global account's name out.
+        account: Some(
+            c.account
+                .unwrap_or_else(|| crate::GLOBAL_ACCOUNT.to_string()),
+        ),
         user: c.authorized_user,
         peer: format!("{}:{}", c.ip, c.port),
         rtt: c.rtt,
