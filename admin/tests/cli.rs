@@ -156,7 +156,8 @@ async fn reports_print_tables_and_json() {
         .unwrap();
     js.publish("orders.1", "one").await.unwrap();
     let streams = ok_json(&run(&[&s[..], &["--json", "streams"]].concat(), &[]).await);
-    let orders = streams
+    assert_eq!(streams["missing"], Value::Array(vec![]), "{streams}");
+    let orders = streams["streams"]
         .as_array()
         .and_then(|a| a.iter().find(|s| s["name"] == "ORDERS"))
         .unwrap_or_else(|| panic!("ORDERS missing in {streams}"));
@@ -177,6 +178,10 @@ async fn reports_print_tables_and_json() {
             stdout(&table)
         );
     }
+    let consumers =
+        ok_json(&run(&[&s[..], &["--json", "consumers", "ORDERS"]].concat(), &[]).await);
+    assert_eq!(consumers["consumers"][0]["name"], "billing", "{consumers}");
+    assert_eq!(consumers["consumers"][0]["num_pending"], 1, "{consumers}");
     let none = run(&[&s[..], &["consumers", "NOPE"]].concat(), &[]).await;
     one_line_error(&none, "no stream named \"NOPE\"");
 }
@@ -285,4 +290,38 @@ async fn close_by_name_and_kick_disconnect_a_client_that_comes_back() {
     )
     .await;
     one_line_error(&gone, "no connection named \"no-such-client\"");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dead_node_is_listed_missing_and_health_fails() {
+    let mut cluster = Cluster::start(3);
+    let leader = cluster.meta_leader().expect("a meta leader");
+    // Through node 0; kill a node that is neither it nor the meta leader, so the leader
+    // still names the dead one.
+    let victim = (1..3).find(|&i| cluster.node(i).name() != leader).unwrap();
+    let victim_name = cluster.node(victim).name().to_string();
+    let url = cluster.sys_url();
+    let _cluster = tokio::task::spawn_blocking(move || {
+        cluster.kill_node(victim);
+        cluster
+    })
+    .await
+    .unwrap();
+    let s = ["-s", url.as_str()];
+
+    let table = run(&[&s[..], &["server", "list"]].concat(), &[]).await;
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(
+        stdout(&table).contains(&format!("missing (known, did not answer): {victim_name}")),
+        "{}",
+        stdout(&table)
+    );
+    let list = ok_json(&run(&[&s[..], &["--json", "server", "list"]].concat(), &[]).await);
+    assert_eq!(list["servers"].as_array().map(Vec::len), Some(2), "{list}");
+    assert_eq!(list["missing"], serde_json::json!([victim_name]));
+    assert_eq!(list["healthy"], false);
+
+    let health = run(&[&s[..], &["health"]].concat(), &[]).await;
+    one_line_error(&health, "not healthy");
+    assert!(stdout(&health).contains("missing"), "{}", stdout(&health));
 }

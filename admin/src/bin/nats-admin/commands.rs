@@ -251,7 +251,12 @@ pub async fn run(sys: &SysClient, command: &Command, json: bool) -> Result<Outco
         Command::Streams { account } => {
             let r = report::streams(sys, account.as_deref()).await.map_err(e)?;
             if json {
-                return render::json(&r.streams).map(|_| Outcome::Ok);
+                return render::json(&serde_json::json!({
+                    "streams": r.streams,
+                    "missing": r.missing,
+                    "failed": r.failed,
+                }))
+                .map(|_| Outcome::Ok);
             }
             let mut t = table(&[
                 "ACCOUNT",
@@ -288,7 +293,12 @@ pub async fn run(sys: &SysClient, command: &Command, json: bool) -> Result<Outco
             }
             let rows: Vec<_> = r.consumers.iter().filter(|c| &c.stream == stream).collect();
             if json {
-                return render::json(&rows).map(|_| Outcome::Ok);
+                return render::json(&serde_json::json!({
+                    "consumers": rows,
+                    "missing": r.missing,
+                    "failed": r.failed,
+                }))
+                .map(|_| Outcome::Ok);
             }
             let mut t = table(&[
                 "ACCOUNT",
