@@ -26,7 +26,8 @@ async fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
     ] {
         cmd.env_remove(var);
     }
-    cmd.args(["--timeout", "10s"])
+    // Longer than the defaults: a loaded machine must not make a slow server look missing.
+    cmd.args(["--timeout", "10s", "--quiet-period", "2s"])
         .args(args)
         .envs(env.iter().copied());
     cmd.output().await.expect("the binary runs")

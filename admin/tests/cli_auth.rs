@@ -11,7 +11,7 @@ async fn run(args: &[&str]) -> Output {
         .env_remove("NATS_USER")
         .env_remove("NATS_PASSWORD")
         .env_remove("NATS_CONTEXT")
-        .args(["--timeout", "10s"])
+        .args(["--timeout", "10s", "--quiet-period", "2s"])
         .args(args)
         .output()
         .await
