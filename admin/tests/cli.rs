@@ -124,9 +124,28 @@ async fn reports_print_tables_and_json() {
         .to_string(),
     )
     .unwrap();
-    let context = context.to_str().unwrap();
-    let ping = ok_json(&run(&["--context", context, "--json", "server", "ping"], &[]).await);
+    let path = context.to_str().unwrap();
+    let ping = ok_json(&run(&["--context", path, "--json", "server", "ping"], &[]).await);
     assert_eq!(ping["servers"].as_array().map(Vec::len), Some(3), "{ping}");
+    // By name, where the `nats` CLI keeps its contexts.
+    let saved = dir.path().join("nats").join("context");
+    std::fs::create_dir_all(&saved).unwrap();
+    std::fs::copy(&context, saved.join("prod.json")).unwrap();
+    let config_home = dir.path().to_str().unwrap();
+    let ping = ok_json(
+        &run(
+            &["--context", "prod", "--json", "server", "ping"],
+            &[("XDG_CONFIG_HOME", config_home)],
+        )
+        .await,
+    );
+    assert_eq!(ping["servers"].as_array().map(Vec::len), Some(3), "{ping}");
+    let o = run(
+        &["--context", "nope", "server", "ping"],
+        &[("XDG_CONFIG_HOME", config_home)],
+    )
+    .await;
+    one_line_error(&o, "cannot read the context file");
 
     let info = ok_json(&run(&[&s[..], &["--json", "server", "info", "n3"]].concat(), &[]).await);
     assert_eq!(info["data"]["server_name"], "n3", "{info}");

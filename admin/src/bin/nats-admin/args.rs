@@ -58,8 +58,9 @@ pub struct ConnArgs {
     /// Start with the TLS handshake (servers with `handshake_first`).
     #[arg(long = "tlsfirst", global = true)]
     pub tls_first: bool,
-    /// A context file (JSON with `url`, `user`, `password`, `creds`, `nkey`, `cert`, `key`,
-    /// `ca`, as the `nats` CLI writes them) for what flags and environment leave unset.
+    /// A context: a JSON file with `url`, `user`, `password`, `creds`, `nkey`, `cert`,
+    /// `key`, `ca` (as the `nats` CLI writes them), by path or by the name the `nats` CLI
+    /// saved it under; it fills in what flags and environment leave unset.
     #[arg(long, env = "NATS_CONTEXT", global = true)]
     pub context: Option<PathBuf>,
     /// How long to wait for the servers' answers (Go duration: `5s`, `1500ms`).

@@ -80,7 +80,26 @@ pub async fn connect(args: &ConnArgs) -> Result<SysClient, String> {
         .map_err(|e| admin_error(&e))
 }
 
-fn read_context(path: &Path) -> Result<Context, String> {
+/// A context is a file path, or the name of one the `nats` CLI saved
+/// (`$XDG_CONFIG_HOME/nats/context/<name>.json`, by default under `~/.config`).
+fn context_path(context: &Path) -> PathBuf {
+    if context.exists() || context.components().count() > 1 {
+        return context.to_path_buf();
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    match config {
+        Some(dir) => dir
+            .join("nats")
+            .join("context")
+            .join(format!("{}.json", context.display())),
+        None => context.to_path_buf(),
+    }
+}
+
+fn read_context(context: &Path) -> Result<Context, String> {
+    let path = &context_path(context);
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read the context file {}: {e}", path.display()))?;
     serde_json::from_str(&text)
