@@ -64,6 +64,13 @@ pub enum AdminError {
         /// The decoder's message.
         message: String,
     },
+    /// The server is known (it answered before, or its peers name it) but does not answer:
+    /// it is down, or cut off from the cluster.
+    #[error("server {server} does not answer (down, or cut off from the cluster)")]
+    ServerNotAnswering {
+        /// The server's name or id as asked for.
+        server: String,
+    },
     /// No known server has this name or id.
     #[error("no server named {server:?} (known: {known})")]
     UnknownServer {

@@ -76,6 +76,11 @@ impl KnownServers {
             .then(|| name_or_id.to_string())
     }
 
+    /// A server of this name is known (with or without an id).
+    pub(crate) fn is_named(&self, name: &str) -> bool {
+        self.servers.contains_key(name)
+    }
+
     /// (name, id) pairs, by name.
     pub(crate) fn list(&self) -> Vec<(String, String)> {
         self.servers

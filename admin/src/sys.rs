@@ -229,7 +229,10 @@ impl SysClient {
     ) -> Result<ServerReply<T>, AdminError> {
         let id = self.resolve(server).await?;
         let subject = format!("$SYS.REQ.SERVER.{id}.{}", kind.as_str());
-        let reply = self.request_one(&subject, &to_body(options)?).await?;
+        let reply = self
+            .request_one(&subject, &to_body(options)?)
+            .await
+            .map_err(|e| not_answering(server, e))?;
         let (identity, data) = decode::<T>(&subject, kind == ServerKind::Statsz, &reply.payload)?;
         match data {
             Ok(Some(data)) => Ok(ServerReply {
@@ -323,7 +326,10 @@ impl SysClient {
         let id = self.resolve(server).await?;
         let subject = format!("$SYS.REQ.SERVER.{id}.{verb}");
         let body = serde_json::json!({ "cid": cid }).to_string();
-        let reply = self.request_one(&subject, body.as_bytes()).await?;
+        let reply = self
+            .request_one(&subject, body.as_bytes())
+            .await
+            .map_err(|e| not_answering(server, e))?;
         let (identity, data) = decode::<serde_json::Value>(&subject, false, &reply.payload)?;
         data.map(|_| ())
             .map_err(|e| server_error(&identity, server, e))
@@ -362,6 +368,12 @@ impl SysClient {
         // Server ids are 56 characters of base32; let one through even if unseen.
         if server.len() == 56 && server.chars().all(|c| c.is_ascii_alphanumeric()) {
             return Ok(server.to_string());
+        }
+        // Named by its peers, never answered: its id is unknown because it is not there.
+        if crate::lock(&self.known).is_named(server) {
+            return Err(AdminError::ServerNotAnswering {
+                server: server.to_string(),
+            });
         }
         let known = self.known_servers();
         Err(AdminError::UnknownServer {
@@ -438,6 +450,18 @@ impl SysClient {
             unnamed_missing,
             ..gathered
         })
+    }
+}
+
+/// A request to one server that nobody answered: that server is not answering.
+fn not_answering(server: &str, e: AdminError) -> AdminError {
+    match e {
+        AdminError::NoResponders { .. } | AdminError::NoReplies { .. } => {
+            AdminError::ServerNotAnswering {
+                server: server.to_string(),
+            }
+        }
+        other => other,
     }
 }
 

@@ -341,6 +341,9 @@ async fn a_dead_node_is_listed_missing_and_health_fails() {
     assert_eq!(list["missing"], serde_json::json!([victim_name]));
     assert_eq!(list["healthy"], false);
 
+    let info = run(&[&s[..], &["server", "info", &victim_name]].concat(), &[]).await;
+    one_line_error(&info, &format!("server {victim_name} does not answer"));
+
     let health = run(&[&s[..], &["health"]].concat(), &[]).await;
     one_line_error(&health, "not healthy");
     assert!(stdout(&health).contains("missing"), "{}", stdout(&health));

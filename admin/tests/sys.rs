@@ -169,6 +169,15 @@ async fn a_killed_node_is_reported_missing_after_the_quiet_period() {
     assert!(!overview.healthy);
     assert_eq!(overview.meta_leader.as_deref(), Some(leader.as_str()));
 
+    // Asking the dead server itself says so.
+    match sys
+        .server_request::<Varz>(&victim_name, ServerKind::Varz, &NoOptions::default())
+        .await
+    {
+        Err(AdminError::ServerNotAnswering { server }) => assert_eq!(server, victim_name),
+        other => panic!("{other:?}"),
+    }
+
     // A client that never saw the victim still names it: the meta leader lists it as a peer.
     let fresh = sys_client(&cluster, 0).await;
     let health = fresh.healthz(&HealthzOptions::default()).await.unwrap();
