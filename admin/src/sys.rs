@@ -165,14 +165,18 @@ impl SysClient {
 
     /// Sends `$SYS.REQ.SERVER.PING.<kind>` with `options` as the body and gathers one answer
     /// per server. `T` is the kind's model (or `serde_json::Value`).
+    ///
+    /// With a [`ServerFilter`](crate::options::ServerFilter) set in the options only the
+    /// matching servers answer: the gather then ends after the quiet period, and `missing`
+    /// stays empty (which servers should have matched is the servers' call).
     pub async fn ping<T: DeserializeOwned>(
         &self,
         kind: ServerKind,
         options: &impl Serialize,
     ) -> Result<Gathered<T>, AdminError> {
         let subject = format!("$SYS.REQ.SERVER.PING.{}", kind.as_str());
-        let body = to_body(options)?;
-        let expected = self.expected();
+        let (body, filtered) = to_body_filtered(options)?;
+        let expected = if filtered { None } else { self.expected() };
         let messages = gather(
             &self.client,
             &subject,
@@ -182,7 +186,7 @@ impl SysClient {
             self.timing.deadline,
         )
         .await?;
-        let gathered = self.collect(&subject, kind == ServerKind::Statsz, messages, true)?;
+        let gathered = self.collect(&subject, kind == ServerKind::Statsz, messages, !filtered)?;
         if gathered.replies.is_empty() && gathered.failed.is_empty() {
             return Err(AdminError::NoReplies {
                 subject,
@@ -499,6 +503,19 @@ fn server_error(identity: &ServerIdentity, asked: &str, e: ApiErrorBody) -> Admi
 
 fn to_body(options: &impl Serialize) -> Result<Vec<u8>, AdminError> {
     serde_json::to_vec(options).map_err(|e| AdminError::InvalidArgument(e.to_string()))
+}
+
+/// The body, and whether it restricts which servers answer (the server's
+/// `EventFilterOptions`).
+fn to_body_filtered(options: &impl Serialize) -> Result<(Vec<u8>, bool), AdminError> {
+    let value =
+        serde_json::to_value(options).map_err(|e| AdminError::InvalidArgument(e.to_string()))?;
+    let filtered = value.as_object().is_some_and(|o| {
+        ["server_name", "cluster", "host", "tags", "domain"]
+            .iter()
+            .any(|k| o.contains_key(*k))
+    });
+    Ok((value.to_string().into_bytes(), filtered))
 }
 
 /// A name that goes into a subject as one token.

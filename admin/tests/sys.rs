@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use admin::models::{
     Accountz, Connz, Gatewayz, HealthStatus, JetStreamInfo, Leafz, Routez, ServerStats, Subsz, Varz,
 };
-use admin::options::{AccountzOptions, HealthzOptions, LeafzOptions, NoOptions, SubszOptions};
+use admin::options::{
+    AccountzOptions, HealthzOptions, LeafzOptions, NoOptions, ServerFilter, SubszOptions,
+};
 use admin::{AccountKind, AdminError, ConnzOptions, JszOptions, ServerKind, SysClient};
 use common::{TIMING, sys_client};
 use nats_tests::{APP_ACCOUNT, APP_USER, Cluster};
@@ -104,6 +106,23 @@ async fn every_kind_gets_one_answer_per_server() {
         assert_eq!(s.health, "ok");
         assert!(s.mem > 0 && !s.version.is_empty() && s.jetstream);
     }
+
+    // A server filter: only the matching server answers, and nobody is called missing.
+    let only_n2 = sys
+        .ping::<Varz>(
+            ServerKind::Varz,
+            &NoOptions {
+                filter: ServerFilter {
+                    name: Some("n2".into()),
+                    exact_match: true,
+                    ..ServerFilter::default()
+                },
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(names(&only_n2), ["n2"]);
+    assert!(only_n2.complete(), "{only_n2:?}");
 
     // Per server, by name or by id.
     let one = sys
