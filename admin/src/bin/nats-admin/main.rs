@@ -17,6 +17,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    // A bug must still end as one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("nats-admin: internal error: {info}");
+    }));
     let cli = args::Cli::parse();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
