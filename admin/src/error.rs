@@ -71,6 +71,13 @@ pub enum AdminError {
         /// The server's name or id as asked for.
         server: String,
     },
+    /// Some servers did not answer, and a partial answer would be taken for the whole (a
+    /// connection listing, a close by name).
+    #[error("servers did not answer: {}; the answer would be partial", missing.join(", "))]
+    Incomplete {
+        /// The servers that did not answer.
+        missing: Vec<String>,
+    },
     /// No known server has this name or id.
     #[error("no server named {server:?} (known: {known})")]
     UnknownServer {

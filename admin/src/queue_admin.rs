@@ -133,11 +133,12 @@ impl<'a> QueueAdmin<'a> {
         self
     }
 
-    /// The open connections of `vhost` on every server, sorted by server and cid. Fails if a
-    /// server did not answer, since a partial list would be taken for the whole.
+    /// The open connections of `vhost` on every server, sorted by server and cid. Fails with
+    /// [`AdminError::Incomplete`] if a server did not answer, since a partial list would be
+    /// taken for the whole.
     pub async fn list_connections(&self, vhost: &str) -> Result<Vec<ConnectionInfo>, AdminError> {
         let account = self.vhosts.account(vhost);
-        self.connections(Some(account)).await
+        self.connections(Some(account), true).await
     }
 
     /// Closes connections by name: either the unique `<server>/<cid>` of
@@ -159,7 +160,8 @@ impl<'a> QueueAdmin<'a> {
             }
         }
         let matching: Vec<ConnectionInfo> = self
-            .connections(None)
+            // A server that does not answer holds no connection to close.
+            .connections(None, false)
             .await?
             .into_iter()
             .filter(|c| c.user_provided_name.as_deref() == Some(name))
@@ -181,9 +183,12 @@ impl<'a> QueueAdmin<'a> {
         Ok(closed)
     }
 
+    /// Every open connection (of `account`); with `complete`, an error when a server did not
+    /// answer.
     async fn connections(
         &self,
         account: Option<String>,
+        complete: bool,
     ) -> Result<Vec<ConnectionInfo>, AdminError> {
         let options = ConnzOptions {
             auth: true,
@@ -200,13 +205,9 @@ impl<'a> QueueAdmin<'a> {
                 description: f.error.description.clone(),
             });
         }
-        if !gathered.missing.is_empty() {
-            return Err(AdminError::NoReplies {
-                subject: format!(
-                    "$SYS.REQ.SERVER.PING.CONNZ (from {})",
-                    gathered.missing.join(", ")
-                ),
-                waited: self.sys.timing().deadline,
+        if complete && !gathered.missing.is_empty() {
+            return Err(AdminError::Incomplete {
+                missing: gathered.missing,
             });
         }
         let mut out = Vec::new();

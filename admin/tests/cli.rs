@@ -344,6 +344,10 @@ async fn a_dead_node_is_listed_missing_and_health_fails() {
     let info = run(&[&s[..], &["server", "info", &victim_name]].concat(), &[]).await;
     one_line_error(&info, &format!("server {victim_name} does not answer"));
 
+    // A listing that would be partial is refused.
+    let conns = run(&[&s[..], &["connection", "list"]].concat(), &[]).await;
+    one_line_error(&conns, &format!("servers did not answer: {victim_name}"));
+
     let health = run(&[&s[..], &["health"]].concat(), &[]).await;
     one_line_error(&health, "not healthy");
     assert!(stdout(&health).contains("missing"), "{}", stdout(&health));
