@@ -14,7 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use nats_client::{Client, Message, StatusCode};
+use nats_client::{Client, Message};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -407,11 +407,6 @@ impl SysClient {
         let mut failed = Vec::new();
         let mut seen = BTreeSet::new();
         for msg in messages {
-            if msg.status == Some(StatusCode::NO_RESPONDERS) {
-                return Err(AdminError::NoResponders {
-                    subject: subject.to_string(),
-                });
-            }
             let (server, data) = decode::<T>(subject, statsz, &msg.payload)?;
             if !seen.insert(server.id.clone()) {
                 continue; // a duplicate (a re-delivered reply); the first one counts
