@@ -32,6 +32,9 @@ pub mod confirmation;
 pub mod connection_properties;
 pub mod error;
 pub mod exchange;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod options;
 pub mod subject;
