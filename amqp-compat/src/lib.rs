@@ -7,7 +7,7 @@
 //!   [`Error`]/[`ErrorKind`] with AMQP reply codes, [`ConnectionProperties`];
 //! - [`uri`]: `amqp://` and `nats://` URLs -> NATS servers, credentials, namespace;
 //! - [`subject`]: the [`SubjectMapper`] from AMQP names to NATS subjects and filters;
-//! - `routing` (next): RabbitMQ's topology and routing rules as pure values.
+//! - [`routing`]: RabbitMQ's topology and routing rules as pure values.
 //!
 //! ```
 //! use amqp_compat::{ExchangeKind, SubjectMapper};
@@ -37,6 +37,7 @@ pub mod exchange;
 pub mod fuzzing;
 pub mod message;
 pub mod options;
+pub mod routing;
 pub mod subject;
 pub mod uri;
 
