@@ -240,8 +240,14 @@ impl QueueArguments {
     /// RabbitMQ's re-declare check: every checked argument must be equal (absent on both sides
     /// counts as equal). `Err` is the 406 to answer.
     pub fn assert_equivalent(&self, queue: &str, new: &Self) -> Result<()> {
+        // RabbitMQ 3.10 reads an absent x-queue-type as the default type, classic.
+        let classic = ArgValue::Str("classic".to_owned());
         for key in CHECKED {
-            let (cur, got) = (self.raw.get(*key), new.raw.get(*key));
+            let (mut cur, mut got) = (self.raw.get(*key), new.raw.get(*key));
+            if *key == "x-queue-type" {
+                cur = cur.or(Some(&classic));
+                got = got.or(Some(&classic));
+            }
             if cur != got {
                 let show = |v: Option<&ArgValue>| v.map_or("none".to_owned(), ArgValue::describe);
                 return Err(Error::precondition_failed(format!(

@@ -209,17 +209,18 @@ impl Topology {
         options: ExchangeDeclareOptions,
         arguments: &FieldTable,
     ) -> Result<()> {
+        // Even a passive declare of the default exchange is refused (RabbitMQ 3.10).
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
         if options.passive {
-            return match name.is_empty() || self.exchanges.contains_key(name) {
+            return match self.exchanges.contains_key(name) {
                 true => Ok(()),
                 false => Err(no_exchange(name)),
             };
         }
         if let ExchangeKind::Custom(t) = &kind {
             return Err(Error::amqp(503, format!("unknown exchange type '{t}'")));
-        }
-        if name.is_empty() {
-            return Err(default_exchange_refused());
         }
         let Some(cur) = self.exchanges.get(name) else {
             if name.starts_with("amq.") {

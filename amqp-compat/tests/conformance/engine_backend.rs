@@ -1,0 +1,259 @@
+//! The scenarios through amqp-compat's pure routing engine (`routing::Topology`) plus an
+//! in-memory FIFO per queue: enough to observe declares, bindings, routing, returns and
+//! `basic_get`. Consumers, acks and prefetch need the NATS-backed channel (not built yet):
+//! those steps are `NotApplicable` here.
+
+use std::collections::{HashMap, VecDeque};
+
+use amqp_compat::{
+    Error,
+    options::{ExchangeDeleteOptions, QueueDeleteOptions},
+    routing::Topology,
+};
+
+use super::ops::{Backend, Msg, Obs, Op};
+
+#[derive(Default)]
+pub struct EngineBackend {
+    topology: Topology,
+    queues: HashMap<String, VecDeque<Msg>>,
+    /// Consumer tag -> (connection, queue).
+    consumers: HashMap<String, (usize, String)>,
+}
+
+fn owner(conn: usize) -> String {
+    format!("conn-{conn}")
+}
+
+fn obs_err(e: Error) -> Obs {
+    match e.reply_code() {
+        Some(code) => Obs::Error {
+            code,
+            hard: e.is_amqp_hard_error(),
+        },
+        None => Obs::Failure(e.to_string()),
+    }
+}
+
+fn done(r: amqp_compat::Result<()>) -> Obs {
+    r.map_or_else(obs_err, |()| Obs::Ok)
+}
+
+impl EngineBackend {
+    /// Drops the storage of queues the topology no longer has (deleted, auto-deleted, owner gone).
+    fn sync(&mut self) {
+        let t = &self.topology;
+        self.queues.retain(|q, _| t.queue(q).is_some());
+    }
+
+    fn depth(&self, q: &str) -> u32 {
+        self.queues
+            .get(q)
+            .map_or(0, |m| u32::try_from(m.len()).unwrap_or(u32::MAX))
+    }
+}
+
+impl Backend for EngineBackend {
+    fn name(&self) -> &'static str {
+        "routing engine"
+    }
+
+    async fn run(&mut self, op: &Op) -> Obs {
+        let obs = match op {
+            Op::DeclareExchange {
+                name,
+                kind,
+                opts,
+                args,
+                ..
+            } => done(
+                self.topology
+                    .declare_exchange(name, kind.clone(), *opts, args),
+            ),
+            Op::DeleteExchange {
+                name, if_unused, ..
+            } => done(self.topology.delete_exchange(
+                name,
+                ExchangeDeleteOptions {
+                    if_unused: *if_unused,
+                    nowait: false,
+                },
+            )),
+            Op::DeclareQueue {
+                conn,
+                name,
+                opts,
+                args,
+            } => {
+                match self
+                    .topology
+                    .declare_queue(name, *opts, args, &owner(*conn))
+                {
+                    Ok(d) => {
+                        self.queues.entry(d.name.clone()).or_default();
+                        Obs::Queue {
+                            generated: name.is_empty() && d.name.starts_with("amq.gen-"),
+                            message_count: self.depth(&d.name),
+                            consumer_count: d.consumer_count,
+                        }
+                    }
+                    Err(e) => obs_err(e),
+                }
+            }
+            Op::DeleteQueue {
+                conn,
+                name,
+                if_unused,
+                if_empty,
+            } => {
+                let depth = self.depth(name);
+                let o = QueueDeleteOptions {
+                    if_unused: *if_unused,
+                    if_empty: *if_empty,
+                    nowait: false,
+                };
+                match self.topology.delete_queue(name, o, &owner(*conn), depth) {
+                    Ok(()) => Obs::Count(depth),
+                    Err(e) => obs_err(e),
+                }
+            }
+            Op::PurgeQueue { conn, name } => {
+                if self.topology.queue(name).is_none() {
+                    obs_err(Error::not_found(format!("no queue '{name}' in vhost '/'")))
+                } else if let Err(e) = self.topology.check_exclusive_access(name, &owner(*conn)) {
+                    obs_err(e)
+                } else {
+                    let n = self.depth(name);
+                    self.queues.insert(name.clone(), VecDeque::new());
+                    Obs::Count(n)
+                }
+            }
+            Op::Bind {
+                conn,
+                queue,
+                exchange,
+                key,
+                args,
+            } => done(
+                self.topology
+                    .bind_queue(queue, exchange, key, args, &owner(*conn)),
+            ),
+            Op::Unbind {
+                conn,
+                queue,
+                exchange,
+                key,
+                args,
+            } => done(
+                self.topology
+                    .unbind_queue(queue, exchange, key, args, &owner(*conn)),
+            ),
+            Op::BindExchange {
+                destination,
+                source,
+                key,
+                args,
+                ..
+            } => done(self.topology.bind_exchange(destination, source, key, args)),
+            Op::Publish {
+                exchange,
+                key,
+                body,
+                headers,
+                mandatory,
+                ..
+            } => match self.topology.route(exchange, key, headers.as_ref()) {
+                Ok(route) => {
+                    for q in &route.queues {
+                        self.queues.entry(q.clone()).or_default().push_back(Msg {
+                            routing_key: key.clone(),
+                            body: body.clone(),
+                            redelivered: false,
+                            delivery_tag: None,
+                            message_count: None,
+                        });
+                    }
+                    let returned = (*mandatory && route.is_unroutable()).then_some(312);
+                    Obs::Published {
+                        ack: true,
+                        returned,
+                    }
+                }
+                Err(e) => obs_err(e),
+            },
+            Op::Get { conn, queue, .. } => {
+                if self.topology.queue(queue).is_none() {
+                    obs_err(Error::not_found(format!("no queue '{queue}' in vhost '/'")))
+                } else if let Err(e) = self.topology.check_exclusive_access(queue, &owner(*conn)) {
+                    obs_err(e)
+                } else {
+                    let q = self.queues.entry(queue.clone()).or_default();
+                    Obs::Got(q.pop_front().map(|mut m| {
+                        m.message_count = Some(u32::try_from(q.len()).unwrap_or(u32::MAX));
+                        m
+                    }))
+                }
+            }
+            Op::Drain { conn, queue } => {
+                if self.topology.queue(queue).is_none() {
+                    obs_err(Error::not_found(format!("no queue '{queue}' in vhost '/'")))
+                } else if let Err(e) = self.topology.check_exclusive_access(queue, &owner(*conn)) {
+                    obs_err(e)
+                } else {
+                    Obs::Drained(
+                        self.queues
+                            .entry(queue.clone())
+                            .or_default()
+                            .drain(..)
+                            .collect(),
+                    )
+                }
+            }
+            Op::Consume {
+                conn,
+                queue,
+                tag,
+                exclusive,
+            } => {
+                match self.topology.add_consumer(queue, &owner(*conn), *exclusive) {
+                    // Deliveries need the channel over NATS: only the topology effect is modelled.
+                    Ok(()) => {
+                        self.consumers.insert(tag.clone(), (*conn, queue.clone()));
+                        Obs::Ok
+                    }
+                    Err(e) => obs_err(e),
+                }
+            }
+            Op::Cancel { tag, .. } => {
+                if let Some((_, q)) = self.consumers.remove(tag) {
+                    self.topology.remove_consumer(&q);
+                }
+                Obs::Ok
+            }
+            Op::CloseConnection { conn } => {
+                let tags: Vec<String> = self
+                    .consumers
+                    .iter()
+                    .filter(|(_, (c, _))| c == conn)
+                    .map(|(t, _)| t.clone())
+                    .collect();
+                for t in tags {
+                    if let Some((_, q)) = self.consumers.remove(&t) {
+                        self.topology.remove_consumer(&q);
+                    }
+                }
+                self.topology.connection_closed(&owner(*conn));
+                Obs::Ok
+            }
+            Op::Qos { .. }
+            | Op::Receive { .. }
+            | Op::Ack { .. }
+            | Op::Nack { .. }
+            | Op::Reject { .. } => Obs::NotApplicable,
+        };
+        self.sync();
+        obs
+    }
+
+    async fn finish(&mut self) {}
+}

@@ -1,0 +1,194 @@
+//! The operations a scenario is written in, what a backend observes, and the backend trait.
+//! A scenario is a list of steps; each backend (lapin on RabbitMQ, the pure routing engine,
+//! later amqp-compat on nats-server) runs the same steps and records one observation per step.
+
+use amqp_compat::{
+    ExchangeKind,
+    options::{ExchangeDeclareOptions, QueueDeclareOptions},
+    types::FieldTable,
+};
+
+/// One AMQP operation. `conn` picks a connection (each with one channel in confirm mode);
+/// connections open on first use.
+#[derive(Clone, Debug)]
+pub enum Op {
+    DeclareExchange {
+        conn: usize,
+        name: String,
+        kind: ExchangeKind,
+        opts: ExchangeDeclareOptions,
+        args: FieldTable,
+    },
+    DeleteExchange {
+        conn: usize,
+        name: String,
+        if_unused: bool,
+    },
+    DeclareQueue {
+        conn: usize,
+        name: String,
+        opts: QueueDeclareOptions,
+        args: FieldTable,
+    },
+    DeleteQueue {
+        conn: usize,
+        name: String,
+        if_unused: bool,
+        if_empty: bool,
+    },
+    PurgeQueue {
+        conn: usize,
+        name: String,
+    },
+    Bind {
+        conn: usize,
+        queue: String,
+        exchange: String,
+        key: String,
+        args: FieldTable,
+    },
+    Unbind {
+        conn: usize,
+        queue: String,
+        exchange: String,
+        key: String,
+        args: FieldTable,
+    },
+    BindExchange {
+        conn: usize,
+        destination: String,
+        source: String,
+        key: String,
+        args: FieldTable,
+    },
+    /// Publish and wait for the confirm.
+    Publish {
+        conn: usize,
+        exchange: String,
+        key: String,
+        body: String,
+        headers: Option<FieldTable>,
+        mandatory: bool,
+    },
+    /// `basic_get` (acked at once unless `no_ack`).
+    Get {
+        conn: usize,
+        queue: String,
+        no_ack: bool,
+    },
+    /// `basic_get` + ack until the queue is empty.
+    Drain {
+        conn: usize,
+        queue: String,
+    },
+    Qos {
+        conn: usize,
+        prefetch: u16,
+    },
+    Consume {
+        conn: usize,
+        queue: String,
+        tag: String,
+        exclusive: bool,
+    },
+    /// Collect up to `max` deliveries of consumer `tag`, waiting at most `wait_ms` for each.
+    Receive {
+        tag: String,
+        max: usize,
+        wait_ms: u64,
+    },
+    Ack {
+        conn: usize,
+        delivery_tag: u64,
+        multiple: bool,
+    },
+    Nack {
+        conn: usize,
+        delivery_tag: u64,
+        multiple: bool,
+        requeue: bool,
+    },
+    Reject {
+        conn: usize,
+        delivery_tag: u64,
+        requeue: bool,
+    },
+    Cancel {
+        conn: usize,
+        tag: String,
+    },
+    CloseConnection {
+        conn: usize,
+    },
+}
+
+/// A message as observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Msg {
+    pub routing_key: String,
+    pub body: String,
+    pub redelivered: bool,
+    /// Only from consumers (basic_get tags depend on the channel's history, not compared).
+    pub delivery_tag: Option<u64>,
+    /// `basic_get`'s count of messages left.
+    pub message_count: Option<u32>,
+}
+
+/// What a backend observed for one step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Obs {
+    Ok,
+    /// queue.declare-ok: whether the name was server-generated (`amq.gen-…`), and the counts.
+    Queue {
+        generated: bool,
+        message_count: u32,
+        consumer_count: u32,
+    },
+    /// An AMQP error: reply code, and whether it closed the connection (hard) or the channel.
+    Error {
+        code: u16,
+        hard: bool,
+    },
+    /// Any other error (e.g. lapin's InvalidChannelState).
+    Failure(String),
+    /// A confirmed publish: acked or nacked, and the reply code of a returned message.
+    Published {
+        ack: bool,
+        returned: Option<u16>,
+    },
+    Got(Option<Msg>),
+    Drained(Vec<Msg>),
+    Received(Vec<Msg>),
+    Count(u32),
+    /// This backend cannot run this operation (yet).
+    NotApplicable,
+}
+
+/// A backend runs operations and observes.
+#[allow(async_fn_in_trait)]
+pub trait Backend {
+    fn name(&self) -> &'static str;
+    async fn run(&mut self, op: &Op) -> Obs;
+    /// Ends the scenario: closes every connection.
+    async fn finish(&mut self);
+}
+
+/// What RabbitMQ must observe for a step (checked on the lapin backend: it pins down the
+/// behaviour amqp-compat must reproduce).
+#[derive(Clone, Debug)]
+pub enum Expect {
+    Any,
+    Is(Obs),
+    /// An AMQP error with this code.
+    Code(u16),
+}
+
+pub struct Step {
+    pub op: Op,
+    pub expect: Expect,
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub steps: Vec<Step>,
+}
