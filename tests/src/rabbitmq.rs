@@ -11,6 +11,7 @@
 //! exist. Erlang's port mapper (epmd) is shared by all nodes of the machine and bound to
 //! 127.0.0.1; it outlives the broker, as it does for every Erlang node.
 
+use std::ffi::OsString;
 use std::fs;
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
@@ -44,23 +45,43 @@ pub struct RabbitMq {
 /// # Panics
 /// When it is not installed; the message names [`RABBITMQ_INSTALL_COMMAND`].
 pub fn rabbitmq_server_binary() -> PathBuf {
-    if let Some(p) = std::env::var_os("RABBITMQ_SERVER").filter(|p| !p.is_empty()) {
-        return PathBuf::from(p);
+    resolve_rabbitmq_server(
+        std::env::var_os("RABBITMQ_SERVER"),
+        std::env::var_os("PATH"),
+    )
+    .unwrap_or_else(|message| panic!("{message}"))
+}
+
+/// The search order applied to the given environment (pure, for tests). An explicit
+/// `$RABBITMQ_SERVER` that is not a file is an error rather than a reason to look elsewhere.
+pub fn resolve_rabbitmq_server(
+    env_override: Option<OsString>,
+    path_var: Option<OsString>,
+) -> Result<PathBuf, String> {
+    let missing = |what: String| {
+        format!(
+            "{what}; the AMQP conformance tests need rabbitmq-server: run \
+             `{RABBITMQ_INSTALL_COMMAND}` from the workspace root (as root: it uses apt-get)"
+        )
+    };
+    if let Some(p) = env_override.filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return match p.is_file() {
+            true => Ok(p),
+            false => Err(missing(format!(
+                "RABBITMQ_SERVER={} is not a file",
+                p.display()
+            ))),
+        };
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+    std::env::split_paths(&path_var.unwrap_or_default())
         .chain([
             PathBuf::from("/usr/sbin"),
             PathBuf::from("/usr/lib/rabbitmq/bin"),
         ])
         .map(|d| d.join("rabbitmq-server"))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "rabbitmq-server is not installed; the AMQP conformance tests need it: run \
-                 `{RABBITMQ_INSTALL_COMMAND}` from the workspace root (as root: it uses apt-get)"
-            )
-        })
+        .ok_or_else(|| missing("rabbitmq-server is not installed".into()))
 }
 
 impl RabbitMq {
@@ -241,4 +262,28 @@ fn alive(pid: u32) -> bool {
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_broker_names_the_install_command() {
+        let err = resolve_rabbitmq_server(Some("/nonexistent/rabbitmq-server".into()), None)
+            .expect_err("not a file");
+        assert!(err.contains(RABBITMQ_INSTALL_COMMAND), "{err}");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let fake = dir.path().join("rabbitmq-server");
+        fs::write(&fake, "").expect("write");
+        assert_eq!(
+            resolve_rabbitmq_server(Some(fake.clone().into()), None),
+            Ok(fake.clone())
+        );
+        // PATH is searched before the Debian locations.
+        assert_eq!(
+            resolve_rabbitmq_server(None, Some(dir.path().into())),
+            Ok(fake)
+        );
+    }
 }

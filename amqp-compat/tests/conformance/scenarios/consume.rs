@@ -1,0 +1,112 @@
+//! Consuming: basic_get counts, prefetch, nack/reject, the asynchronous 406 of a bad delivery
+//! tag, auto-delete and exclusive consumers.
+
+use amqp_compat::options::QueueDeclareOptions;
+
+use super::{B, code, consume, get, got, none, ok, passive, queue_info, received};
+use crate::ops::{Expect, Obs, Op, Scenario};
+
+fn ack(delivery_tag: u64, multiple: bool) -> Op {
+    Op::Ack {
+        conn: 0,
+        delivery_tag,
+        multiple,
+    }
+}
+
+pub fn basic_get_counts() -> Scenario {
+    B::new()
+        .queue("bg.q")
+        .publish("", "bg.q", "1")
+        .publish("", "bg.q", "2")
+        .publish("", "bg.q", "3")
+        .queue_x("bg.q", passive(), none(), queue_info(3, 0))
+        .op(get(0, "bg.q", false), got("bg.q", "1", 2))
+        .op(get(0, "bg.q", true), got("bg.q", "2", 1))
+        .op(get(0, "bg.q", false), got("bg.q", "3", 0))
+        .op(get(0, "bg.q", false), Expect::Is(Obs::Got(None)))
+        .done("basic_get: message_count is what is left")
+}
+
+pub fn prefetch() -> Scenario {
+    let mut b = B::new().queue("pf.q");
+    for i in 1..=5 {
+        b = b.publish("", "pf.q", &format!("m{i}"));
+    }
+    let r = |tag: u64| {
+        (
+            tag,
+            "pf.q",
+            ["", "m1", "m2", "m3", "m4", "m5"][tag as usize],
+            false,
+        )
+    };
+    b.op(
+        Op::Qos {
+            conn: 0,
+            prefetch: 2,
+        },
+        Expect::Any,
+    )
+    .op(consume(0, "pf.q", "pf.c", false), ok())
+    .op(super::receive("pf.c", 5, 400), received(&[r(1), r(2)]))
+    .op(ack(1, false), ok())
+    .op(super::receive("pf.c", 5, 400), received(&[r(3)]))
+    .op(ack(3, true), ok())
+    .op(super::receive("pf.c", 5, 400), received(&[r(4), r(5)]))
+    .op(ack(5, true), ok())
+    .op(
+        Op::Cancel {
+            conn: 0,
+            tag: "pf.c".into(),
+        },
+        ok(),
+    )
+    .done("prefetch bounds unacked deliveries; ack multiple")
+}
+
+pub fn nack_requeue() -> Scenario {
+    let nack = Op::Nack {
+        conn: 0,
+        delivery_tag: 1,
+        multiple: false,
+        requeue: true,
+    };
+    let reject = Op::Reject {
+        conn: 0,
+        delivery_tag: 3,
+        requeue: false,
+    };
+    B::new()
+        .queue("nr.q")
+        .publish("", "nr.q", "again")
+        .publish("", "nr.q", "bad")
+        .op(Op::Qos { conn: 0, prefetch: 1 }, Expect::Any)
+        .op(consume(0, "nr.q", "nr.c", false), ok())
+        .op(super::receive("nr.c", 1, 2000), received(&[(1, "nr.q", "again", false)]))
+        .op(nack, ok())
+        .op(super::receive("nr.c", 1, 2000), received(&[(2, "nr.q", "again", true)]))
+        .op(ack(2, false), ok())
+        .op(super::receive("nr.c", 1, 2000), received(&[(3, "nr.q", "bad", false)]))
+        .op(reject, ok())
+        .op(super::receive("nr.c", 1, 300), received(&[]))
+        // basic.ack of an unknown tag "succeeds"; RabbitMQ closes the channel (406) and lapin
+        // reports it on the channel's consumers (and its next call).
+        .op(ack(99, false), ok())
+        .op(super::receive("nr.c", 1, 5000), code(406))
+        .done("nack requeue redelivers with redelivered=true; reject drops; a bad tag closes the channel later")
+}
+
+pub fn auto_delete() -> Scenario {
+    let opts = QueueDeclareOptions::default().auto_delete();
+    B::new()
+        .queue_x("ad.q", opts, none(), Expect::Any)
+        .op(consume(0, "ad.q", "ad.c1", false), ok())
+        .on(1)
+        .op(consume(1, "ad.q", "ad.c2", true), code(403))
+        .on(0)
+        .queue_x("ad.q", passive(), none(), queue_info(0, 1))
+        .op(Op::Cancel { conn: 0, tag: "ad.c1".into() }, ok())
+        .queue_x("ad.q", passive(), none(), code(404))
+        .done("auto-delete: deleted when the last consumer goes; exclusive consume on a used queue: 403")
+}
