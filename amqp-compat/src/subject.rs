@@ -495,3 +495,35 @@ impl SubjectMapper {
         }
     }
 }
+
+/// True when NATS filter `a` admits every subject filter `b` admits (`b` is a subset of `a`).
+pub fn filter_covers(a: &str, b: &str) -> bool {
+    let mut a = a.split('.');
+    let mut b = b.split('.');
+    loop {
+        match (a.next(), b.next()) {
+            (None, None) => return true,
+            (Some(">"), Some(_)) => return true,
+            // `*` is one token; `>` in b stands for one or more.
+            (Some("*"), Some(bt)) if bt != ">" => {}
+            (Some(at), Some(bt)) if at != "*" && at != ">" && at == bt => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The filters with duplicates and every filter another one covers removed: the same subjects
+/// are admitted, and no filter is a subset of another (JetStream refuses a consumer's
+/// `filter_subjects` with a subset pair: error 10138).
+pub fn minimal_filters<S: AsRef<str>>(filters: &[S]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for f in filters {
+        let f = f.as_ref();
+        if out.iter().any(|kept| filter_covers(kept, f)) {
+            continue;
+        }
+        out.retain(|kept| !filter_covers(f, kept));
+        out.push(f.to_owned());
+    }
+    out
+}

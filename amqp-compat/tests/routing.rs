@@ -563,3 +563,53 @@ proptest! {
 fn destination_order_is_stable() {
     assert!(Destination::Queue("a".into()) < Destination::Exchange("a".into()));
 }
+
+#[test]
+fn queue_filters_for_design_d_consumers() {
+    use amqp_compat::{SubjectMapper, routing::SourceFilters};
+    let m = SubjectMapper::wire(None).unwrap();
+    let mut t = Topology::new();
+    let o = ExchangeDeclareOptions::default();
+    t.declare_exchange("user-notifications", ExchangeKind::Direct, o, &none())
+        .unwrap();
+    t.declare_exchange("logs", ExchangeKind::Topic, o, &none())
+        .unwrap();
+    t.declare_queue(
+        "user-notifications.u1.c1",
+        QueueDeclareOptions::durable(),
+        &none(),
+        C1,
+    )
+    .unwrap();
+    let q = "user-notifications.u1.c1";
+    t.bind_queue(q, "user-notifications", "u1", &none(), C1)
+        .unwrap();
+    t.bind_queue(q, "user-notifications", "u1.c1", &none(), C1)
+        .unwrap();
+    t.bind_queue(q, "logs", "a.*", &none(), C1).unwrap();
+    t.bind_queue(q, "logs", "a.b", &none(), C1).unwrap();
+    t.bind_queue(q, "logs", "#.z", &none(), C1).unwrap();
+    let want = vec![
+        SourceFilters {
+            exchange: "logs".into(),
+            subjects: vec!["x.logs.>".into()],
+            exact: false,
+        },
+        SourceFilters {
+            exchange: "user-notifications".into(),
+            subjects: vec![
+                "user.notifications.u1".into(),
+                "user.notifications.u1.c1".into(),
+            ],
+            exact: true,
+        },
+    ];
+    assert_eq!(t.queue_filters(q, &m), want);
+    t.unbind_queue(q, "logs", "#.z", &none(), C1).unwrap();
+    let logs = &t.queue_filters(q, &m)[0];
+    assert_eq!(
+        (logs.subjects.as_slice(), logs.exact),
+        (&["x.logs.a.*".to_owned()][..], true)
+    );
+    assert!(t.queue_filters("nothing", &m).is_empty());
+}

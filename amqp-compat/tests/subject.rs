@@ -225,3 +225,68 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn filter_cover_examples() {
+    use amqp_compat::subject::{filter_covers, minimal_filters};
+    assert!(filter_covers("a.>", "a.b.c"));
+    assert!(filter_covers("a.>", "a.*"));
+    assert!(filter_covers("a.*", "a.b"));
+    assert!(!filter_covers("a.*", "a.>"));
+    assert!(!filter_covers("a.>", "a"));
+    assert!(!filter_covers("a.b", "a.*"));
+    assert!(filter_covers("a.b", "a.b"));
+    assert_eq!(
+        minimal_filters(&["un.u1", "un.u1.c1", "un.u1", "un.>", "x.a.*", "x.*.b"]),
+        ["un.>", "x.a.*", "x.*.b"]
+    );
+    assert_eq!(minimal_filters(&["q.a", "q.a.>", "q.>"]), ["q.>"]);
+    // A Wire client queue: `<uid>` and `<uid>.<cid>` overlap nowhere, both stay.
+    assert_eq!(
+        minimal_filters(&["un.u1", "un.u1.c1"]),
+        ["un.u1", "un.u1.c1"]
+    );
+}
+
+fn nats_filter() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("*")], 0..3),
+        prop::bool::ANY,
+    )
+        .prop_filter_map("non-empty", |(mut toks, tail)| {
+            if tail {
+                toks.push(">");
+            }
+            (!toks.is_empty()).then(|| toks.join("."))
+        })
+}
+
+proptest! {
+    /// Dropping covered filters admits exactly the same subjects, and leaves no subset pair.
+    #[test]
+    fn minimal_filters_admit_the_same(
+        filters in prop::collection::vec(nats_filter(), 0..6),
+        subjects in prop::collection::vec(prop::collection::vec(prop_oneof![Just("a"), Just("b"), Just("c")], 1..4), 0..20),
+    ) {
+        use amqp_compat::subject::{filter_covers, minimal_filters};
+        use nats_proto::subject::matches;
+        let min = minimal_filters(&filters);
+        for s in subjects.iter().map(|t| t.join(".")) {
+            let before = filters.iter().any(|f| matches(f, &s));
+            let after = min.iter().any(|f| matches(f, &s));
+            prop_assert_eq!(before, after, "{:?} -> {:?} on {}", filters, min, s);
+            for a in &filters {
+                for b in &filters {
+                    if filter_covers(a, b) && matches(b, &s) {
+                        prop_assert!(matches(a, &s), "{} covers {} but not {}", a, b, s);
+                    }
+                }
+            }
+        }
+        for (i, a) in min.iter().enumerate() {
+            for (j, b) in min.iter().enumerate() {
+                prop_assert!(i == j || !filter_covers(a, b), "{} covers {} in {:?}", a, b, min);
+            }
+        }
+    }
+}

@@ -8,6 +8,7 @@
 //! - [`Topology::route`]: where a publish goes ([`Route`]): direct, topic, fanout, headers
 //!   (`x-match` all/any), the default exchange, exchange-to-exchange bindings and alternate
 //!   exchanges, each queue once; an empty route is what `mandatory` returns (312).
+//! - [`Topology::queue_filters`]: a queue's NATS filters on each exchange stream (design D).
 //!
 //! ```
 //! use amqp_compat::{ExchangeKind, options::*, routing::Topology, types::FieldTable};
@@ -25,11 +26,13 @@
 
 mod args;
 mod bindings;
+mod filters;
 mod headers;
 mod topology;
 
 pub use args::{ArgValue, Overflow, QueueArguments, QueueType};
 pub use bindings::Route;
+pub use filters::SourceFilters;
 pub use headers::{headers_match, validate_binding};
 pub use topology::{
     Binding, Destination, ExchangeDecl, QueueConsumers, QueueDecl, QueueDeclared, Topology,
