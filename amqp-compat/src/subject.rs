@@ -350,6 +350,15 @@ impl SubjectMapper {
         out
     }
 
+    /// True when a preset names `queue` as a work queue (its own subject on the default
+    /// exchange): such queues get a stream of their own (design B).
+    pub fn is_work_queue(&self, queue: &str) -> bool {
+        self.queues.iter().any(|rule| match rule {
+            QueueRule::Exact { queue: q, .. } => q == queue,
+            QueueRule::Prefix { name_prefix, .. } => queue.starts_with(name_prefix.as_str()),
+        })
+    }
+
     /// The subject of a queue on the default exchange.
     pub fn queue_subject(&self, queue: &str) -> String {
         for rule in &self.queues {

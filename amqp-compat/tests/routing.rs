@@ -613,3 +613,36 @@ fn queue_filters_for_design_d_consumers() {
     );
     assert!(t.queue_filters("nothing", &m).is_empty());
 }
+
+#[test]
+fn storage_tier_is_chosen_at_the_first_declare() {
+    use amqp_compat::{SubjectMapper, routing::StorageTier};
+    let mut t = Topology::new();
+    let d = QueueDeclareOptions::durable();
+    t.declare_queue("client", d, &none(), C1).unwrap();
+    assert_eq!(t.queue("client").unwrap().tier, StorageTier::Consumer);
+    let capped = table(&[("x-max-length", AMQPValue::LongInt(100))]);
+    t.declare_queue("capped", d, &capped, C1).unwrap();
+    assert_eq!(t.queue("capped").unwrap().tier, StorageTier::Stream);
+    let forced = table(&[("x-nats-tier", s("stream"))]);
+    t.declare_queue("forced", d, &forced, C1).unwrap();
+    assert_eq!(t.queue("forced").unwrap().tier, StorageTier::Stream);
+    assert_eq!(
+        code(t.declare_queue("forced", d, &none(), C1)),
+        406,
+        "the tier cannot change"
+    );
+    let bad = table(&[("x-nats-tier", s("disk"))]);
+    assert_eq!(code(t.declare_queue("bad", d, &bad, C1)), 406);
+    let m = SubjectMapper::wire(None).unwrap();
+    assert!(
+        m.is_work_queue("backend-notifications.example.com") && m.is_work_queue("cells_events")
+    );
+    assert!(!m.is_work_queue("user-notifications.u1.c1"));
+    t.declare_queue_with_tier("cells_events", d, &none(), C1, StorageTier::Stream)
+        .unwrap();
+    assert_eq!(t.queue("cells_events").unwrap().tier, StorageTier::Stream);
+    // A re-declare keeps the first choice.
+    t.declare_queue("cells_events", d, &none(), C1).unwrap();
+    assert_eq!(t.queue("cells_events").unwrap().tier, StorageTier::Stream);
+}

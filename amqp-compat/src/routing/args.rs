@@ -77,6 +77,15 @@ pub enum QueueType {
     Stream,
 }
 
+/// Where a queue's messages live on JetStream (`docs/amqp-mapping.md` §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StorageTier {
+    /// Design B: a stream of its own (per-queue limits, priorities; one Raft group).
+    Stream,
+    /// Design D: a light consumer on each source exchange's stream (fan-out stored once).
+    Consumer,
+}
+
 /// A queue's arguments after validation: the typed values the facade acts on, and every
 /// argument as sent (compared on re-declare).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -101,6 +110,8 @@ pub struct QueueArguments {
     pub single_active_consumer: bool,
     /// `x-queue-type` (absent: classic).
     pub queue_type: Option<QueueType>,
+    /// `x-nats-tier` (`stream` or `consumer`): amqp-compat's own override of the tier choice.
+    pub nats_tier: Option<StorageTier>,
     /// Every argument as sent, by name, in RabbitMQ's comparison classes.
     pub raw: BTreeMap<String, ArgValue>,
 }
@@ -128,6 +139,8 @@ const CHECKED: &[&str] = &[
     "x-queue-leader-locator",
     "x-queue-master-locator",
     "x-delivery-limit",
+    // amqp-compat's own: the storage tier cannot change on a re-declare.
+    "x-nats-tier",
 ];
 
 /// The largest TTL/expiry RabbitMQ accepts (ms), as its `?MAX_EXPIRY_TIMER`.
@@ -223,6 +236,12 @@ impl QueueArguments {
                             _ => QueueType::Classic,
                         })
                 }
+                "x-nats-tier" => {
+                    out.nats_tier = Some(match one_of(&["stream", "consumer"])?.as_str() {
+                        "stream" => StorageTier::Stream,
+                        _ => StorageTier::Consumer,
+                    })
+                }
                 // Unknown arguments are stored and ignored, as RabbitMQ does.
                 _ => {}
             }
@@ -235,6 +254,20 @@ impl QueueArguments {
             ));
         }
         Ok(out)
+    }
+
+    /// The tier these arguments ask for: `x-nats-tier` if set; a stream when the queue needs
+    /// per-queue storage (length limits, overflow, priorities); else `default`.
+    pub fn tier(&self, default: StorageTier) -> StorageTier {
+        let needs_stream = self.max_length.is_some()
+            || self.max_length_bytes.is_some()
+            || self.overflow.is_some()
+            || self.max_priority.is_some();
+        match (self.nats_tier, needs_stream) {
+            (Some(t), _) => t,
+            (None, true) => StorageTier::Stream,
+            (None, false) => default,
+        }
     }
 
     /// RabbitMQ's re-declare check: every checked argument must be equal (absent on both sides

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::args::{QueueArguments, QueueType};
+use super::args::{QueueArguments, QueueType, StorageTier};
 use crate::{
     error::{Error, Result},
     exchange::ExchangeKind,
@@ -57,6 +57,8 @@ pub struct QueueDecl {
     pub auto_delete: bool,
     /// Its validated arguments.
     pub arguments: QueueArguments,
+    /// Where its messages live, chosen at the first declare.
+    pub tier: StorageTier,
 }
 
 /// Consumers attached to a queue (what auto-delete, `if_unused` and exclusive consume need).
@@ -297,13 +299,28 @@ impl Topology {
     }
 
     /// `queue.declare` by connection `owner`. An empty name gets a server-generated
-    /// `amq.gen-…` name.
+    /// `amq.gen-…` name. A new queue's tier is [`QueueArguments::tier`] with design D
+    /// ([`StorageTier::Consumer`]) as the default.
     pub fn declare_queue(
         &mut self,
         name: &str,
         options: QueueDeclareOptions,
         arguments: &FieldTable,
         owner: &str,
+    ) -> Result<QueueDeclared> {
+        self.declare_queue_with_tier(name, options, arguments, owner, StorageTier::Consumer)
+    }
+
+    /// [`declare_queue`](Self::declare_queue) with another default tier for a new queue (the
+    /// facade passes [`StorageTier::Stream`] for the mapper's work queues,
+    /// `SubjectMapper::is_work_queue`).
+    pub fn declare_queue_with_tier(
+        &mut self,
+        name: &str,
+        options: QueueDeclareOptions,
+        arguments: &FieldTable,
+        owner: &str,
+        default_tier: StorageTier,
     ) -> Result<QueueDeclared> {
         if options.passive {
             let q = self.queues.get(name).ok_or_else(|| no_queue(name))?;
@@ -366,6 +383,7 @@ impl Topology {
                 durable: options.durable,
                 exclusive_owner: owner,
                 auto_delete: options.auto_delete,
+                tier: args.tier(default_tier),
                 arguments: args,
             },
         );
