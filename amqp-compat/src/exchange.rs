@@ -41,3 +41,22 @@ impl ExchangeKind {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for k in [
+            ExchangeKind::Direct,
+            ExchangeKind::Fanout,
+            ExchangeKind::Headers,
+            ExchangeKind::Topic,
+            ExchangeKind::Custom("x-delayed-message".into()),
+        ] {
+            assert_eq!(ExchangeKind::from_name(k.as_str()), k);
+        }
+        assert_eq!(ExchangeKind::default(), ExchangeKind::Direct);
+    }
+}
