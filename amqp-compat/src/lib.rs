@@ -6,6 +6,7 @@
 //!   structs in [`options`], [`ExchangeKind`], [`Confirmation`], the messages in [`message`],
 //!   [`Error`]/[`ErrorKind`] with AMQP reply codes, [`ConnectionProperties`];
 //! - [`uri`]: `amqp://` and `nats://` URLs -> NATS servers, credentials, namespace;
+//! - [`expiration`]: the `expiration` property as RabbitMQ parses it, and effective TTLs;
 //! - [`subject`]: the [`SubjectMapper`] from AMQP names to NATS subjects and filters;
 //! - [`routing`]: RabbitMQ's topology and routing rules as pure values.
 //!
@@ -32,6 +33,7 @@ pub mod confirmation;
 pub mod connection_properties;
 pub mod error;
 pub mod exchange;
+pub mod expiration;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;

@@ -7,6 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use amqp_compat::{
     Error,
+    expiration::{effective_ttl, parse_expiration},
     options::{ExchangeDeleteOptions, QueueDeleteOptions},
     routing::Topology,
 };
@@ -40,6 +41,17 @@ fn done(r: amqp_compat::Result<()>) -> Obs {
 }
 
 impl EngineBackend {
+    fn route(
+        &self,
+        exchange: &str,
+        key: &str,
+        headers: Option<&amqp_compat::types::FieldTable>,
+        expiration: Option<&str>,
+    ) -> amqp_compat::Result<(amqp_compat::routing::Route, Option<u64>)> {
+        let ttl = expiration.map(parse_expiration).transpose()?;
+        Ok((self.topology.route(exchange, key, headers)?, ttl))
+    }
+
     /// Drops the storage of queues the topology no longer has (deleted, auto-deleted, owner gone).
     fn sync(&mut self) {
         let t = &self.topology;
@@ -160,11 +172,19 @@ impl Backend for EngineBackend {
                 key,
                 body,
                 headers,
+                expiration,
                 mandatory,
                 ..
-            } => match self.topology.route(exchange, key, headers.as_ref()) {
-                Ok(route) => {
+            } => match self.route(exchange, key, headers.as_ref(), expiration.as_deref()) {
+                Ok((route, ttl)) => {
                     for q in &route.queues {
+                        // TTL 0: "now or never"; with no consumer to take it, it is gone.
+                        let queue_ttl =
+                            self.topology.queue(q).and_then(|d| d.arguments.message_ttl);
+                        let no_consumer = self.topology.consumers(q).count == 0;
+                        if effective_ttl(ttl, queue_ttl) == Some(0) && no_consumer {
+                            continue;
+                        }
                         self.queues.entry(q.clone()).or_default().push_back(Msg {
                             routing_key: key.clone(),
                             body: body.clone(),

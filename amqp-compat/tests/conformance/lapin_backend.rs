@@ -254,12 +254,16 @@ impl Backend for LapinBackend {
                 key,
                 body,
                 headers,
+                expiration,
                 mandatory,
                 ..
             } => {
                 let mut props = BasicProperties::default();
                 if let Some(h) = headers {
                     props = props.with_headers(h.clone());
+                }
+                if let Some(e) = expiration {
+                    props = props.with_expiration(e.as_str().into());
                 }
                 let o = lo::BasicPublishOptions {
                     mandatory: *mandatory,

@@ -68,6 +68,8 @@ pub enum Op {
         key: String,
         body: String,
         headers: Option<FieldTable>,
+        /// The `expiration` property (per-message TTL, ms as a decimal string).
+        expiration: Option<String>,
         mandatory: bool,
     },
     /// `basic_get` (acked at once unless `no_ack`).

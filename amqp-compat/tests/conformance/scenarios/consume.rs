@@ -110,3 +110,54 @@ pub fn auto_delete() -> Scenario {
         .queue_x("ad.q", passive(), none(), code(404))
         .done("auto-delete: deleted when the last consumer goes; exclusive consume on a used queue: 403")
 }
+
+pub fn expiration() -> Scenario {
+    let mut b = B::new().queue("ex.idle");
+    // Values between 2^38 and about 3.1e11 ms are accepted by RabbitMQ and refused by
+    // amqp-compat (docs/amqp-mapping.md §11): not used here.
+    let cases = [
+        "60000",
+        "0",
+        "-1",
+        "abc",
+        "1.5",
+        "+60000",
+        " 5",
+        "5 ",
+        "",
+        "00",
+        "0060000",
+        "-0",
+        "+0",
+        "4294967296",
+        "9223372036854775807",
+        "99999999999999999999",
+    ];
+    for (i, e) in cases.iter().enumerate() {
+        b = b.publish_e("", "ex.idle", &format!("e{i}:{e}"), e, Expect::Any);
+    }
+    let kept = [
+        ("ex.idle", "e0:60000"),
+        ("ex.idle", "e5:+60000"),
+        ("ex.idle", "e10:0060000"),
+        ("ex.idle", "e13:4294967296"),
+    ];
+    let ttl0 = super::t(&[("x-message-ttl", amqp_compat::types::AMQPValue::LongInt(0))]);
+    b.op(super::drain("ex.idle"), super::drained(&kept))
+        // x-message-ttl 0 and no consumer: dropped too.
+        .queue_x("ex.ttl0", QueueDeclareOptions::default(), ttl0, Expect::Any)
+        .publish("", "ex.ttl0", "gone")
+        .op(super::drain("ex.ttl0"), super::drained(&[]))
+        // Wire's transient notifications: expiration "0" reaches a waiting consumer.
+        .queue("ex.live")
+        .op(consume(0, "ex.live", "ex.c", false), ok())
+        .publish_e("", "ex.live", "now", "0", super::published(None))
+        // Tag 5: the channel's four basic_gets above took tags 1 to 4.
+        .op(
+            super::receive("ex.c", 1, 2000),
+            received(&[(5, "ex.live", "now", false)]),
+        )
+        .op(ack(5, false), ok())
+        .op(super::delete_queue(0, "ex.ttl0", false, false), Expect::Any)
+        .done("per-message expiration: what parses, and \"0\" on a queue without consumers")
+}

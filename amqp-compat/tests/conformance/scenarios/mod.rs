@@ -33,6 +33,7 @@ pub fn all() -> Vec<Scenario> {
         consume::prefetch(),
         consume::nack_requeue(),
         consume::auto_delete(),
+        consume::expiration(),
     ]
 }
 
@@ -315,6 +316,29 @@ impl B {
         self.publish_x(exchange, "", body, headers, false, Expect::Any)
     }
 
+    /// A publish with an `expiration` property.
+    fn publish_e(
+        self,
+        exchange: &str,
+        key: &str,
+        body: &str,
+        expiration: &str,
+        expect: Expect,
+    ) -> Self {
+        let (conn, exchange, key, body) = (self.conn, exchange.into(), key.into(), body.into());
+        let expiration = Some(expiration.to_owned());
+        let op = Op::Publish {
+            conn,
+            exchange,
+            key,
+            body,
+            headers: None,
+            expiration,
+            mandatory: false,
+        };
+        self.op(op, expect)
+    }
+
     fn publish_x(
         self,
         exchange: &str,
@@ -332,6 +356,7 @@ impl B {
                 key,
                 body,
                 headers,
+                expiration: None,
                 mandatory,
             },
             expect,
