@@ -95,3 +95,43 @@ mod tests {
         assert_eq!(effective_ttl(None, None), None);
     }
 }
+
+/// The checks RabbitMQ makes on a publish before routing it: `immediate` is not implemented
+/// (540, closes the connection) and the `expiration` property must parse (406, closes the
+/// channel). Returns the message's TTL in ms, if it has one.
+pub fn check_publish(
+    options: &crate::options::BasicPublishOptions,
+    properties: &crate::BasicProperties,
+) -> Result<Option<u64>> {
+    if options.immediate {
+        return Err(Error::not_implemented("immediate=true"));
+    }
+    properties
+        .expiration()
+        .as_ref()
+        .map(|e| parse_expiration(e.as_str()))
+        .transpose()
+}
+
+#[cfg(test)]
+mod publish_tests {
+    use super::*;
+    use crate::{BasicProperties, options::BasicPublishOptions};
+
+    #[test]
+    fn immediate_is_540_and_expiration_is_parsed() {
+        let p = BasicProperties::default();
+        let immediate = BasicPublishOptions {
+            mandatory: false,
+            immediate: true,
+        };
+        let err = check_publish(&immediate, &p).unwrap_err();
+        assert!(err.is_amqp_hard_error() && err.reply_code() == Some(540));
+        let o = BasicPublishOptions::default();
+        assert_eq!(check_publish(&o, &p).unwrap(), None);
+        let ttl = p.clone().with_expiration("1500".into());
+        assert_eq!(check_publish(&o, &ttl).unwrap(), Some(1500));
+        let bad = p.with_expiration("soon".into());
+        assert_eq!(check_publish(&o, &bad).unwrap_err().reply_code(), Some(406));
+    }
+}

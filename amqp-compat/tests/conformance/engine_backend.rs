@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 
 use amqp_compat::{
     Error,
-    expiration::{effective_ttl, parse_expiration},
+    expiration::{check_publish, effective_ttl},
     options::{ExchangeDeleteOptions, QueueDeleteOptions},
     routing::Topology,
 };
@@ -47,8 +47,17 @@ impl EngineBackend {
         key: &str,
         headers: Option<&amqp_compat::types::FieldTable>,
         expiration: Option<&str>,
+        immediate: bool,
     ) -> amqp_compat::Result<(amqp_compat::routing::Route, Option<u64>)> {
-        let ttl = expiration.map(parse_expiration).transpose()?;
+        let mut props = amqp_compat::BasicProperties::default();
+        if let Some(e) = expiration {
+            props = props.with_expiration(e.into());
+        }
+        let o = amqp_compat::options::BasicPublishOptions {
+            mandatory: false,
+            immediate,
+        };
+        let ttl = check_publish(&o, &props)?;
         Ok((self.topology.route(exchange, key, headers)?, ttl))
     }
 
@@ -174,8 +183,15 @@ impl Backend for EngineBackend {
                 headers,
                 expiration,
                 mandatory,
+                immediate,
                 ..
-            } => match self.route(exchange, key, headers.as_ref(), expiration.as_deref()) {
+            } => match self.route(
+                exchange,
+                key,
+                headers.as_ref(),
+                expiration.as_deref(),
+                *immediate,
+            ) {
                 Ok((route, ttl)) => {
                     for q in &route.queues {
                         // TTL 0: "now or never"; with no consumer to take it, it is gone.

@@ -256,6 +256,7 @@ impl Backend for LapinBackend {
                 headers,
                 expiration,
                 mandatory,
+                immediate,
                 ..
             } => {
                 let mut props = BasicProperties::default();
@@ -267,7 +268,7 @@ impl Backend for LapinBackend {
                 }
                 let o = lo::BasicPublishOptions {
                     mandatory: *mandatory,
-                    immediate: false,
+                    immediate: *immediate,
                 };
                 let confirm = match ch
                     .basic_publish(

@@ -71,6 +71,7 @@ pub enum Op {
         /// The `expiration` property (per-message TTL, ms as a decimal string).
         expiration: Option<String>,
         mandatory: bool,
+        immediate: bool,
     },
     /// `basic_get` (acked at once unless `no_ack`).
     Get {

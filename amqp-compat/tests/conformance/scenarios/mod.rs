@@ -335,6 +335,7 @@ impl B {
             headers: None,
             expiration,
             mandatory: false,
+            immediate: false,
         };
         self.op(op, expect)
     }
@@ -358,6 +359,7 @@ impl B {
                 headers,
                 expiration: None,
                 mandatory,
+                immediate: false,
             },
             expect,
         )

@@ -4,7 +4,7 @@
 use amqp_compat::{ExchangeKind, options::QueueDeclareOptions, types::AMQPValue};
 
 use super::{B, bind_exchange, code, drain, drained, none, ok, published, s, t, x_opts};
-use crate::ops::{Expect, Scenario};
+use crate::ops::{Expect, Obs, Op, Scenario};
 
 pub fn exchange_kinds() -> Scenario {
     B::new()
@@ -147,6 +147,21 @@ pub fn e2e_and_alternate() -> Scenario {
         .done("exchange-to-exchange bindings (with a cycle) and alternate exchanges")
 }
 
+fn immediate(exchange: &str, key: &str) -> Op {
+    let (exchange, key, body) = (exchange.into(), key.into(), "immediate".into());
+    let (headers, expiration, mandatory, immediate) = (None, None, false, true);
+    Op::Publish {
+        conn: 0,
+        exchange,
+        key,
+        body,
+        headers,
+        expiration,
+        mandatory,
+        immediate,
+    }
+}
+
 pub fn mandatory_returns() -> Scenario {
     B::new()
         .exchange("mr.x", ExchangeKind::Direct)
@@ -161,7 +176,14 @@ pub fn mandatory_returns() -> Scenario {
             ok(),
         )
         .publish_x("mr.internal", "", "refused", None, false, code(403))
-        .done("mandatory publishes with no route are returned (312) then acked")
+        .op(
+            immediate("mr.x", "nobody"),
+            Expect::Is(Obs::Error {
+                code: 540,
+                hard: true,
+            }),
+        )
+        .done("mandatory publishes with no route are returned (312) then acked; immediate: 540")
 }
 
 /// Wire's topology (gundeck, cannon, federation): a direct exchange with durable quorum client
