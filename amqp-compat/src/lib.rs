@@ -7,6 +7,7 @@
 //!   [`Error`]/[`ErrorKind`] with AMQP reply codes, [`ConnectionProperties`];
 //! - [`uri`]: `amqp://` and `nats://` URLs -> NATS servers, credentials, namespace;
 //! - [`expiration`]: the `expiration` property as RabbitMQ parses it, and effective TTLs;
+//! - [`dead_letter`]: dead-letter targets and `x-death` headers, as RabbitMQ writes them;
 //! - [`subject`]: the [`SubjectMapper`] from AMQP names to NATS subjects and filters;
 //! - [`routing`]: RabbitMQ's topology and routing rules as pure values.
 //!
@@ -31,6 +32,7 @@ pub use amq_protocol::protocol::{AMQPError, AMQPErrorKind, AMQPHardError, AMQPSo
 
 pub mod confirmation;
 pub mod connection_properties;
+pub mod dead_letter;
 pub mod error;
 pub mod exchange;
 pub mod expiration;

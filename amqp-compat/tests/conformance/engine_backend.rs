@@ -6,18 +6,26 @@
 use std::collections::{HashMap, VecDeque};
 
 use amqp_compat::{
-    Error,
+    BasicProperties, Error,
+    dead_letter::{self, Death, DeathReason},
     expiration::{check_publish, effective_ttl},
     options::{ExchangeDeleteOptions, QueueDeleteOptions},
     routing::Topology,
 };
 
-use super::ops::{Backend, Msg, Obs, Op};
+use super::ops::{Backend, FullMsg, Msg, Obs, Op, render};
+
+/// A stored message: what `basic_get` shows, plus what dead-lettering needs.
+struct Stored {
+    msg: Msg,
+    exchange: String,
+    props: BasicProperties,
+}
 
 #[derive(Default)]
 pub struct EngineBackend {
     topology: Topology,
-    queues: HashMap<String, VecDeque<Msg>>,
+    queues: HashMap<String, VecDeque<Stored>>,
     /// Consumer tag -> (connection, queue).
     consumers: HashMap<String, (usize, String)>,
 }
@@ -65,6 +73,58 @@ impl EngineBackend {
     fn sync(&mut self) {
         let t = &self.topology;
         self.queues.retain(|q, _| t.queue(q).is_some());
+    }
+
+    fn check_queue(&self, queue: &str, conn: usize) -> amqp_compat::Result<()> {
+        if self.topology.queue(queue).is_none() {
+            return Err(Error::not_found(format!("no queue '{queue}' in vhost '/'")));
+        }
+        self.topology.check_exclusive_access(queue, &owner(conn))
+    }
+
+    fn pop(&mut self, queue: &str) -> Option<Msg> {
+        let q = self.queues.entry(queue.to_owned()).or_default();
+        let mut m = q.pop_front()?.msg;
+        m.message_count = Some(u32::try_from(q.len()).unwrap_or(u32::MAX));
+        Some(m)
+    }
+
+    /// Rejected with `requeue = false`: the copy goes to the queue's dead-letter exchange.
+    fn dead_letter(&mut self, queue: &str, stored: &Stored) {
+        let Some(decl) = self.topology.queue(queue) else {
+            return;
+        };
+        let Some(target) = dead_letter::target(decl, &stored.msg.routing_key) else {
+            return;
+        };
+        let death = Death {
+            queue: queue.to_owned(),
+            reason: DeathReason::Rejected,
+            exchange: stored.exchange.clone(),
+            routing_keys: vec![stored.msg.routing_key.clone()],
+            time: 0,
+        };
+        let props = dead_letter::dead_letter_properties(&stored.props, &death);
+        // A missing dead-letter exchange drops the message, as in RabbitMQ.
+        let Ok(route) = self.topology.route(
+            &target.exchange,
+            &target.routing_key,
+            props.headers().as_ref(),
+        ) else {
+            return;
+        };
+        for q in route.queues {
+            let msg = Msg {
+                routing_key: target.routing_key.clone(),
+                ..stored.msg.clone()
+            };
+            let copy = Stored {
+                msg,
+                exchange: target.exchange.clone(),
+                props: props.clone(),
+            };
+            self.queues.entry(q).or_default().push_back(copy);
+        }
     }
 
     fn depth(&self, q: &str) -> u32 {
@@ -201,13 +261,26 @@ impl Backend for EngineBackend {
                         if effective_ttl(ttl, queue_ttl) == Some(0) && no_consumer {
                             continue;
                         }
-                        self.queues.entry(q.clone()).or_default().push_back(Msg {
+                        let mut props = BasicProperties::default();
+                        if let Some(h) = headers {
+                            props = props.with_headers(h.clone());
+                        }
+                        if let Some(e) = expiration {
+                            props = props.with_expiration(e.as_str().into());
+                        }
+                        let msg = Msg {
                             routing_key: key.clone(),
                             body: body.clone(),
                             redelivered: false,
                             delivery_tag: None,
                             message_count: None,
-                        });
+                        };
+                        let stored = Stored {
+                            msg,
+                            exchange: exchange.clone(),
+                            props,
+                        };
+                        self.queues.entry(q.clone()).or_default().push_back(stored);
                     }
                     let returned = (*mandatory && route.is_unroutable()).then_some(312);
                     Obs::Published {
@@ -223,11 +296,7 @@ impl Backend for EngineBackend {
                 } else if let Err(e) = self.topology.check_exclusive_access(queue, &owner(*conn)) {
                     obs_err(e)
                 } else {
-                    let q = self.queues.entry(queue.clone()).or_default();
-                    Obs::Got(q.pop_front().map(|mut m| {
-                        m.message_count = Some(u32::try_from(q.len()).unwrap_or(u32::MAX));
-                        m
-                    }))
+                    Obs::Got(self.pop(queue))
                 }
             }
             Op::Drain { conn, queue } => {
@@ -236,13 +305,8 @@ impl Backend for EngineBackend {
                 } else if let Err(e) = self.topology.check_exclusive_access(queue, &owner(*conn)) {
                     obs_err(e)
                 } else {
-                    Obs::Drained(
-                        self.queues
-                            .entry(queue.clone())
-                            .or_default()
-                            .drain(..)
-                            .collect(),
-                    )
+                    let q = self.queues.entry(queue.clone()).or_default();
+                    Obs::Drained(q.drain(..).map(|s| s.msg).collect())
                 }
             }
             Op::Consume {
@@ -281,6 +345,33 @@ impl Backend for EngineBackend {
                 self.topology.connection_closed(&owner(*conn));
                 Obs::Ok
             }
+            Op::GetReject { conn, queue } => match self.check_queue(queue, *conn) {
+                Err(e) => obs_err(e),
+                Ok(()) => {
+                    let Some(stored) = self.queues.get_mut(queue).and_then(VecDeque::pop_front)
+                    else {
+                        return Obs::Got(None);
+                    };
+                    let left = self.depth(queue);
+                    self.dead_letter(queue, &stored);
+                    let mut msg = stored.msg;
+                    msg.message_count = Some(left);
+                    Obs::Got(Some(msg))
+                }
+            },
+            Op::DrainFull { conn, queue } => match self.check_queue(queue, *conn) {
+                Err(e) => obs_err(e),
+                Ok(()) => {
+                    let q = self.queues.entry(queue.clone()).or_default();
+                    let full = |s: Stored| FullMsg {
+                        exchange: s.exchange,
+                        routing_key: s.msg.routing_key,
+                        body: s.msg.body,
+                        headers: s.props.headers().as_ref().map_or_else(String::new, render),
+                    };
+                    Obs::DrainedFull(q.drain(..).map(full).collect())
+                }
+            },
             Op::Qos { .. }
             | Op::Receive { .. }
             | Op::Ack { .. }

@@ -8,7 +8,7 @@ use lapin::{
     options as lo,
 };
 
-use super::ops::{Backend, Msg, Obs, Op};
+use super::ops::{Backend, FullMsg, Msg, Obs, Op, render};
 
 pub struct LapinBackend {
     url: String,
@@ -108,6 +108,8 @@ impl Backend for LapinBackend {
             | Op::Publish { conn, .. }
             | Op::Get { conn, .. }
             | Op::Drain { conn, .. }
+            | Op::GetReject { conn, .. }
+            | Op::DrainFull { conn, .. }
             | Op::Qos { conn, .. }
             | Op::Consume { conn, .. }
             | Op::Ack { conn, .. }
@@ -327,6 +329,43 @@ impl Backend for LapinBackend {
                     {
                         Ok(Some(m)) => out.push(msg(&m.delivery, false, None)),
                         Ok(None) => return Obs::Drained(out),
+                        Err(e) => return obs_err(e),
+                    }
+                }
+            }
+            Op::GetReject { queue, .. } => {
+                let o = lo::BasicGetOptions { no_ack: false };
+                match ch.basic_get(queue.as_str().into(), o).await {
+                    Ok(Some(m)) => {
+                        let reject = lo::BasicRejectOptions { requeue: false };
+                        if let Err(e) = ch.basic_reject(m.delivery.delivery_tag, reject).await {
+                            return obs_err(e);
+                        }
+                        Obs::Got(Some(msg(&m.delivery, false, Some(m.message_count))))
+                    }
+                    Ok(None) => Obs::Got(None),
+                    Err(e) => obs_err(e),
+                }
+            }
+            Op::DrainFull { queue, .. } => {
+                let mut out = Vec::new();
+                let o = lo::BasicGetOptions { no_ack: true };
+                loop {
+                    match ch.basic_get(queue.as_str().into(), o).await {
+                        Ok(Some(m)) => {
+                            let d = &m.delivery;
+                            out.push(FullMsg {
+                                exchange: d.exchange.to_string(),
+                                routing_key: d.routing_key.to_string(),
+                                body: String::from_utf8_lossy(&d.data).into_owned(),
+                                headers: d
+                                    .properties
+                                    .headers()
+                                    .as_ref()
+                                    .map_or_else(String::new, render),
+                            });
+                        }
+                        Ok(None) => return Obs::DrainedFull(out),
                         Err(e) => return obs_err(e),
                     }
                 }

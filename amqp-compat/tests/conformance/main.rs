@@ -51,6 +51,18 @@ async fn rabbitmq_and_the_routing_engine_agree() {
         let mut engine = EngineBackend::default();
         let theirs = run(&mut lapin, &scenario).await;
         let ours = run(&mut engine, &scenario).await;
+        // CONFORMANCE_SHOW=<scenario name prefix> prints every observation of those scenarios.
+        if std::env::var("CONFORMANCE_SHOW").is_ok_and(|p| scenario.name.starts_with(&p)) {
+            for (i, (r, e)) in theirs.iter().zip(&ours).enumerate() {
+                eprintln!(
+                    "[{}] {i}: {:?}\n  {}: {r:?}\n  {}: {e:?}",
+                    scenario.name,
+                    scenario.steps[i].op,
+                    lapin.name(),
+                    engine.name()
+                );
+            }
+        }
         for (i, ((step, r), e)) in scenario.steps.iter().zip(&theirs).zip(&ours).enumerate() {
             if !expected(&step.expect, r) {
                 problems.push(format!(

@@ -79,6 +79,16 @@ pub enum Op {
         queue: String,
         no_ack: bool,
     },
+    /// `basic_get` then `basic_reject(requeue = false)`: dead-letters the message.
+    GetReject {
+        conn: usize,
+        queue: String,
+    },
+    /// Like `Drain`, observing each message's exchange and headers too.
+    DrainFull {
+        conn: usize,
+        queue: String,
+    },
     /// `basic_get` + ack until the queue is empty.
     Drain {
         conn: usize,
@@ -137,6 +147,54 @@ pub struct Msg {
     pub message_count: Option<u32>,
 }
 
+/// A message with what `Msg` leaves out: the exchange it was published (or dead-lettered) to,
+/// and its headers rendered by [`render`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FullMsg {
+    pub exchange: String,
+    pub routing_key: String,
+    pub body: String,
+    pub headers: String,
+}
+
+/// A header table as text for comparison: keys in order, integers of every width alike, the
+/// `time` of `x-death` entries left out (it is the broker's clock), and `x-last-death-*` left
+/// out (RabbitMQ 3.10 does not write them; amqp-compat does, as RabbitMQ 3.13+).
+pub fn render(table: &FieldTable) -> String {
+    use amqp_compat::types::AMQPValue as V;
+    fn value(v: &V) -> String {
+        match v {
+            V::LongString(s) => format!("{:?}", String::from_utf8_lossy(s.as_bytes())),
+            V::ShortString(s) => format!("{:?}", s.as_str()),
+            V::ShortShortInt(i) => i.to_string(),
+            V::ShortShortUInt(i) => i.to_string(),
+            V::ShortInt(i) => i.to_string(),
+            V::ShortUInt(i) => i.to_string(),
+            V::LongInt(i) => i.to_string(),
+            V::LongUInt(i) => i.to_string(),
+            V::LongLongInt(i) => i.to_string(),
+            V::Timestamp(_) => "<timestamp>".into(),
+            V::FieldArray(a) => format!(
+                "[{}]",
+                a.as_slice()
+                    .iter()
+                    .map(value)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            V::FieldTable(t) => render(t),
+            other => format!("{other:?}"),
+        }
+    }
+    let fields: Vec<String> = table
+        .inner()
+        .iter()
+        .filter(|(k, _)| k.as_str() != "time" && !k.as_str().starts_with("x-last-death-"))
+        .map(|(k, v)| format!("{}: {}", k.as_str(), value(v)))
+        .collect();
+    format!("{{{}}}", fields.join(", "))
+}
+
 /// What a backend observed for one step.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Obs {
@@ -162,6 +220,8 @@ pub enum Obs {
     Got(Option<Msg>),
     Drained(Vec<Msg>),
     Received(Vec<Msg>),
+    /// Messages with their exchange and headers ([`render`]ed).
+    DrainedFull(Vec<FullMsg>),
     Count(u32),
     /// This backend cannot run this operation (yet).
     NotApplicable,

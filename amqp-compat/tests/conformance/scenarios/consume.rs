@@ -161,3 +161,52 @@ pub fn expiration() -> Scenario {
         .op(super::delete_queue(0, "ex.ttl0", false, false), Expect::Any)
         .done("per-message expiration: what parses, and \"0\" on a queue without consumers")
 }
+
+pub fn dead_letters() -> Scenario {
+    use amqp_compat::ExchangeKind;
+    let with_dlx = super::t(&[("x-dead-letter-exchange", super::s("dl.dlx"))]);
+    let with_dlrk = super::t(&[
+        ("x-dead-letter-exchange", super::s("dl.dlx")),
+        ("x-dead-letter-routing-key", super::s("rk")),
+    ]);
+    let back = super::t(&[("x-dead-letter-exchange", super::s("dl.work"))]);
+    let full = |q: &str| Op::DrainFull {
+        conn: 0,
+        queue: q.into(),
+    };
+    let reject = |q: &str| Op::GetReject {
+        conn: 0,
+        queue: q.into(),
+    };
+    B::new()
+        .exchange("dl.dlx", ExchangeKind::Topic)
+        .exchange("dl.work", ExchangeKind::Direct)
+        .queue_x(
+            "dl.q1",
+            QueueDeclareOptions::default(),
+            with_dlx,
+            Expect::Any,
+        )
+        .queue_x(
+            "dl.q2",
+            QueueDeclareOptions::default(),
+            with_dlrk,
+            Expect::Any,
+        )
+        .queue_x("dl.dead", QueueDeclareOptions::default(), back, Expect::Any)
+        .op(super::purge("dl.q1"), Expect::Any)
+        .op(super::purge("dl.q2"), Expect::Any)
+        .op(super::purge("dl.dead"), Expect::Any)
+        .bind("dl.q1", "dl.work", "job")
+        .bind("dl.dead", "dl.dlx", "#")
+        .publish("dl.work", "job", "first")
+        .publish_e("", "dl.q2", "second", "60000", Expect::Any)
+        .op(reject("dl.q1"), Expect::Any)
+        .op(reject("dl.q2"), Expect::Any)
+        // Dead-lettered twice: from dl.q1 (rejected), then from dl.dead back to dl.work -> dl.q1.
+        .op(reject("dl.dead"), Expect::Any)
+        .op(reject("dl.q1"), Expect::Any)
+        .op(full("dl.dead"), Expect::Any)
+        .op(full("dl.q1"), Expect::Any)
+        .done("dead letters: x-death, x-first-death-*, routing key, repeated deaths")
+}

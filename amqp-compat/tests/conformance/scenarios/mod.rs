@@ -34,6 +34,7 @@ pub fn all() -> Vec<Scenario> {
         consume::nack_requeue(),
         consume::auto_delete(),
         consume::expiration(),
+        consume::dead_letters(),
     ]
 }
 
