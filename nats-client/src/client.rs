@@ -88,7 +88,18 @@ impl Client {
                     first = Some(est);
                     break;
                 }
-                Err(e) => last_error = Some(e),
+                Err(e) => {
+                    // The channel does not exist yet; the callback can hear why.
+                    if let (Some(callback), Some(error)) =
+                        (&opts.event_callback, connection::handshake_server_error(&e))
+                    {
+                        callback(&Event::ServerError {
+                            server: addr.to_string(),
+                            error,
+                        });
+                    }
+                    last_error = Some(e);
+                }
             }
         }
         if first.is_none() && !opts.retry_on_initial_connect {

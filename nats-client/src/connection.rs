@@ -12,11 +12,13 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-use crate::events::Event;
-use crate::handshake::{Established, establish};
+use crate::error::ConnectError;
+use crate::events::{DisconnectReason, Event};
+use crate::handshake::{Established, establish, inbound_limits};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
 use crate::lock;
 use crate::outbound::{Chunk, LinkState};
+use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
 use crate::shared::Shared;
 
 /// Why serving a connection stopped.
@@ -24,7 +26,7 @@ enum Stop {
     /// The client closed; everything accepted was written.
     Closed,
     /// The connection was lost; reconnect.
-    Lost(String),
+    Lost(DisconnectReason),
     /// The server is in lame-duck mode and a replacement connection is ready.
     Handoff(Box<Established>),
 }
@@ -51,13 +53,19 @@ pub(crate) async fn run(
                 None => break,
             },
         };
-        let server = est.addr.to_string();
+        let addr = est.addr.clone();
+        let server = addr.to_string();
         let mut chunk = Chunk::default();
         let (stop, old) = serve(&shared, est, &mut chunk, tls.as_ref(), retiring.take()).await;
         match stop {
             Stop::Closed => break,
             Stop::Lost(reason) => {
                 warn!(%server, %reason, "connection lost");
+                if let DisconnectReason::ServerError(e) = &reason
+                    && e.is_auth_error()
+                {
+                    lock(&shared.pool).auth_failed(&addr, &e.kind);
+                }
                 unsent = go_offline(&shared, &mut chunk);
                 shared.emit(Event::Disconnected { server, reason });
                 reconnecting = true;
@@ -167,22 +175,38 @@ async fn reconnect(
         if matches!(shared.state(), LinkState::Closing | LinkState::Closed) {
             return None;
         }
-        let Some((addr, wait)) = lock(&shared.pool).next(Instant::now()) else {
+        let next = lock(&shared.pool).next(Instant::now());
+        let Some((addr, wait, attempt)) = next else {
             warn!("no server left to reconnect to");
+            shared.emit(Event::ReconnectsExhausted);
             return None;
         };
+        shared.emit(Event::Reconnecting {
+            attempt,
+            server: addr.to_string(),
+            delay: wait,
+        });
         if !wait.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
                 _ = shared.close_wake.notified() => continue,
             }
         }
-        debug!(server = %addr, "reconnecting");
+        debug!(server = %addr, attempt, "reconnecting");
         match establish(&addr, &shared.opts, tls).await {
             Ok(est) => return Some(est),
             Err(e) => {
                 warn!(server = %addr, error = %e, "reconnect attempt failed");
                 lock(&shared.pool).failed(&addr, &shared.opts.reconnect_delay, Instant::now());
+                if let Some(error) = handshake_server_error(&e) {
+                    if error.is_auth_error() {
+                        lock(&shared.pool).auth_failed(&addr, &error.kind);
+                    }
+                    shared.emit(Event::ServerError {
+                        server: addr.to_string(),
+                        error,
+                    });
+                }
             }
         }
     }
@@ -263,9 +287,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
             _ => {}
         }
         match rd.read_buf(buf).await {
-            Ok(0) => return Stop::Lost("server closed the connection".into()),
+            Ok(0) => return Stop::Lost(DisconnectReason::ServerClosed),
             Ok(_) => {}
-            Err(e) => return Stop::Lost(format!("read error: {e}")),
+            Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
         }
     }
 }
@@ -283,7 +307,7 @@ fn handle_buffered(
         let op = match parser.parse(buf) {
             Ok(Some(op)) => op,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(Stop::Lost(format!("protocol error: {e}"))),
+            Err(e) => return Err(Stop::Lost(DisconnectReason::Protocol(e))),
         };
         if let ServerOp::Msg(msg) = op {
             let table = subs.get_or_insert_with(|| lock(&shared.subs));
@@ -314,18 +338,55 @@ fn handle_buffered(
                     .as_ref()
                     .map(ToString::to_string)
                     .unwrap_or_default();
+                parser.set_limits(inbound_limits(&info));
                 *lock(&shared.info) = Arc::new(*info);
                 if ldm {
                     shared.emit(Event::LameDuck { server });
                     lame_duck.notify_one();
                 }
             }
-            ServerOp::Err(message) => {
-                warn!(%message, "server error");
-                shared.emit(Event::ServerError { message });
-            }
+            ServerOp::Err(text) => server_error(shared, &text)?,
+            ServerOp::BadMsg(bad) => shared.undeliverable(bad),
             ServerOp::Ok | ServerOp::Msg(_) => {}
         }
+    }
+}
+
+/// An `-ERR` on a live connection, handled as the table on [`ServerErrorKind`] says:
+/// always an event; a refused subscription ends; stale connection, maximum connections and
+/// auth errors end the connection (the server closes it anyway).
+fn server_error(shared: &Shared, text: &str) -> Result<(), Stop> {
+    let error = ServerError::parse(text);
+    let server = lock(&shared.server)
+        .as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    warn!(%server, error = %error, "server error");
+    shared.emit(Event::ServerError {
+        server,
+        error: error.clone(),
+    });
+    if let ServerErrorKind::PermissionsViolation {
+        operation: PermissionOperation::Subscribe,
+        subject,
+        queue,
+    } = &error.kind
+    {
+        shared.refuse_subscriptions(subject, queue.as_deref(), &error);
+    }
+    if error.ends_connection() {
+        return Err(Stop::Lost(DisconnectReason::ServerError(error)));
+    }
+    Ok(())
+}
+
+/// The `-ERR` a failed handshake got from the server, if that is why it failed.
+pub(crate) fn handshake_server_error(e: &ConnectError) -> Option<ServerError> {
+    match e {
+        ConnectError::AuthorizationViolation(text) | ConnectError::Server(text) => {
+            Some(ServerError::parse(text))
+        }
+        _ => None,
     }
 }
 
@@ -343,14 +404,17 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
             continue;
         }
         match wr.write(&chunk.bytes[chunk.written..]).await {
-            Ok(0) => return Stop::Lost("write returned zero bytes".into()),
+            Ok(0) => {
+                let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                return Stop::Lost(DisconnectReason::io(&e));
+            }
             Ok(n) => chunk.written += n,
-            Err(e) => return Stop::Lost(format!("write error: {e}")),
+            Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
         }
         if chunk.is_done()
             && let Err(e) = wr.flush().await
         {
-            return Stop::Lost(format!("flush error: {e}"));
+            return Stop::Lost(DisconnectReason::io(&e));
         }
     }
 }
@@ -394,9 +458,7 @@ async fn keep_alive(shared: &Shared) -> Stop {
         tick.tick().await;
         let out = shared.pings_out.fetch_add(1, Relaxed);
         if out >= shared.opts.max_pings_out {
-            return Stop::Lost(format!(
-                "{out} keep-alive PINGs unanswered: stale connection"
-            ));
+            return Stop::Lost(DisconnectReason::PingTimeout { unanswered: out });
         }
         lock(&shared.out).ping_wanted = true;
         shared.writer_wake.notify_one();

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use nats_proto::{ConnectInfo, Encoder, Parser, ServerInfo, ServerOp};
+use nats_proto::{ConnectInfo, Encoder, Parser, ParserLimits, ServerInfo, ServerOp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info_span};
@@ -13,6 +13,7 @@ use crate::addr::ServerAddr;
 use crate::auth::fill_connect;
 use crate::error::ConnectError;
 use crate::options::ConnectOptions;
+use crate::server_error::ServerError;
 use crate::tls;
 use crate::transport::Transport;
 
@@ -71,10 +72,12 @@ async fn handshake(
         let tls = tls::upgrade(tcp, tls_config()?, &addr.host, &server).await?;
         let mut t = Transport::Tls(Box::new(tls));
         let info = read_info(&mut t, &mut parser, &mut buf, &server).await?;
+        parser.set_limits(inbound_limits(&info));
         (t, info)
     } else {
         let mut t = Transport::Tcp(tcp);
         let info = read_info(&mut t, &mut parser, &mut buf, &server).await?;
+        parser.set_limits(inbound_limits(&info));
         let want = wants_tls(addr, opts);
         if want && !info.tls_required && !info.tls_available {
             return Err(ConnectError::TlsMismatch {
@@ -130,14 +133,17 @@ async fn handshake(
         match next_op(&mut transport, &mut parser, &mut buf, &server).await? {
             ServerOp::Pong => break,
             ServerOp::Err(text) => return Err(classify_handshake_error(text)),
-            ServerOp::Info(new) => info = *new,
+            ServerOp::Info(new) => {
+                parser.set_limits(inbound_limits(&new));
+                info = *new;
+            }
             ServerOp::Ping => {
                 transport
                     .write_all(b"PONG\r\n")
                     .await
                     .map_err(|e| transport_error(&server, &e))?;
             }
-            ServerOp::Ok | ServerOp::Msg(_) => {}
+            ServerOp::Ok | ServerOp::Msg(_) | ServerOp::BadMsg(_) => {}
         }
     }
     debug!(server_id = %info.server_id, version = %info.version, "connected");
@@ -173,15 +179,32 @@ fn unreachable_transport() -> Result<std::convert::Infallible, ConnectError> {
     })
 }
 
+/// An `-ERR` during the handshake: one of the auth kinds of [`ServerError`] is an
+/// authorization violation, anything else a server error (the text is classified again where
+/// it is reported, see `connection::handshake_server_error`).
 fn classify_handshake_error(text: String) -> ConnectError {
-    let lower = text.to_ascii_lowercase();
-    if lower.contains("authorization")
-        || lower.contains("authentication")
-        || lower.contains("user authentication")
-    {
+    if ServerError::parse(&text).is_auth_error() {
         ConnectError::AuthorizationViolation(text)
     } else {
         ConnectError::Server(text)
+    }
+}
+
+/// Headers the server may add to a message after the publisher's `max_payload` check
+/// (JetStream republish, sources and mirrors, direct gets): allowed on top of `max_payload`.
+pub(crate) const HEADER_ALLOWANCE: usize = 64 * 1024;
+
+/// What the parser accepts from a server: messages up to its announced `max_payload` plus
+/// [`HEADER_ALLOWANCE`], so a server cannot make us buffer far more than it said it would send
+/// (the defaults when it announced none).
+pub(crate) fn inbound_limits(info: &ServerInfo) -> ParserLimits {
+    let defaults = ParserLimits::default();
+    if info.max_payload == 0 {
+        return defaults;
+    }
+    ParserLimits {
+        max_payload: info.max_payload.saturating_add(HEADER_ALLOWANCE),
+        ..defaults
     }
 }
 

@@ -269,6 +269,7 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
                         handler(msg);
                     }
                 }
+                Ok(Some(ServerOp::BadMsg(bad))) => shared.undeliverable(bad),
                 Ok(Some(ServerOp::Pong)) if old.stray_pongs > 0 => old.stray_pongs -= 1,
                 Ok(Some(ServerOp::Pong)) if until_pong => return,
                 Ok(Some(ServerOp::Ping)) => old.owed_pongs += 1,

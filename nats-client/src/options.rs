@@ -8,6 +8,7 @@ use crate::addr::ToServerAddrs;
 use crate::auth::{AuthCallback, Credentials};
 use crate::client::Client;
 use crate::error::ConnectError;
+use crate::events::Event;
 use crate::reconnect::{Backoff, ReconnectDelay};
 
 /// How to connect, authenticate and behave. Build one, then call
@@ -47,7 +48,12 @@ pub struct ConnectOptions {
     pub(crate) retry_on_initial_connect: bool,
     pub(crate) event_capacity: usize,
     pub(crate) lame_duck_jitter: Duration,
+    pub(crate) event_callback: Option<EventCallback>,
 }
+
+/// A function called with every [`Event`], on the connection task (see
+/// [`ConnectOptions::event_callback`]).
+pub(crate) type EventCallback = Arc<dyn Fn(&Event) + Send + Sync>;
 
 /// TLS settings.
 #[derive(Clone, Default)]
@@ -83,6 +89,7 @@ impl Default for ConnectOptions {
             retry_on_initial_connect: false,
             event_capacity: 256,
             lame_duck_jitter: Duration::from_millis(500),
+            event_callback: None,
         }
     }
 }
@@ -102,6 +109,7 @@ impl std::fmt::Debug for ConnectOptions {
             .field("pending_bytes_limit", &self.pending_bytes_limit)
             .field("reconnect_buffer_size", &self.reconnect_buffer_size)
             .field("max_reconnects", &self.max_reconnects)
+            .field("event_callback", &self.event_callback.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -249,7 +257,9 @@ impl ConnectOptions {
     }
 
     /// Reconnect attempts per server before it is dropped from the pool (default 60;
-    /// `None` = forever).
+    /// `None` = forever): `Some(n)` makes exactly `n` attempts on each server after a loss
+    /// (`Some(0)`: none), counted since the server last accepted us. When no server is left,
+    /// the client sends [`Event::ReconnectsExhausted`] and closes.
     pub fn max_reconnects(mut self, attempts: Option<usize>) -> Self {
         self.max_reconnects = attempts;
         self
@@ -306,6 +316,26 @@ impl ConnectOptions {
     /// spreads a server's clients over the cluster instead of moving them all at once.
     pub fn lame_duck_jitter(mut self, max: Duration) -> Self {
         self.lame_duck_jitter = max;
+        self
+    }
+
+    /// Calls `callback` with every [`Event`], from the first `Connected` of
+    /// [`ConnectOptions::connect`] on (the [`Client::events`](crate::Client::events) channel
+    /// exists only once `connect` returns, so it cannot show that one). The callback runs on
+    /// the connection task, in order, before the event goes to the channel: it must be quick,
+    /// must not block, and must not call the client (it may run while the connection task
+    /// holds the subscription table); send the work to a channel or task for anything more.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), nats_client::ConnectError> {
+    /// let client = nats_client::ConnectOptions::new()
+    ///     .event_callback(|event| eprintln!("nats: {event}"))
+    ///     .connect("nats://127.0.0.1:4222")
+    ///     .await?;
+    /// # drop(client); Ok(()) }
+    /// ```
+    pub fn event_callback(mut self, callback: impl Fn(&Event) + Send + Sync + 'static) -> Self {
+        self.event_callback = Some(Arc::new(callback));
         self
     }
 

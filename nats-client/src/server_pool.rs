@@ -7,6 +7,7 @@ use rand::seq::SliceRandom;
 
 use crate::addr::ServerAddr;
 use crate::reconnect::ReconnectDelay;
+use crate::server_error::ServerErrorKind;
 
 #[derive(Debug, Clone)]
 struct Entry {
@@ -16,6 +17,8 @@ struct Entry {
     /// Not before this instant (backoff after a failure).
     ready_at: Option<Instant>,
     discovered: bool,
+    /// The auth error of the last attempt, if it failed on one (see [`ServerPool::auth_failed`]).
+    last_auth_error: Option<ServerErrorKind>,
 }
 
 /// Servers to (re)connect to, in the order they will be tried.
@@ -36,6 +39,7 @@ impl ServerPool {
                     failures: 0,
                     ready_at: None,
                     discovered: false,
+                    last_auth_error: None,
                 });
             }
         }
@@ -54,9 +58,13 @@ impl ServerPool {
         self.entries.iter().map(|e| e.addr.clone()).collect()
     }
 
-    /// The next server to try and how long to wait first: the first in order that is ready,
-    /// else the one ready soonest.
-    pub fn next(&self, now: Instant) -> Option<(ServerAddr, Duration)> {
+    /// The next server to try, how long to wait first, and which attempt on it this is
+    /// (1-based): the first in order that is ready, else the one ready soonest. Servers that
+    /// used up their `max_reconnects` attempts leave the pool here.
+    pub fn next(&mut self, now: Instant) -> Option<(ServerAddr, Duration, usize)> {
+        if let Some(max) = self.max_reconnects {
+            self.entries.retain(|e| e.failures < max);
+        }
         self.entries
             .iter()
             .map(|e| {
@@ -67,25 +75,36 @@ impl ServerPool {
                 )
             })
             .min_by_key(|(_, wait)| *wait)
-            .map(|(e, wait)| (e.addr.clone(), wait))
+            .map(|(e, wait)| (e.addr.clone(), wait, e.failures + 1))
     }
 
-    /// Records a failed attempt; drops the server once it has failed `max_reconnects` times
-    /// in a row. Returns whether it was dropped.
+    /// Records a failed attempt. Returns whether the server has now used up its
+    /// `max_reconnects` attempts (it leaves the pool at the next [`ServerPool::next`]).
     pub fn failed(&mut self, addr: &ServerAddr, delay: &ReconnectDelay, now: Instant) -> bool {
         let Some(i) = self.position(addr) else {
             return false;
         };
-        let e = &mut self.entries[i];
+        let mut e = self.entries.remove(i);
         e.failures += 1;
         e.ready_at = Some(now + delay.delay(e.failures));
-        if self.max_reconnects.is_some_and(|max| e.failures > max) {
+        let exhausted = self.max_reconnects.is_some_and(|max| e.failures >= max);
+        // Try the others before this one again.
+        self.entries.push(e);
+        exhausted
+    }
+
+    /// Records that `addr` refused our credentials with `kind`. The second time in a row
+    /// with the same kind, the server leaves the pool (nats.go closes the client instead);
+    /// returns whether it did.
+    pub fn auth_failed(&mut self, addr: &ServerAddr, kind: &ServerErrorKind) -> bool {
+        let Some(i) = self.position(addr) else {
+            return false;
+        };
+        if self.entries[i].last_auth_error.as_ref() == Some(kind) {
             self.entries.remove(i);
             return true;
         }
-        // Try the others before this one again.
-        let e = self.entries.remove(i);
-        self.entries.push(e);
+        self.entries[i].last_auth_error = Some(kind.clone());
         false
     }
 
@@ -96,6 +115,7 @@ impl ServerPool {
             let mut e = self.entries.remove(i);
             e.failures = 0;
             e.ready_at = None;
+            e.last_auth_error = None;
             self.entries.push(e);
         }
     }
@@ -125,6 +145,7 @@ impl ServerPool {
                     failures: 0,
                     ready_at: None,
                     discovered: true,
+                    last_auth_error: None,
                 };
                 let at = if self.randomize && !self.entries.is_empty() {
                     rand::random_range(0..=self.entries.len())
@@ -190,16 +211,55 @@ mod tests {
             Some(2),
         );
         let now = Instant::now();
-        let (first, wait) = pool.next(now).unwrap();
-        assert_eq!((first.port, wait), (1, Duration::ZERO));
+        let (first, wait, attempt) = pool.next(now).unwrap();
+        assert_eq!((first.port, wait, attempt), (1, Duration::ZERO, 1));
         assert!(!pool.failed(&first, &delay, now));
-        let (second, wait) = pool.next(now).unwrap();
-        assert_eq!((second.port, wait), (2, Duration::ZERO));
+        let (second, wait, attempt) = pool.next(now).unwrap();
+        assert_eq!((second.port, wait, attempt), (2, Duration::ZERO, 1));
         assert!(!pool.failed(&second, &delay, now));
-        let (_, wait) = pool.next(now).unwrap();
-        assert_eq!(wait, Duration::from_millis(100));
-        assert!(!pool.failed(&first, &delay, now));
+        let (again, wait, attempt) = pool.next(now).unwrap();
+        assert_eq!(
+            (again.port, wait, attempt),
+            (1, Duration::from_millis(100), 2)
+        );
+        // The second failed attempt is the last of max_reconnects = 2.
         assert!(pool.failed(&first, &delay, now));
+        let (left, _, attempt) = pool.next(now).unwrap();
+        assert_eq!((left.port, attempt), (2, 2));
         assert_eq!(pool.addrs().len(), 1);
+    }
+
+    #[test]
+    fn max_reconnects_is_the_number_of_attempts() {
+        let delay = ReconnectDelay::Callback(std::sync::Arc::new(|_| Duration::ZERO));
+        for max in [0, 1, 3] {
+            let mut pool = ServerPool::new(vec![addr("127.0.0.1:1")], false, Some(max));
+            let mut attempts = 0;
+            while let Some((a, _, _)) = pool.next(Instant::now()) {
+                attempts += 1;
+                pool.failed(&a, &delay, Instant::now());
+            }
+            assert_eq!(attempts, max, "max_reconnects = {max}");
+        }
+    }
+
+    #[test]
+    fn the_same_auth_error_twice_in_a_row_drops_the_server() {
+        let mut pool = ServerPool::new(vec![addr("127.0.0.1:1")], false, None);
+        let a = addr("127.0.0.1:1");
+        let expired = ServerErrorKind::AuthenticationExpired;
+        let violation = ServerErrorKind::AuthorizationViolation;
+        assert!(!pool.auth_failed(&a, &expired));
+        assert!(
+            !pool.auth_failed(&a, &violation),
+            "a different error: not twice"
+        );
+        pool.connected(&a);
+        assert!(
+            !pool.auth_failed(&a, &violation),
+            "a connection in between resets"
+        );
+        assert!(pool.auth_failed(&a, &violation));
+        assert!(pool.addrs().is_empty());
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use nats_proto::ServerInfo;
 use tokio::sync::{Notify, broadcast, watch};
+use tracing::warn;
 
 use crate::addr::ServerAddr;
 use crate::error::ClientError;
@@ -15,9 +16,10 @@ use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::{FlushWaiter, LinkState, Outbound};
 use crate::request::RequestMux;
+use crate::server_error::ServerError;
 use crate::server_pool::ServerPool;
 use crate::stats::Counters;
-use crate::subscription::{Handler, Pushed, SubEntry, Target};
+use crate::subscription::{Handler, Pushed, SubEntry, SubscriptionError, Target};
 
 pub(crate) struct Shared {
     /// The write buffer; lock order: `out` before `subs`.
@@ -70,8 +72,12 @@ impl Shared {
         }
     }
 
-    /// Sends an event without ever blocking; counts it when it pushes out an unread one.
+    /// Sends an event without ever blocking (to the callback first, if there is one); counts
+    /// it when it pushes out an unread one.
     pub fn emit(&self, event: Event) {
+        if let Some(callback) = &self.opts.event_callback {
+            callback(&event);
+        }
         if self.events.receiver_count() == 0 {
             return;
         }
@@ -215,6 +221,61 @@ impl Shared {
             q.close();
         }
         handed_back
+    }
+
+    /// A well-framed message that cannot be a [`Message`]: counted, reported, and handed to its
+    /// subscription as an error. The connection is not affected.
+    pub fn undeliverable(&self, bad: Box<nats_proto::BadMsg>) {
+        self.stats.undeliverable_msgs.fetch_add(1, Relaxed);
+        let (sid, error) = (bad.sid, bad.error.clone());
+        warn!(sid, %error, "undeliverable message");
+        let mut subs = lock(&self.subs);
+        if let Some(entry) = subs.get_mut(&sid) {
+            // It used up one of the subscription's messages on the server all the same.
+            entry.delivered += 1;
+            let done = entry.max.is_some_and(|max| entry.delivered >= max);
+            if let Target::Queue(q) = &entry.target {
+                q.push_error(SubscriptionError::Undeliverable(bad), done);
+            }
+            if done {
+                subs.remove(&sid);
+            }
+        }
+        drop(subs);
+        self.emit(Event::UndeliverableMessage { sid, error });
+    }
+
+    /// The server refused subscriptions to `subject` (in `queue`): they can never get a
+    /// message, so their streams end, with the error for [`Subscriber::take_errors`]
+    /// (handler subscriptions are forgotten). Returns how many there were.
+    ///
+    /// [`Subscriber::take_errors`]: crate::Subscriber::take_errors
+    pub fn refuse_subscriptions(
+        &self,
+        subject: &str,
+        queue: Option<&str>,
+        error: &ServerError,
+    ) -> usize {
+        let mut subs = lock(&self.subs);
+        let refused: Vec<u64> = subs
+            .iter()
+            .filter(|(_, e)| {
+                e.subject == subject
+                    && e.queue_group.as_deref() == queue
+                    && !matches!(e.target, Target::Requests)
+            })
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in &refused {
+            if let Some(SubEntry {
+                target: Target::Queue(q),
+                ..
+            }) = subs.remove(sid)
+            {
+                q.push_error(SubscriptionError::Refused(error.clone()), true);
+            }
+        }
+        refused.len()
     }
 
     /// Resolves the flush calls of the oldest outstanding PING.

@@ -12,6 +12,7 @@ pub(crate) struct Counters {
     pub connects: AtomicU64,
     pub reconnects: AtomicU64,
     pub dropped_events: AtomicU64,
+    pub undeliverable_msgs: AtomicU64,
 }
 
 /// A snapshot of a client's counters.
@@ -33,6 +34,10 @@ pub struct Statistics {
     pub reconnects: u64,
     /// Events not delivered because no listener kept up.
     pub dropped_events: u64,
+    /// Well-framed messages that could not be represented as a [`Message`](crate::Message)
+    /// (a subject that is not UTF-8, a malformed header block): not delivered, but the
+    /// connection kept (see [`SubscriptionError::Undeliverable`](crate::SubscriptionError)).
+    pub undeliverable_msgs: u64,
 }
 
 impl Counters {
@@ -46,6 +51,7 @@ impl Counters {
             connects: self.connects.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             dropped_events: self.dropped_events.load(Relaxed),
+            undeliverable_msgs: self.undeliverable_msgs.load(Relaxed),
         }
     }
 }

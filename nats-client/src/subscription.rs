@@ -18,6 +18,27 @@ use crate::client::Client;
 use crate::error::ClientError;
 use crate::lock;
 use crate::message::Message;
+use crate::server_error::ServerError;
+
+/// Errors kept per subscription until [`Subscriber::take_errors`] reads them; beyond this,
+/// the oldest give way (each is also an event and counted in statistics).
+const MAX_KEPT_ERRORS: usize = 64;
+
+/// Something a subscription could not deliver, or why it ended early. Read them with
+/// [`Subscriber::take_errors`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscriptionError {
+    /// A well-framed message for this subscription cannot be a [`Message`]: its subject or
+    /// reply subject is not UTF-8, or its header block does not parse. Its bytes are here as
+    /// received (so a JetStream message can still be acknowledged through its reply subject);
+    /// the messages after it were delivered as usual.
+    #[error("undeliverable message: {}", .0.error)]
+    Undeliverable(Box<nats_proto::BadMsg>),
+    /// The server refused the subscription (a permissions violation): the stream ends.
+    #[error("the server refused the subscription: {0}")]
+    Refused(ServerError),
+}
 
 /// What happened to a pushed message.
 #[derive(Debug, PartialEq, Eq)]
@@ -48,6 +69,7 @@ struct QueueInner {
     closed: bool,
     slow: bool,
     dropped: u64,
+    errors: VecDeque<SubscriptionError>,
 }
 
 impl SubQueue {
@@ -95,6 +117,27 @@ impl SubQueue {
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Records an error for the subscriber; with `close`, the stream also ends (after what is
+    /// queued).
+    pub fn push_error(&self, error: SubscriptionError, close: bool) {
+        let waker = {
+            let mut q = lock(&self.inner);
+            if q.errors.len() >= MAX_KEPT_ERRORS {
+                q.errors.pop_front();
+            }
+            q.errors.push_back(error);
+            q.closed |= close;
+            q.waker.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    fn take_errors(&self) -> Vec<SubscriptionError> {
+        lock(&self.inner).errors.drain(..).collect()
     }
 
     pub fn is_closed(&self) -> bool {
@@ -225,6 +268,28 @@ impl Subscriber {
     /// Messages dropped because this subscription was over its pending limits.
     pub fn dropped(&self) -> u64 {
         self.queue.dropped()
+    }
+
+    /// Errors recorded for this subscription since the last call, oldest first: messages that
+    /// could not be delivered, and why the stream ended early when the server refused the
+    /// subscription. A stream that ends while the client is open has its reason here. At most
+    /// the last 64 are kept; every one is also an [`Event`](crate::Event) and counted in
+    /// [`Statistics`](crate::Statistics).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_client::Client) -> Result<(), nats_client::ClientError> {
+    /// use futures::StreamExt;
+    /// let mut sub = client.subscribe("orders.>").await?;
+    /// while let Some(msg) = sub.next().await {
+    ///     println!("{}", msg.subject);
+    /// }
+    /// for error in sub.take_errors() {
+    ///     eprintln!("orders.>: {error}");
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn take_errors(&mut self) -> Vec<SubscriptionError> {
+        self.queue.take_errors()
     }
 
     /// Messages and bytes waiting to be read.

@@ -1,8 +1,7 @@
 //! Faults: what the client does when the server misbehaves. A fake server (a std
 //! `TcpListener` on 127.0.0.1 driven by a script) injects broken frames and early closes; the
 //! client must report a typed error or an `Event::Disconnected`, never panic, and recover on
-//! the next connection. A real server checks that `-ERR` permission violations become
-//! `Event::ServerError` and leave the connection usable.
+//! the next connection (`server_errors.rs` has the `-ERR` cases against real servers).
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
@@ -10,8 +9,10 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use futures::StreamExt;
-use nats_client::{Client, ConnectError, ConnectOptions, Event, State};
-use nats_tests::NatsServer;
+use nats_client::nats_proto::ProtoError;
+use nats_client::{
+    Client, ConnectError, ConnectOptions, DisconnectReason, Event, ServerErrorKind, State,
+};
 use tokio::sync::broadcast;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -127,7 +128,7 @@ async fn wait_event<T>(
     .expect("event within 5 s")
 }
 
-async fn disconnect_reason(events: &mut broadcast::Receiver<Event>) -> String {
+async fn disconnect_reason(events: &mut broadcast::Receiver<Event>) -> DisconnectReason {
     wait_event(events, |e| match e {
         Event::Disconnected { reason, .. } => Some(reason.clone()),
         _ => None,
@@ -170,7 +171,7 @@ async fn server_closing_mid_frame_disconnects_and_the_client_recovers() {
     let mut sub = client.subscribe("data").await.unwrap();
 
     let reason = disconnect_reason(&mut events).await;
-    assert!(reason.contains("closed"), "{reason}");
+    assert_eq!(reason, DisconnectReason::ServerClosed, "{reason}");
     wait_event(&mut events, |e| {
         matches!(e, Event::Reconnected { .. }).then_some(())
     })
@@ -192,7 +193,7 @@ async fn server_closing_mid_frame_disconnects_and_the_client_recovers() {
 }
 
 /// Feeds `frame` after the client subscribed and returns the disconnect reason.
-async fn disconnect_after(frame: &'static [u8]) -> String {
+async fn disconnect_after(frame: &'static [u8]) -> DisconnectReason {
     let (port, server) = fake_server(1, move |_, mut conn| {
         conn.handshake();
         conn.wait_for("SUB data ");
@@ -222,19 +223,37 @@ async fn disconnect_after(frame: &'static [u8]) -> String {
 #[tokio::test]
 async fn malformed_msg_frame_is_a_protocol_error_disconnect() {
     let reason = disconnect_after(b"MSG data x 3\r\nabc\r\n").await;
-    assert!(reason.contains("protocol error"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::Protocol(ProtoError::InvalidNumber { field: "sid", .. })
+        ),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
 async fn payload_longer_than_announced_is_a_protocol_error_disconnect() {
     let reason = disconnect_after(b"MSG data 1 3\r\nabcdef\r\n").await;
-    assert!(reason.contains("protocol error"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::Protocol(ProtoError::MissingPayloadTerminator { .. })
+        ),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
 async fn unknown_operation_is_a_protocol_error_disconnect() {
     let reason = disconnect_after(b"BOGUS stuff\r\n").await;
-    assert!(reason.contains("protocol error"), "{reason}");
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::Protocol(ProtoError::UnknownOp { .. })
+        ),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
@@ -307,39 +326,135 @@ async fn err_during_the_handshake_is_classified() {
     join(server).await;
 }
 
+/// The inbound cap follows the server's announced `max_payload` (plus the header allowance),
+/// also when an INFO update lowers it: a bigger message is a framing error, and the client
+/// reconnects instead of buffering what the server said it would never send.
 #[tokio::test]
-async fn permissions_violation_is_a_server_error_event() {
-    let server = NatsServer::with_auth(
-        "authorization { users: [ { user: a, password: b, \
-         permissions: { publish: { deny: [\"secret.>\"] } } } ] }",
-    );
-    let client = ConnectOptions::new()
-        .user_and_password("a", "b")
-        .connect(&server.url())
+async fn a_message_over_the_announced_max_payload_is_a_framing_error() {
+    const SMALL_INFO: &str = "INFO {\"server_id\":\"FAKE\",\"version\":\"2.10.0\",\
+        \"proto\":1,\"headers\":true,\"max_payload\":1024}\r\n";
+    let big = 1024 + 64 * 1024 + 1;
+    let (port, server) = fake_server(2, move |n, mut conn| {
+        conn.handshake();
+        conn.wait_for("SUB data ");
+        match n {
+            0 => {
+                // An INFO update lowers the limit, then a message over it.
+                conn.send(SMALL_INFO.as_bytes());
+                let mut frame = format!("MSG data 1 {big}\r\n").into_bytes();
+                frame.resize(frame.len() + big, b'x');
+                frame.extend_from_slice(b"\r\n");
+                conn.send(&frame);
+                while conn.line().is_some() {}
+            }
+            _ => {
+                // Within max_payload (1 MiB announced) plus the allowance: delivered.
+                let mut frame = format!("MSG data 1 {big}\r\n").into_bytes();
+                frame.resize(frame.len() + big, b'y');
+                frame.extend_from_slice(b"\r\n");
+                conn.send(&frame);
+                conn.wait_for("UNSUB");
+            }
+        }
+    });
+    let client = fast_reconnect()
+        .connect(&format!("nats://127.0.0.1:{port}"))
         .await
         .unwrap();
     let mut events = client.events();
-    let mut sub = client.subscribe(">").await.unwrap();
-    client.flush().await.unwrap();
-
-    client.publish("secret.x", "classified").await.unwrap();
-    let message = wait_event(&mut events, |e| match e {
-        Event::ServerError { message } => Some(message.clone()),
-        _ => None,
-    })
-    .await;
-    assert!(message.contains("Permissions Violation"), "{message}");
-    assert!(message.contains("secret.x"), "{message}");
-
-    // The connection stays up and usable; the denied message went nowhere.
-    client.publish("public.x", "fine").await.unwrap();
+    let mut sub = client.subscribe("data").await.unwrap();
+    let reason = disconnect_reason(&mut events).await;
+    assert!(
+        matches!(
+            reason,
+            DisconnectReason::Protocol(ProtoError::PayloadTooLarge { size, limit, .. })
+                if size == big && limit == 1024 + 64 * 1024
+        ),
+        "{reason}"
+    );
     let msg = tokio::time::timeout(WAIT, sub.next())
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(&*msg.subject, "public.x");
-    assert_eq!(client.connection_state(), State::Connected);
-    assert_eq!(client.statistics().reconnects, 0);
+    assert_eq!((msg.payload.len(), msg.payload[0]), (big, b'y'));
+    assert_eq!(
+        client.statistics().in_msgs,
+        1,
+        "the oversized one never counted"
+    );
+    drop(sub);
+    join(server).await;
+    close_cleanly(client).await;
+}
+
+/// A bare `-ERR` and an unknown text are typed events that leave the connection as it is; a
+/// `Stale Connection` ends it, and the client reconnects (nats.go's `processErr`).
+#[tokio::test]
+async fn err_texts_on_a_live_connection_follow_the_table() {
+    let (port, server) = fake_server(2, |n, mut conn| {
+        conn.handshake();
+        conn.wait_for("SUB data ");
+        if n == 0 {
+            conn.send(b"-ERR\r\n-ERR 'Something New'\r\nMSG data 1 5\r\nstill\r\n");
+            conn.wait_for("PUB ack ");
+            conn.send(b"-ERR 'Stale Connection'\r\n");
+            // The client must leave by itself.
+            while conn.line().is_some() {}
+        } else {
+            conn.send(b"MSG data 1 5\r\nagain\r\n");
+            conn.wait_for("UNSUB");
+        }
+    });
+    let client = fast_reconnect()
+        .connect(&format!("nats://127.0.0.1:{port}"))
+        .await
+        .unwrap();
+    let mut events = client.events();
+    let mut sub = client.subscribe("data").await.unwrap();
+    let mut errors = Vec::new();
+    for _ in 0..2 {
+        errors.push(
+            wait_event(&mut events, |e| match e {
+                Event::ServerError { error, .. } => Some(error.clone()),
+                _ => None,
+            })
+            .await,
+        );
+    }
+    let kinds: Vec<(ServerErrorKind, &str)> = errors
+        .iter()
+        .map(|e| (e.kind.clone(), e.text.as_str()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            (ServerErrorKind::Other, ""),
+            (ServerErrorKind::Other, "Something New")
+        ]
+    );
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&msg.payload[..], b"still", "the connection was kept");
+    client.publish("ack", "x").await.unwrap();
+    let reason = disconnect_reason(&mut events).await;
+    assert!(
+        matches!(
+            &reason,
+            DisconnectReason::ServerError(e) if e.kind == ServerErrorKind::StaleConnection
+        ),
+        "{reason}"
+    );
+    let msg = tokio::time::timeout(WAIT, sub.next())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&msg.payload[..], b"again", "reconnected");
+    assert_eq!(client.statistics().reconnects, 1);
+    drop(sub);
+    join(server).await;
+    close_cleanly(client).await;
 }
 
 #[tokio::test]

@@ -217,6 +217,14 @@ pub fn encode_server_op(buf: &mut BytesMut, op: &ServerOp) {
             buf.put_slice(b"\r\n");
         }
         ServerOp::Msg(msg) => encode_msg(buf, msg),
+        ServerOp::BadMsg(msg) => encode_raw_msg(
+            buf,
+            &msg.subject,
+            msg.sid,
+            msg.reply.as_deref(),
+            msg.headers.as_deref(),
+            &msg.payload,
+        ),
         ServerOp::Ping => buf.put_slice(b"PING\r\n"),
         ServerOp::Pong => buf.put_slice(b"PONG\r\n"),
         ServerOp::Ok => buf.put_slice(b"+OK\r\n"),
@@ -236,24 +244,44 @@ fn encode_msg(buf: &mut BytesMut, msg: &Msg) {
         encode_block(&mut block, status, msg.headers.as_ref().unwrap_or(&empty));
     }
     let has_headers = !block.is_empty();
-    buf.put_slice(if has_headers { b"HMSG " } else { b"MSG " });
-    buf.put_slice(msg.subject.as_bytes());
+    encode_raw_msg(
+        buf,
+        msg.subject.as_bytes(),
+        msg.sid,
+        msg.reply.as_ref().map(|r| r.as_bytes().as_ref()),
+        has_headers.then_some(&block[..]),
+        &msg.payload,
+    );
+}
+
+/// A MSG (or, with a header block, an HMSG) from its parts as bytes.
+fn encode_raw_msg(
+    buf: &mut BytesMut,
+    subject: &[u8],
+    sid: u64,
+    reply: Option<&[u8]>,
+    block: Option<&[u8]>,
+    payload: &[u8],
+) {
+    buf.put_slice(if block.is_some() { b"HMSG " } else { b"MSG " });
+    buf.put_slice(subject);
     buf.put_u8(b' ');
-    buf.put_slice(itoa::Buffer::new().format(msg.sid).as_bytes());
-    if let Some(reply) = &msg.reply {
+    buf.put_slice(itoa::Buffer::new().format(sid).as_bytes());
+    if let Some(reply) = reply {
         buf.put_u8(b' ');
-        buf.put_slice(reply.as_bytes());
+        buf.put_slice(reply);
     }
-    if has_headers {
+    if let Some(block) = block {
         buf.put_u8(b' ');
         buf.put_slice(itoa::Buffer::new().format(block.len()).as_bytes());
     }
+    let block = block.unwrap_or_default();
     buf.put_u8(b' ');
-    let total = block.len() + msg.payload.len();
+    let total = block.len() + payload.len();
     buf.put_slice(itoa::Buffer::new().format(total).as_bytes());
     buf.put_slice(b"\r\n");
-    buf.put_slice(&block);
-    buf.put_slice(&msg.payload);
+    buf.put_slice(block);
+    buf.put_slice(payload);
     buf.put_slice(b"\r\n");
 }
 

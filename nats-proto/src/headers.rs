@@ -9,6 +9,9 @@ use bytestring::ByteString;
 use crate::error::{ProtoError, excerpt};
 use crate::parser::find_newline;
 
+mod value;
+pub use value::HeaderValue;
+
 const VERSION_LINE: &[u8] = b"NATS/1.0";
 
 /// A status code carried on the header status line of a server message.
@@ -51,7 +54,10 @@ impl std::fmt::Display for StatusCode {
 /// A multi-valued, insertion-ordered header map.
 ///
 /// Small maps are the norm (a handful of fields), so a vector beats hashing here; values are
-/// zero-copy slices of the received frame.
+/// zero-copy slices of the received frame. Names and values are held losslessly as
+/// [`HeaderValue`]s: the `&str` methods ([`get`](HeaderMap::get), [`iter`](HeaderMap::iter),
+/// ...) see what is UTF-8, the `*_value` methods and [`entries`](HeaderMap::entries) see
+/// everything.
 ///
 /// ```
 /// use nats_proto::HeaderMap;
@@ -66,7 +72,7 @@ impl std::fmt::Display for StatusCode {
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HeaderMap {
-    entries: Vec<(ByteString, ByteString)>,
+    entries: Vec<(HeaderValue, HeaderValue)>,
 }
 
 impl HeaderMap {
@@ -75,52 +81,68 @@ impl HeaderMap {
         Self::default()
     }
 
-    /// The first value stored under exactly `name`.
+    /// The first value stored under exactly `name`, when that value is UTF-8 (see
+    /// [`HeaderMap::get_value`] for any bytes).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| &**v)
+        self.get_value(name).and_then(HeaderValue::as_str)
     }
 
-    /// The first value whose name equals `name` ignoring ASCII case.
+    /// The first value stored under exactly `name`, as received.
+    pub fn get_value(&self, name: &str) -> Option<&HeaderValue> {
+        self.entries
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    /// The first value whose name equals `name` ignoring ASCII case, when that value is UTF-8.
     pub fn get_ignore_case(&self, name: &str) -> Option<&str> {
         self.entries
             .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| &**v)
+            .find(|(n, _)| n.as_bytes().eq_ignore_ascii_case(name.as_bytes()))
+            .and_then(|(_, v)| v.as_str())
     }
 
-    /// Every value stored under exactly `name`, in insertion order.
+    /// Every UTF-8 value stored under exactly `name`, in insertion order (values that are not
+    /// UTF-8 are left out here; [`HeaderMap::get_all_values`] has them all).
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.get_all_values(name).filter_map(HeaderValue::as_str)
+    }
+
+    /// Every value stored under exactly `name`, in insertion order, as received.
+    pub fn get_all_values<'a>(
+        &'a self,
+        name: &'a str,
+    ) -> impl Iterator<Item = &'a HeaderValue> + 'a {
         self.entries
             .iter()
-            .filter(move |(n, _)| n == name)
-            .map(|(_, v)| &**v)
+            .filter(move |(n, _)| n.as_bytes() == name.as_bytes())
+            .map(|(_, v)| v)
     }
 
     /// Replaces every value of `name` with one value.
-    pub fn insert(&mut self, name: impl Into<ByteString>, value: impl Into<ByteString>) {
+    pub fn insert(&mut self, name: impl Into<HeaderValue>, value: impl Into<HeaderValue>) {
         let name = name.into();
         self.entries.retain(|(n, _)| *n != name);
         self.entries.push((name, value.into()));
     }
 
     /// Adds a value to `name`, keeping the ones already there.
-    pub fn append(&mut self, name: impl Into<ByteString>, value: impl Into<ByteString>) {
+    pub fn append(&mut self, name: impl Into<HeaderValue>, value: impl Into<HeaderValue>) {
         self.entries.push((name.into(), value.into()));
     }
 
     /// Removes every value of `name`; returns whether any was there.
     pub fn remove(&mut self, name: &str) -> bool {
         let before = self.entries.len();
-        self.entries.retain(|(n, _)| n != name);
+        self.entries
+            .retain(|(n, _)| n.as_bytes() != name.as_bytes());
         before != self.entries.len()
     }
 
-    /// Whether `name` has at least one value.
+    /// Whether `name` has at least one value (UTF-8 or not).
     pub fn contains(&self, name: &str) -> bool {
-        self.get(name).is_some()
+        self.get_value(name).is_some()
     }
 
     /// Number of (name, value) pairs.
@@ -133,9 +155,22 @@ impl HeaderMap {
         self.entries.is_empty()
     }
 
-    /// Every (name, value) pair in insertion order.
+    /// Every (name, value) pair whose name and value are UTF-8, in insertion order
+    /// ([`HeaderMap::entries`] has them all).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (&**n, &**v))
+        self.entries
+            .iter()
+            .filter_map(|(n, v)| Some((n.as_str()?, v.as_str()?)))
+    }
+
+    /// Every (name, value) pair in insertion order, as received.
+    pub fn entries(&self) -> impl Iterator<Item = (&HeaderValue, &HeaderValue)> {
+        self.entries.iter().map(|(n, v)| (n, v))
+    }
+
+    /// Whether every name and value is UTF-8 (then [`HeaderMap::iter`] sees every pair).
+    pub fn is_utf8(&self) -> bool {
+        self.entries.iter().all(|(n, v)| n.is_utf8() && v.is_utf8())
     }
 
     /// Checks every name and value can go on the wire unchanged: names are non-empty visible
@@ -145,11 +180,12 @@ impl HeaderMap {
             let reason = if name.is_empty() {
                 Some("empty name")
             } else if name
-                .bytes()
-                .any(|b| !(b'!'..=b'~').contains(&b) || b == b':')
+                .as_bytes()
+                .iter()
+                .any(|&b| !(b'!'..=b'~').contains(&b) || b == b':')
             {
                 Some("name must be visible ASCII without ':'")
-            } else if value.bytes().any(|b| b == b'\r' || b == b'\n') {
+            } else if value.as_bytes().iter().any(|&b| b == b'\r' || b == b'\n') {
                 Some("value contains CR or LF")
             } else {
                 None
@@ -189,7 +225,7 @@ impl<'a> IntoIterator for &'a HeaderMap {
     }
 }
 
-impl<K: Into<ByteString>, V: Into<ByteString>> FromIterator<(K, V)> for HeaderMap {
+impl<K: Into<HeaderValue>, V: Into<HeaderValue>> FromIterator<(K, V)> for HeaderMap {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut map = HeaderMap::new();
         for (k, v) in iter {
@@ -305,10 +341,11 @@ pub(crate) fn parse_block_in(
             )));
         }
         let value = trim(block, line.start + colon + 1..line.end);
-        out.headers.append(
-            utf8(block.slice(name), "header name")?,
-            utf8(block.slice(value), "header value")?,
-        );
+        // Names and values are kept as received, UTF-8 or not (see `HeaderValue`).
+        out.headers.entries.push((
+            HeaderValue::slice_of(block, name),
+            HeaderValue::slice_of(block, value),
+        ));
     }
     // The server always ends the block with an empty line; tolerate its absence only when
     // nothing follows (some peers omit the final CRLF of an empty block).

@@ -3,9 +3,12 @@
 //! This crate has no tokio and no sockets. The connection task in `nats-client` feeds the
 //! [`Parser`] the bytes it reads and writes out what the [`Encoder`] puts in its buffer.
 //!
-//! - [`parser`]: the resumable, zero-copy server-op parser, with limits.
+//! - [`parser`]: the resumable, zero-copy server-op parser, with limits. Only framing errors
+//!   are errors; a well-framed message whose content cannot be read is a
+//!   [`ServerOp::BadMsg`] with its bytes, and the stream goes on.
 //! - [`encoder`]: PUB/HPUB/SUB/UNSUB/CONNECT/PING/PONG into a `BytesMut`, validated first.
-//! - [`headers`]: [`HeaderMap`] and the `NATS/1.0 <code> <description>` status line.
+//! - [`headers`]: [`HeaderMap`] (names and values held losslessly as [`HeaderValue`]) and the
+//!   `NATS/1.0 <code> <description>` status line.
 //! - [`subject`]: subject, filter and queue-group validation (no protocol injection).
 //! - [`info`] / [`connect`]: the INFO and CONNECT JSON bodies.
 //! - [`error`]: [`ProtoError`], the one error type.
@@ -42,7 +45,7 @@ pub use bytestring::ByteString;
 pub use connect::ConnectInfo;
 pub use encoder::{Encoder, encode_server_op};
 pub use error::ProtoError;
-pub use headers::{HeaderBlock, HeaderMap, StatusCode};
+pub use headers::{HeaderBlock, HeaderMap, HeaderValue, StatusCode};
 pub use info::ServerInfo;
-pub use op::{ClientOp, Msg, ServerOp};
+pub use op::{BadMsg, ClientOp, Msg, ServerOp};
 pub use parser::{Parser, ParserLimits};

@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use bytestring::ByteString;
 
-use crate::{ConnectInfo, HeaderMap, ServerInfo, StatusCode};
+use crate::{ConnectInfo, HeaderMap, ProtoError, ServerInfo, StatusCode};
 
 /// One operation received from a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,6 +13,12 @@ pub enum ServerOp {
     Info(Box<ServerInfo>),
     /// `MSG` or `HMSG`: a message for one of our subscriptions.
     Msg(Msg),
+    /// A well-framed `MSG` or `HMSG` whose content cannot be read as a [`Msg`]: its subject or
+    /// reply subject is not UTF-8, or its header block does not parse. Such bytes come from a
+    /// publisher, not from a broken stream (the server passes them through), so this is not an
+    /// error: the whole frame was consumed, the parser is in step, and the next op parses
+    /// normally. Boxed: rare, and it keeps [`ServerOp`] small on the hot path.
+    BadMsg(Box<BadMsg>),
     /// `PING`: the server checks we are alive; answer with PONG.
     Ping,
     /// `PONG`: the answer to one of our PINGs, in order.
@@ -44,6 +50,28 @@ pub struct Msg {
     /// Bytes the message occupied on the wire after its control line: header block plus
     /// payload. This is what pending-byte limits count.
     pub size: usize,
+}
+
+/// A well-framed message whose content cannot be represented as a [`Msg`], with its bytes
+/// exactly as received (zero-copy slices of the read buffer) and what was wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadMsg {
+    /// The subscription id it is for.
+    pub sid: u64,
+    /// The subject's bytes.
+    pub subject: Bytes,
+    /// The reply subject's bytes, if there is one.
+    pub reply: Option<Bytes>,
+    /// The header block as received (`HMSG` only).
+    pub headers: Option<Bytes>,
+    /// The payload.
+    pub payload: Bytes,
+    /// Bytes the message occupied on the wire after its control line (header block plus
+    /// payload), as [`Msg::size`].
+    pub size: usize,
+    /// What could not be read: [`ProtoError::InvalidUtf8`] for a subject or reply subject,
+    /// [`ProtoError::InvalidHeaders`] for a header block.
+    pub error: ProtoError,
 }
 
 /// One operation a client sends, as an owned value. The client's hot path calls the

@@ -25,7 +25,7 @@ use bytestring::ByteString;
 use crate::ServerInfo;
 use crate::error::{ProtoError, excerpt};
 use crate::headers::parse_block_in;
-use crate::op::{Msg, ServerOp};
+use crate::op::{BadMsg, Msg, ServerOp};
 
 mod line;
 pub(crate) use line::find_newline;
@@ -130,8 +130,13 @@ impl Parser {
 
     /// Parses the next op from the front of `buf`, removing its bytes.
     ///
-    /// Returns `Ok(None)` when more bytes are needed; call again after the next read. After an
-    /// error the stream is out of sync: every later call returns [`ProtoError::Poisoned`].
+    /// Returns `Ok(None)` when more bytes are needed; call again after the next read.
+    ///
+    /// Errors are framing errors only (an unknown op, bad lengths, a missing CRLF, a line or
+    /// message over the limits): the byte stream is lost, and every later call returns
+    /// [`ProtoError::Poisoned`]. A well-framed message whose content cannot be read (a subject
+    /// that is not UTF-8, a malformed header block) is not an error: it comes back as
+    /// [`ServerOp::BadMsg`], its frame consumed, and parsing goes on.
     pub fn parse(&mut self, buf: &mut BytesMut) -> Result<Option<ServerOp>, ProtoError> {
         if self.poisoned {
             return Err(ProtoError::Poisoned);
@@ -332,9 +337,9 @@ impl Parser {
             });
         }
         let offset = self.offset;
-        // Past this point an error poisons the parser, so what it leaves of the buffer does
-        // not matter. The CRLF stays out of the frame, so narrowing the frame to the payload
-        // is a single `advance`.
+        // Past this point the frame is consumed whatever its content: a content error is a
+        // `BadMsg`, not a parse error, so the stream stays in step. The CRLF stays out of the
+        // frame, so narrowing the frame to the payload is a single `advance`.
         let frame = buf.split_to(frame_len - 2);
         // Between the split and the freeze: the freeze reads the split-off handle with wide
         // loads, which stall if the stores that wrote it are still in flight.
@@ -342,9 +347,12 @@ impl Parser {
         self.offset += frame_len as u64;
         let frame = frame.freeze();
         if let Some(header_len) = m.header_len {
-            return with_headers(frame, &m, header_len, offset).map(|msg| Some(ServerOp::Msg(msg)));
+            return Ok(Some(with_headers(frame, &m, header_len, offset)));
         }
-        let (subject, reply) = names(&frame, &m, offset)?;
+        let Some((subject, reply)) = names(&frame, &m) else {
+            let error = names_error(&frame, &m, offset);
+            return Ok(Some(bad_msg(frame, &m, error)));
+        };
         // The frame handle itself becomes the payload: narrowed in place, no new refcount.
         let mut payload = frame;
         payload.advance(m.line_len);
@@ -361,45 +369,45 @@ impl Parser {
     }
 }
 
-/// Subject and reply subject of a message, as slices of its frame.
+/// Subject and reply subject of a message, as slices of its frame; `None` when either is
+/// not UTF-8 ([`names_error`] says which, off the hot path).
 #[inline(always)]
-fn names(
-    frame: &Bytes,
-    m: &MsgLine,
-    offset: u64,
-) -> Result<(ByteString, Option<ByteString>), ProtoError> {
-    let Ok(subject) = ByteString::try_from(frame.slice(m.subject_start..m.subject_end)) else {
-        return Err(ProtoError::InvalidUtf8 {
-            field: "subject",
-            offset,
-        });
-    };
+fn names(frame: &Bytes, m: &MsgLine) -> Option<(ByteString, Option<ByteString>)> {
+    let subject = ByteString::try_from(frame.slice(m.subject_start..m.subject_end)).ok()?;
     if m.reply_end == m.reply_start {
-        return Ok((subject, None));
+        return Some((subject, None));
     }
-    match ByteString::try_from(frame.slice(m.reply_start..m.reply_end)) {
-        Ok(reply) => Ok((subject, Some(reply))),
-        Err(_) => Err(ProtoError::InvalidUtf8 {
-            field: "reply subject",
-            offset,
-        }),
-    }
+    let reply = ByteString::try_from(frame.slice(m.reply_start..m.reply_end)).ok()?;
+    Some((subject, Some(reply)))
 }
 
-/// An HMSG frame (without its trailing CRLF) as a message. Out of line: it parses the header
-/// block, and keeping that off the MSG path keeps the MSG path's stack frame small.
+/// Why [`names`] failed.
+#[cold]
+fn names_error(frame: &Bytes, m: &MsgLine, offset: u64) -> ProtoError {
+    let field = if std::str::from_utf8(&frame[m.subject_start..m.subject_end]).is_err() {
+        "subject"
+    } else {
+        "reply subject"
+    };
+    ProtoError::InvalidUtf8 { field, offset }
+}
+
+/// An HMSG frame (without its trailing CRLF) as a message, or as a [`BadMsg`] when its header
+/// block or names cannot be read. Out of line: it parses the header block, and keeping that off
+/// the MSG path keeps the MSG path's stack frame small.
 #[inline(never)]
-fn with_headers(
-    mut frame: Bytes,
-    m: &MsgLine,
-    header_len: usize,
-    offset: u64,
-) -> Result<Msg, ProtoError> {
+fn with_headers(mut frame: Bytes, m: &MsgLine, header_len: usize, offset: u64) -> ServerOp {
     let body_start = m.line_len;
-    let block = parse_block_in(&frame, body_start..body_start + header_len)?;
-    let (subject, reply) = names(&frame, m, offset)?;
+    let block = match parse_block_in(&frame, body_start..body_start + header_len) {
+        Ok(block) => block,
+        Err(error) => return bad_msg(frame, m, error),
+    };
+    let Some((subject, reply)) = names(&frame, m) else {
+        let error = names_error(&frame, m, offset);
+        return bad_msg(frame, m, error);
+    };
     frame.advance(body_start + header_len);
-    Ok(Msg {
+    ServerOp::Msg(Msg {
         subject,
         sid: m.sid,
         reply,
@@ -409,6 +417,27 @@ fn with_headers(
         payload: frame,
         size: m.total_len,
     })
+}
+
+/// A well-framed message whose content could not be read: its parts as raw slices of the
+/// frame (without its trailing CRLF), and the error.
+#[cold]
+#[inline(never)]
+fn bad_msg(frame: Bytes, m: &MsgLine, error: ProtoError) -> ServerOp {
+    let body = m.line_len;
+    let (headers, payload_start) = match m.header_len {
+        Some(h) => (Some(frame.slice(body..body + h)), body + h),
+        None => (None, body),
+    };
+    ServerOp::BadMsg(Box::new(BadMsg {
+        sid: m.sid,
+        subject: frame.slice(m.subject_start..m.subject_end),
+        reply: (m.reply_end != m.reply_start).then(|| frame.slice(m.reply_start..m.reply_end)),
+        headers,
+        payload: frame.slice(payload_start..),
+        size: m.total_len,
+        error,
+    }))
 }
 
 /// The INFO body. Out of line: rare, and its JSON machinery would otherwise bloat the stack
@@ -422,5 +451,7 @@ fn parse_info(json: &[u8]) -> Result<Box<ServerInfo>, ProtoError> {
         })
 }
 
+#[cfg(test)]
+mod content_tests;
 #[cfg(test)]
 mod tests;

@@ -56,9 +56,14 @@ pub fn parse_chunked(
         loop {
             match parser.parse(&mut buf) {
                 Ok(Some(op)) => {
-                    if let ServerOp::Msg(m) = &op {
-                        assert!(m.payload.len() <= m.size, "payload longer than size");
-                        assert!(m.size <= limits.max_payload, "size over the limit");
+                    let sizes = match &op {
+                        ServerOp::Msg(m) => Some((m.payload.len(), m.size)),
+                        ServerOp::BadMsg(b) => Some((b.payload.len(), b.size)),
+                        _ => None,
+                    };
+                    if let Some((payload, size)) = sizes {
+                        assert!(payload <= size, "payload longer than size");
+                        assert!(size <= limits.max_payload, "size over the limit");
                     }
                     ops.push(op);
                 }
