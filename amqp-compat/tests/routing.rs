@@ -646,3 +646,28 @@ fn storage_tier_is_chosen_at_the_first_declare() {
     t.declare_queue("cells_events", d, &none(), C1).unwrap();
     assert_eq!(t.queue("cells_events").unwrap().tier, StorageTier::Stream);
 }
+
+#[test]
+fn length_limits_and_overflow() {
+    use amqp_compat::routing::{Admission, QueueArguments};
+    let args = |entries: &[(&str, AMQPValue)]| QueueArguments::parse("q", &table(entries)).unwrap();
+    let drop_head = args(&[("x-max-length", AMQPValue::LongInt(2))]);
+    assert_eq!(drop_head.admit(2, 0, 1), Admission::Enqueue);
+    assert!(drop_head.exceeds(3, 0) && !drop_head.exceeds(2, 0));
+    let reject = args(&[
+        ("x-max-length", AMQPValue::LongInt(2)),
+        ("x-overflow", s("reject-publish")),
+    ]);
+    assert_eq!(reject.admit(1, 0, 1), Admission::Enqueue);
+    assert_eq!(
+        reject.admit(2, 0, 1),
+        Admission::Reject { dead_letter: false }
+    );
+    let dlx = args(&[
+        ("x-max-length-bytes", AMQPValue::LongInt(10)),
+        ("x-overflow", s("reject-publish-dlx")),
+    ]);
+    assert_eq!(dlx.admit(1, 5, 5), Admission::Enqueue);
+    assert_eq!(dlx.admit(1, 5, 6), Admission::Reject { dead_letter: true });
+    assert_eq!(args(&[]).admit(u64::MAX, u64::MAX, 1), Admission::Enqueue);
+}

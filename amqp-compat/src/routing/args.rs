@@ -77,6 +77,18 @@ pub enum QueueType {
     Stream,
 }
 
+/// A queue's answer to a new message ([`QueueArguments::admit`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Admission {
+    /// Enqueue it (then drop heads while over the limit, for `drop-head`).
+    Enqueue,
+    /// Refuse it: the publisher's confirm is a nack.
+    Reject {
+        /// Dead-letter the refused message (`reject-publish-dlx`).
+        dead_letter: bool,
+    },
+}
+
 /// Where a queue's messages live on JetStream (`docs/amqp-mapping.md` §4).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StorageTier {
@@ -267,6 +279,27 @@ impl QueueArguments {
             (Some(t), _) => t,
             (None, true) => StorageTier::Stream,
             (None, false) => default,
+        }
+    }
+
+    /// True when a queue holding `messages` messages of `bytes` body bytes is over its
+    /// `x-max-length` / `x-max-length-bytes`.
+    pub fn exceeds(&self, messages: u64, bytes: u64) -> bool {
+        self.max_length.is_some_and(|m| messages > m)
+            || self.max_length_bytes.is_some_and(|b| bytes > b)
+    }
+
+    /// What the queue does with a new message of `body` bytes while it holds `messages`
+    /// messages of `bytes` bytes: with `drop-head` (the default) it takes it and the caller drops
+    /// the oldest messages while [`exceeds`](Self::exceeds) holds (dead-lettering them with
+    /// reason `maxlen`); with `reject-publish(-dlx)` a message that would exceed is refused
+    /// (the publisher gets `basic.nack`), and dead-lettered with `-dlx`.
+    pub fn admit(&self, messages: u64, bytes: u64, body: u64) -> Admission {
+        let over = self.exceeds(messages.saturating_add(1), bytes.saturating_add(body));
+        match (self.overflow.unwrap_or(Overflow::DropHead), over) {
+            (Overflow::DropHead, _) | (_, false) => Admission::Enqueue,
+            (Overflow::RejectPublish, true) => Admission::Reject { dead_letter: false },
+            (Overflow::RejectPublishDlx, true) => Admission::Reject { dead_letter: true },
         }
     }
 

@@ -30,7 +30,7 @@ mod filters;
 mod headers;
 mod topology;
 
-pub use args::{ArgValue, Overflow, QueueArguments, QueueType, StorageTier};
+pub use args::{Admission, ArgValue, Overflow, QueueArguments, QueueType, StorageTier};
 pub use bindings::Route;
 pub use filters::SourceFilters;
 pub use headers::{headers_match, validate_binding};

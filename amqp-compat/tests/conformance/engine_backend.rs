@@ -10,7 +10,7 @@ use amqp_compat::{
     dead_letter::{self, Death, DeathReason},
     expiration::{check_publish, effective_ttl},
     options::{ExchangeDeleteOptions, QueueDeleteOptions},
-    routing::Topology,
+    routing::{Admission, Topology},
 };
 
 use super::ops::{Backend, FullMsg, Msg, Obs, Op, render};
@@ -89,8 +89,40 @@ impl EngineBackend {
         Some(m)
     }
 
-    /// Rejected with `requeue = false`: the copy goes to the queue's dead-letter exchange.
-    fn dead_letter(&mut self, queue: &str, stored: &Stored) {
+    /// Puts a message in a queue under its length limits; false when the queue refused it.
+    fn enqueue(&mut self, queue: &str, stored: Stored) -> bool {
+        let Some(args) = self.topology.queue(queue).map(|d| d.arguments.clone()) else {
+            return true;
+        };
+        let q = self.queues.entry(queue.to_owned()).or_default();
+        let size = |s: &Stored| s.msg.body.len() as u64;
+        let (len, bytes) = (q.len() as u64, q.iter().map(size).sum::<u64>());
+        match args.admit(len, bytes, size(&stored)) {
+            Admission::Reject { dead_letter } => {
+                if dead_letter {
+                    self.dead_letter(queue, &stored, DeathReason::Maxlen);
+                }
+                false
+            }
+            Admission::Enqueue => {
+                q.push_back(stored);
+                loop {
+                    let q = self.queues.entry(queue.to_owned()).or_default();
+                    let (len, bytes) = (q.len() as u64, q.iter().map(size).sum::<u64>());
+                    if !args.exceeds(len, bytes) {
+                        return true;
+                    }
+                    let Some(head) = q.pop_front() else {
+                        return true;
+                    };
+                    self.dead_letter(queue, &head, DeathReason::Maxlen);
+                }
+            }
+        }
+    }
+
+    /// A message died in `queue`: the copy goes to the queue's dead-letter exchange.
+    fn dead_letter(&mut self, queue: &str, stored: &Stored, reason: DeathReason) {
         let Some(decl) = self.topology.queue(queue) else {
             return;
         };
@@ -99,7 +131,7 @@ impl EngineBackend {
         };
         let death = Death {
             queue: queue.to_owned(),
-            reason: DeathReason::Rejected,
+            reason,
             exchange: stored.exchange.clone(),
             routing_keys: vec![stored.msg.routing_key.clone()],
             time: 0,
@@ -114,6 +146,7 @@ impl EngineBackend {
             return;
         };
         for q in route.queues {
+            // Dead letters obey the target queue's limits too.
             let msg = Msg {
                 routing_key: target.routing_key.clone(),
                 ..stored.msg.clone()
@@ -123,7 +156,7 @@ impl EngineBackend {
                 exchange: target.exchange.clone(),
                 props: props.clone(),
             };
-            self.queues.entry(q).or_default().push_back(copy);
+            self.enqueue(&q, copy);
         }
     }
 
@@ -253,6 +286,7 @@ impl Backend for EngineBackend {
                 *immediate,
             ) {
                 Ok((route, ttl)) => {
+                    let mut rejected = false;
                     for q in &route.queues {
                         // TTL 0: "now or never"; with no consumer to take it, it is gone.
                         let queue_ttl =
@@ -280,11 +314,13 @@ impl Backend for EngineBackend {
                             exchange: exchange.clone(),
                             props,
                         };
-                        self.queues.entry(q.clone()).or_default().push_back(stored);
+                        if !self.enqueue(q, stored) {
+                            rejected = true;
+                        }
                     }
                     let returned = (*mandatory && route.is_unroutable()).then_some(312);
                     Obs::Published {
-                        ack: true,
+                        ack: !rejected,
                         returned,
                     }
                 }
@@ -345,6 +381,16 @@ impl Backend for EngineBackend {
                 self.topology.connection_closed(&owner(*conn));
                 Obs::Ok
             }
+            Op::WaitFor {
+                conn,
+                queue,
+                messages,
+            } => match self.check_queue(queue, *conn) {
+                Err(e) => obs_err(e),
+                // Dead-lettering is synchronous here: the copies are there or never will be.
+                Ok(()) if self.depth(queue) >= *messages => Obs::Ok,
+                Ok(()) => Obs::Failure(format!("{} messages after 10 s", self.depth(queue))),
+            },
             Op::GetReject { conn, queue } => match self.check_queue(queue, *conn) {
                 Err(e) => obs_err(e),
                 Ok(()) => {
@@ -353,7 +399,7 @@ impl Backend for EngineBackend {
                         return Obs::Got(None);
                     };
                     let left = self.depth(queue);
-                    self.dead_letter(queue, &stored);
+                    self.dead_letter(queue, &stored, DeathReason::Rejected);
                     let mut msg = stored.msg;
                     msg.message_count = Some(left);
                     Obs::Got(Some(msg))

@@ -109,6 +109,7 @@ impl Backend for LapinBackend {
             | Op::Get { conn, .. }
             | Op::Drain { conn, .. }
             | Op::GetReject { conn, .. }
+            | Op::WaitFor { conn, .. }
             | Op::DrainFull { conn, .. }
             | Op::Qos { conn, .. }
             | Op::Consume { conn, .. }
@@ -329,6 +330,31 @@ impl Backend for LapinBackend {
                     {
                         Ok(Some(m)) => out.push(msg(&m.delivery, false, None)),
                         Ok(None) => return Obs::Drained(out),
+                        Err(e) => return obs_err(e),
+                    }
+                }
+            }
+            Op::WaitFor {
+                queue, messages, ..
+            } => {
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+                let passive = lo::QueueDeclareOptions {
+                    passive: true,
+                    ..Default::default()
+                };
+                loop {
+                    match ch
+                        .queue_declare(queue.as_str().into(), passive, Default::default())
+                        .await
+                    {
+                        Ok(q) if q.message_count() >= *messages => return Obs::Ok,
+                        Ok(q) if tokio::time::Instant::now() >= deadline => {
+                            return Obs::Failure(format!(
+                                "{} messages after 10 s",
+                                q.message_count()
+                            ));
+                        }
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                         Err(e) => return obs_err(e),
                     }
                 }

@@ -89,6 +89,13 @@ pub enum Op {
         conn: usize,
         queue: String,
     },
+    /// Waits (up to 10 s) until `queue` holds at least `messages` messages: RabbitMQ
+    /// dead-letters asynchronously, so a scenario waits for the copies before looking.
+    WaitFor {
+        conn: usize,
+        queue: String,
+        messages: u32,
+    },
     /// `basic_get` + ack until the queue is empty.
     Drain {
         conn: usize,

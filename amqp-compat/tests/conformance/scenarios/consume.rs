@@ -178,6 +178,11 @@ pub fn dead_letters() -> Scenario {
         conn: 0,
         queue: q.into(),
     };
+    let wait = |q: &str, messages: u32| Op::WaitFor {
+        conn: 0,
+        queue: q.into(),
+        messages,
+    };
     B::new()
         .exchange("dl.dlx", ExchangeKind::Topic)
         .exchange("dl.work", ExchangeKind::Direct)
@@ -201,12 +206,74 @@ pub fn dead_letters() -> Scenario {
         .bind("dl.dead", "dl.dlx", "#")
         .publish("dl.work", "job", "first")
         .publish_e("", "dl.q2", "second", "60000", Expect::Any)
+        // One at a time: dead letters from two queues may arrive in either order.
         .op(reject("dl.q1"), Expect::Any)
+        .op(wait("dl.dead", 1), ok())
         .op(reject("dl.q2"), Expect::Any)
+        .op(wait("dl.dead", 2), ok())
         // Dead-lettered twice: from dl.q1 (rejected), then from dl.dead back to dl.work -> dl.q1.
         .op(reject("dl.dead"), Expect::Any)
+        .op(wait("dl.q1", 1), ok())
         .op(reject("dl.q1"), Expect::Any)
+        .op(wait("dl.dead", 2), ok())
         .op(full("dl.dead"), Expect::Any)
         .op(full("dl.q1"), Expect::Any)
         .done("dead letters: x-death, x-first-death-*, routing key, repeated deaths")
+}
+
+pub fn length_limits() -> Scenario {
+    use amqp_compat::{ExchangeKind, types::AMQPValue};
+    let (t, s) = (super::t, super::s);
+    let limit = |n: i32| ("x-max-length", AMQPValue::LongInt(n));
+    let dlx = ("x-dead-letter-exchange", s("ml.dlx"));
+    let drop = t(&[limit(2), dlx.clone()]);
+    let reject = t(&[limit(1), ("x-overflow", s("reject-publish"))]);
+    let reject_dlx = t(&[
+        limit(1),
+        ("x-overflow", s("reject-publish-dlx")),
+        dlx.clone(),
+    ]);
+    let bytes = t(&[("x-max-length-bytes", AMQPValue::LongInt(10))]);
+    let full = |q: &str| Op::DrainFull {
+        conn: 0,
+        queue: q.into(),
+    };
+    let nack = Expect::Is(Obs::Published {
+        ack: false,
+        returned: None,
+    });
+    let mut b = B::new().exchange("ml.dlx", ExchangeKind::Fanout);
+    for (q, args) in [
+        ("ml.drop", drop),
+        ("ml.reject", reject),
+        ("ml.rdlx", reject_dlx),
+        ("ml.bytes", bytes),
+    ] {
+        b = b
+            .queue_x(q, QueueDeclareOptions::default(), args, Expect::Any)
+            .op(super::purge(q), Expect::Any);
+    }
+    b = b.queue("ml.dead").bind("ml.dead", "ml.dlx", "");
+    for i in 1..=4 {
+        b = b.publish_m("", "ml.drop", &format!("d{i}"), super::published(None));
+    }
+    b.publish_m("", "ml.reject", "r1", super::published(None))
+        .publish_m("", "ml.reject", "r2", nack.clone())
+        .op(
+            // d1 and d2 are dead-lettered before x2, so ml.dead's order is fixed.
+            Op::WaitFor { conn: 0, queue: "ml.dead".into(), messages: 2 },
+            ok(),
+        )
+        .publish_m("", "ml.rdlx", "x1", super::published(None))
+        .publish_m("", "ml.rdlx", "x2", nack)
+        .publish("", "ml.bytes", "12345")
+        .publish("", "ml.bytes", "67890")
+        .publish("", "ml.bytes", "abc")
+        .op(super::drain("ml.drop"), super::drained(&[("ml.drop", "d3"), ("ml.drop", "d4")]))
+        .op(super::drain("ml.reject"), super::drained(&[("ml.reject", "r1")]))
+        .op(super::drain("ml.rdlx"), super::drained(&[("ml.rdlx", "x1")]))
+        .op(super::drain("ml.bytes"), super::drained(&[("ml.bytes", "67890"), ("ml.bytes", "abc")]))
+        .op(Op::WaitFor { conn: 0, queue: "ml.dead".into(), messages: 3 }, ok())
+        .op(full("ml.dead"), Expect::Any)
+        .done("x-max-length(-bytes) with drop-head, reject-publish, reject-publish-dlx; maxlen dead letters")
 }

@@ -35,6 +35,7 @@ pub fn all() -> Vec<Scenario> {
         consume::auto_delete(),
         consume::expiration(),
         consume::dead_letters(),
+        consume::length_limits(),
     ]
 }
 
