@@ -277,3 +277,57 @@ pub fn length_limits() -> Scenario {
         .op(full("ml.dead"), Expect::Any)
         .done("x-max-length(-bytes) with drop-head, reject-publish, reject-publish-dlx; maxlen dead letters")
 }
+
+pub fn single_active_consumer() -> Scenario {
+    use amqp_compat::types::AMQPValue;
+    let sac = super::t(&[("x-single-active-consumer", AMQPValue::Boolean(true))]);
+    let cancel = |conn: usize, tag: &str| Op::Cancel {
+        conn,
+        tag: tag.into(),
+    };
+    B::new()
+        .queue_x("sa.q", QueueDeclareOptions::default(), sac, Expect::Any)
+        .op(super::purge("sa.q"), Expect::Any)
+        .op(consume(0, "sa.q", "sa.a", false), ok())
+        .on(1)
+        .op(consume(1, "sa.q", "sa.b", false), ok())
+        .on(0)
+        .queue_x("sa.q", passive(), none(), queue_info(0, 2))
+        .publish("", "sa.q", "1")
+        .publish("", "sa.q", "2")
+        .op(
+            super::receive("sa.a", 2, 2000),
+            received(&[(1, "sa.q", "1", false), (2, "sa.q", "2", false)]),
+        )
+        .op(super::receive("sa.b", 1, 300), received(&[]))
+        .op(ack(2, true), ok())
+        // The active consumer is cancelled: its unacked delivery stays with its channel (still
+        // ackable there), and the other consumer takes over for new messages.
+        .publish("", "sa.q", "3")
+        .op(
+            super::receive("sa.a", 1, 2000),
+            received(&[(3, "sa.q", "3", false)]),
+        )
+        .op(cancel(0, "sa.a"), ok())
+        .op(super::receive("sa.b", 1, 300), received(&[]))
+        .op(ack(3, false), ok())
+        .publish("", "sa.q", "4")
+        .op(
+            super::receive("sa.b", 1, 2000),
+            received(&[(1, "sa.q", "4", false)]),
+        )
+        // The active consumer's connection closes with two deliveries unacked: they come back,
+        // redelivered, to the next consumer.
+        .publish("", "sa.q", "5")
+        .op(
+            super::receive("sa.b", 1, 2000),
+            received(&[(2, "sa.q", "5", false)]),
+        )
+        .op(consume(0, "sa.q", "sa.c", false), ok())
+        .op(Op::CloseConnection { conn: 1 }, ok())
+        .op(
+            super::receive("sa.c", 2, 2000),
+            received(&[(4, "sa.q", "4", true), (5, "sa.q", "5", true)]),
+        )
+        .done("single active consumer: one consumer gets everything; the next takes over on cancel")
+}

@@ -36,6 +36,7 @@ pub fn all() -> Vec<Scenario> {
         consume::expiration(),
         consume::dead_letters(),
         consume::length_limits(),
+        consume::single_active_consumer(),
     ]
 }
 
