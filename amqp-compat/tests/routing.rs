@@ -671,3 +671,14 @@ fn length_limits_and_overflow() {
     assert_eq!(dlx.admit(1, 5, 6), Admission::Reject { dead_letter: true });
     assert_eq!(args(&[]).admit(u64::MAX, u64::MAX, 1), Admission::Enqueue);
 }
+
+#[test]
+fn priorities_are_capped_at_the_queue_maximum() {
+    use amqp_compat::routing::QueueArguments;
+    let q =
+        QueueArguments::parse("q", &table(&[("x-max-priority", AMQPValue::LongInt(5))])).unwrap();
+    assert_eq!(q.effective_priority(Some(9)), Some(5));
+    assert_eq!(q.effective_priority(Some(3)), Some(3));
+    assert_eq!(q.effective_priority(None), Some(0));
+    assert_eq!(QueueArguments::default().effective_priority(Some(9)), None);
+}

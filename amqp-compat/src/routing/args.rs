@@ -303,6 +303,12 @@ impl QueueArguments {
         }
     }
 
+    /// The priority a message has in this queue: none when the queue has no `x-max-priority`;
+    /// else the message's `priority` (0 when unset) capped at the maximum, as RabbitMQ does.
+    pub fn effective_priority(&self, message: Option<u8>) -> Option<u8> {
+        self.max_priority.map(|max| message.unwrap_or(0).min(max))
+    }
+
     /// RabbitMQ's re-declare check: every checked argument must be equal (absent on both sides
     /// counts as equal). `Err` is the 406 to answer.
     pub fn assert_equivalent(&self, queue: &str, new: &Self) -> Result<()> {

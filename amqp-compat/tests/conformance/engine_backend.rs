@@ -105,7 +105,11 @@ impl EngineBackend {
                 false
             }
             Admission::Enqueue => {
-                q.push_back(stored);
+                // Higher priority first, FIFO within a priority (all 0 without x-max-priority).
+                let prio = |s: &Stored| args.effective_priority(*s.props.priority()).unwrap_or(0);
+                let p = prio(&stored);
+                let at = q.iter().rposition(|s| prio(s) >= p).map_or(0, |i| i + 1);
+                q.insert(at, stored);
                 loop {
                     let q = self.queues.entry(queue.to_owned()).or_default();
                     let (len, bytes) = (q.len() as u64, q.iter().map(size).sum::<u64>());
@@ -277,6 +281,7 @@ impl Backend for EngineBackend {
                 expiration,
                 mandatory,
                 immediate,
+                priority,
                 ..
             } => match self.route(
                 exchange,
@@ -301,6 +306,9 @@ impl Backend for EngineBackend {
                         }
                         if let Some(e) = expiration {
                             props = props.with_expiration(e.as_str().into());
+                        }
+                        if let Some(p) = priority {
+                            props = props.with_priority(*p);
                         }
                         let msg = Msg {
                             routing_key: key.clone(),

@@ -260,6 +260,7 @@ impl Backend for LapinBackend {
                 expiration,
                 mandatory,
                 immediate,
+                priority,
                 ..
             } => {
                 let mut props = BasicProperties::default();
@@ -268,6 +269,9 @@ impl Backend for LapinBackend {
                 }
                 if let Some(e) = expiration {
                     props = props.with_expiration(e.as_str().into());
+                }
+                if let Some(p) = priority {
+                    props = props.with_priority(*p);
                 }
                 let o = lo::BasicPublishOptions {
                     mandatory: *mandatory,

@@ -72,6 +72,8 @@ pub enum Op {
         expiration: Option<String>,
         mandatory: bool,
         immediate: bool,
+        /// The `priority` property.
+        priority: Option<u8>,
     },
     /// `basic_get` (acked at once unless `no_ack`).
     Get {

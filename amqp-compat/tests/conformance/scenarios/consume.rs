@@ -331,3 +331,55 @@ pub fn single_active_consumer() -> Scenario {
         )
         .done("single active consumer: one consumer gets everything; the next takes over on cancel")
 }
+
+pub fn priorities() -> Scenario {
+    use amqp_compat::types::AMQPValue;
+    let max5 = super::t(&[("x-max-priority", AMQPValue::LongInt(5))]);
+    let to = |queue: &str, body: &str, priority: Option<u8>| Op::Publish {
+        conn: 0,
+        exchange: String::new(),
+        key: queue.into(),
+        body: body.into(),
+        headers: None,
+        expiration: None,
+        mandatory: false,
+        immediate: false,
+        priority,
+    };
+    let publish = |body: &str, priority| to("pr.q", body, priority);
+    let plain = |body: &str, priority| to("pr.plain", body, priority);
+    let mut b = B::new()
+        .queue_x("pr.q", QueueDeclareOptions::default(), max5, Expect::Any)
+        .op(super::purge("pr.q"), Expect::Any)
+        .queue("pr.plain");
+    for (body, p) in [
+        ("none", None),
+        ("p1", Some(1)),
+        ("p9", Some(9)),
+        ("p5", Some(5)),
+        ("p1b", Some(1)),
+        ("p0", Some(0)),
+    ] {
+        b = b
+            .op(publish(body, p), super::published(None))
+            .op(plain(body, p), super::published(None));
+    }
+    let q = |body| ("pr.q", body);
+    let plain_q = |body| ("pr.plain", body);
+    b.op(
+        super::drain("pr.q"),
+        super::drained(&[q("p9"), q("p5"), q("p1"), q("p1b"), q("none"), q("p0")]),
+    )
+    .op(
+        super::drain("pr.plain"),
+        super::drained(&[
+            plain_q("none"),
+            plain_q("p1"),
+            plain_q("p9"),
+            plain_q("p5"),
+            plain_q("p1b"),
+            plain_q("p0"),
+        ]),
+    )
+    .done("x-max-priority: higher first, capped at the maximum, FIFO within; no effect without it")
+}

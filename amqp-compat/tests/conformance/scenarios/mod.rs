@@ -37,6 +37,7 @@ pub fn all() -> Vec<Scenario> {
         consume::dead_letters(),
         consume::length_limits(),
         consume::single_active_consumer(),
+        consume::priorities(),
     ]
 }
 
@@ -339,6 +340,7 @@ impl B {
             expiration,
             mandatory: false,
             immediate: false,
+            priority: None,
         };
         self.op(op, expect)
     }
@@ -363,6 +365,7 @@ impl B {
                 expiration: None,
                 mandatory,
                 immediate: false,
+                priority: None,
             },
             expect,
         )

@@ -149,7 +149,7 @@ pub fn e2e_and_alternate() -> Scenario {
 
 fn immediate(exchange: &str, key: &str) -> Op {
     let (exchange, key, body) = (exchange.into(), key.into(), "immediate".into());
-    let (headers, expiration, mandatory, immediate) = (None, None, false, true);
+    let (headers, expiration, mandatory, immediate, priority) = (None, None, false, true, None);
     Op::Publish {
         conn: 0,
         exchange,
@@ -159,6 +159,7 @@ fn immediate(exchange: &str, key: &str) -> Op {
         expiration,
         mandatory,
         immediate,
+        priority,
     }
 }
 
