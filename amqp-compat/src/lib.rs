@@ -8,6 +8,7 @@
 //! - [`uri`]: `amqp://` and `nats://` URLs -> NATS servers, credentials, namespace;
 //! - [`expiration`]: the `expiration` property as RabbitMQ parses it, and effective TTLs;
 //! - [`dead_letter`]: dead-letter targets and `x-death` headers, as RabbitMQ writes them;
+//! - [`acks`]: a channel's delivery tags and RabbitMQ's ack/nack/reject rules;
 //! - [`subject`]: the [`SubjectMapper`] from AMQP names to NATS subjects and filters;
 //! - [`routing`]: RabbitMQ's topology and routing rules as pure values.
 //!
@@ -30,6 +31,7 @@ pub use amq_protocol::protocol::BasicProperties;
 /// AMQP errors with reply codes, as carried by [`ErrorKind::ProtocolError`].
 pub use amq_protocol::protocol::{AMQPError, AMQPErrorKind, AMQPHardError, AMQPSoftError};
 
+pub mod acks;
 pub mod confirmation;
 pub mod connection_properties;
 pub mod dead_letter;

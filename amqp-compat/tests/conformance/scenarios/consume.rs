@@ -383,3 +383,26 @@ pub fn priorities() -> Scenario {
     )
     .done("x-max-priority: higher first, capped at the maximum, FIFO within; no effect without it")
 }
+
+pub fn ack_rules() -> Scenario {
+    let r = |tag: u64, body: &'static str| (tag, "ar.q", body, false);
+    B::new()
+        .queue("ar.q")
+        .publish("", "ar.q", "1")
+        .publish("", "ar.q", "2")
+        .publish("", "ar.q", "3")
+        .op(consume(0, "ar.q", "ar.c", false), ok())
+        .op(
+            super::receive("ar.c", 3, 2000),
+            received(&[r(1, "1"), r(2, "2"), r(3, "3")]),
+        )
+        .op(ack(2, false), ok())
+        // multiple up to 3 settles 1 and 3 (2 is gone already).
+        .op(ack(3, true), ok())
+        .publish("", "ar.q", "4")
+        .op(super::receive("ar.c", 1, 2000), received(&[r(4, "4")]))
+        // multiple up to an already-settled tag: 406 (asynchronous), as `acks::Unacked` says.
+        .op(ack(3, true), ok())
+        .op(super::receive("ar.c", 1, 5000), code(406))
+        .done("ack multiple settles every outstanding tag up to N; N itself must be outstanding")
+}

@@ -38,6 +38,7 @@ pub fn all() -> Vec<Scenario> {
         consume::length_limits(),
         consume::single_active_consumer(),
         consume::priorities(),
+        consume::ack_rules(),
     ]
 }
 
