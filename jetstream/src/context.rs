@@ -4,13 +4,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nats_client::Client;
+use nats_client::{Client, RequestWindow};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, JetStreamError};
 use crate::models::AccountInfo;
-use crate::publisher::AckWindow;
 
 /// The default API prefix.
 pub const DEFAULT_API_PREFIX: &str = "$JS.API";
@@ -39,7 +38,8 @@ pub struct Context {
     prefix: Arc<str>,
     pub(crate) timeout: Duration,
     pub(crate) publish: PublishDefaults,
-    pub(crate) window: Arc<AckWindow>,
+    /// The async publisher's window of acks in flight (clones share it).
+    pub(crate) window: RequestWindow,
 }
 
 /// Publish settings a [`Context`] applies unless a publish says otherwise.
@@ -80,6 +80,7 @@ impl Context {
             prefix
         };
         Context {
+            window: client.request_window(DEFAULT_PUBLISH_WINDOW),
             client,
             prefix: prefix.into(),
             timeout: DEFAULT_TIMEOUT,
@@ -88,7 +89,6 @@ impl Context {
                 retry_attempts: 2,
                 retry_wait: Duration::from_millis(250),
             },
-            window: AckWindow::new(DEFAULT_PUBLISH_WINDOW),
         }
     }
 
@@ -124,7 +124,7 @@ impl Context {
     /// Sets how many [`publish_async`](Context::publish_async) acks may be outstanding at once
     /// (default 4096). This context gets a window of its own; clones made afterwards share it.
     pub fn with_publish_window(mut self, max_in_flight: usize) -> Context {
-        self.window = AckWindow::new(max_in_flight.max(1));
+        self.window = self.client.request_window(max_in_flight);
         self
     }
 

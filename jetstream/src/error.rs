@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use nats_client::{ClientError, PublishError, RequestError};
+use nats_client::{ClientError, ErrorKind, PublishError, RequestError};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
@@ -282,6 +282,70 @@ pub(crate) fn check_name(kind: &'static str, name: &str) -> Result<(), JetStream
     }
 }
 
+/// The questions every error of the stack answers (see [`nats_client::ErrorKind`]): the
+/// client's errors inside keep their kind; JetStream's own map as documented on each variant
+/// group below.
+impl JetStreamError {
+    /// What kind of failure this is: the client's kind for a wrapped client error;
+    /// [`NoStream`](JetStreamError::NoStream) is `NoResponders`,
+    /// [`Timeout`](JetStreamError::Timeout) is `TimedOut`,
+    /// [`HeartbeatMissed`](JetStreamError::HeartbeatMissed) is `ConnectionLost`, an API error or
+    /// a pull status is `Server`, a bad name or a message without an ack subject is
+    /// `InvalidInput`, an undecodable reply or advisory is `Protocol`.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            JetStreamError::Request(e) => e.kind(),
+            JetStreamError::Publish(e) => e.kind(),
+            JetStreamError::Client(e) => e.kind(),
+            JetStreamError::NoStream { .. } => ErrorKind::NoResponders,
+            JetStreamError::Timeout { .. } => ErrorKind::TimedOut,
+            JetStreamError::HeartbeatMissed { .. } => ErrorKind::ConnectionLost,
+            JetStreamError::Api(_)
+            | JetStreamError::ConsumerDeleted { .. }
+            | JetStreamError::PullStatus { .. }
+            | JetStreamError::DirectGetUnavailable { .. } => ErrorKind::Server,
+            JetStreamError::InvalidName { .. } | JetStreamError::NotJetStreamMessage { .. } => {
+                ErrorKind::InvalidInput
+            }
+            JetStreamError::Json { .. }
+            | JetStreamError::InvalidResponse { .. }
+            | JetStreamError::InvalidAdvisory { .. } => ErrorKind::Protocol,
+            #[allow(unreachable_patterns)] // variants added later map here until they are sorted
+            _ => ErrorKind::Other,
+        }
+    }
+
+    /// The client is closed.
+    pub fn is_closed(&self) -> bool {
+        self.kind() == ErrorKind::Closed
+    }
+
+    /// Something did not complete in time (an API reply, a publish ack after every retry).
+    pub fn is_timeout(&self) -> bool {
+        self.kind() == ErrorKind::TimedOut
+    }
+
+    /// Nobody answered: no stream captures the subject, or the API is not served.
+    pub fn is_no_responders(&self) -> bool {
+        self.kind() == ErrorKind::NoResponders
+    }
+
+    /// A permissions violation.
+    pub fn is_permission(&self) -> bool {
+        self.kind() == ErrorKind::Permission
+    }
+
+    /// The connection (or the consumer's heartbeat) was lost in flight.
+    pub fn is_connection_lost(&self) -> bool {
+        self.kind() == ErrorKind::ConnectionLost
+    }
+
+    /// The client's reconnect buffer is full.
+    pub fn is_buffer_full(&self) -> bool {
+        self.kind() == ErrorKind::BufferFull
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -300,5 +364,44 @@ mod tests {
         let e: ApiError = serde_json::from_str(r#"{"code":503}"#).unwrap();
         assert_eq!(e.err_code, ErrorCode(0));
         assert_eq!(e.description, "");
+    }
+
+    #[test]
+    fn kinds_go_through_every_layer() {
+        let full = PublishError::ReconnectBufferFull {
+            buffered: 1,
+            limit: 2,
+            size: 3,
+        };
+        assert!(JetStreamError::Publish(full.clone()).is_buffer_full());
+        assert!(JetStreamError::Request(RequestError::Publish(full.clone())).is_buffer_full());
+        assert!(JetStreamError::Client(ClientError::from(full)).is_buffer_full());
+        let timed_out = JetStreamError::Timeout {
+            subject: "s".into(),
+            timeout: Duration::from_secs(1),
+            attempts: 2,
+        };
+        assert!(timed_out.is_timeout());
+        assert!(
+            JetStreamError::NoStream {
+                subject: "s".into()
+            }
+            .is_no_responders()
+        );
+        assert!(JetStreamError::Request(RequestError::Closed).is_closed());
+        assert!(JetStreamError::Client(ClientError::Closed).is_closed());
+        assert!(
+            JetStreamError::Request(RequestError::Disconnected {
+                subject: "s".into()
+            })
+            .is_connection_lost()
+        );
+        let api = JetStreamError::Api(ApiError {
+            code: 404,
+            err_code: ErrorCode::STREAM_NOT_FOUND,
+            description: "stream not found".into(),
+        });
+        assert_eq!(api.kind(), ErrorKind::Server);
+        assert!(!api.is_timeout() && !api.is_closed() && !api.is_permission());
     }
 }

@@ -12,6 +12,15 @@
 //! - [`DeadLetter`]: moves messages that exceeded `max_deliver` or were terminated to a
 //!   dead-letter subject, exactly once.
 //! - Models of the wire API in [`models`]; errors in [`JetStreamError`] and [`ApiError`].
+//!   [`JetStreamError::kind`] and its predicates (`is_timeout`, `is_no_responders`,
+//!   `is_closed`, ...) answer as the client's errors do ([`nats_client::ErrorKind`]), whatever
+//!   layer the failure came from.
+//!
+//! Payloads are `impl Into<Bytes>` here (a `Vec`, `String` or `Bytes` is kept without a copy,
+//! to send it again on a retry), where the client's positional publish borrows
+//! (`impl AsRef<[u8]>`, copied into the write buffer at once); the client's
+//! [`Publish`](nats_client::Publish) and [`Request`](nats_client::Request) values own
+//! `Bytes` too.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {

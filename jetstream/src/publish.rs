@@ -85,11 +85,13 @@ pub(crate) fn decode_pub_ack(subject: &str, reply: &Message) -> Result<PubAck, J
 ///     .msg_id("order-42")
 ///     .expected_stream("ORDERS")
 ///     .expected_last_subject_sequence(7)
-///     .header("X-Trace", "abc");
+///     .header("X-Trace", "abc")
+///     .header("X-Attempt", 2);
 /// let h = opts.build_headers().unwrap();
 /// assert_eq!(h.get("Nats-Msg-Id"), Some("order-42"));
 /// assert_eq!(h.get("Nats-Expected-Last-Subject-Sequence"), Some("7"));
 /// assert_eq!(h.get("X-Trace"), Some("abc"));
+/// assert_eq!(h.get("X-Attempt"), Some("2"));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PublishOptions {
@@ -116,11 +118,11 @@ impl PublishOptions {
         self
     }
 
-    /// Adds one header.
-    pub fn header(mut self, name: &str, value: &str) -> Self {
+    /// Adds one header value (any displayable value: text, numbers, ids...).
+    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> Self {
         self.headers
             .get_or_insert_with(HeaderMap::new)
-            .append(name, value);
+            .append(name, value.to_string());
         self
     }
 

@@ -295,3 +295,33 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn async_acks_share_the_clients_one_inbox_and_leave_nothing_behind() {
+    let (_server, js) = setup().await;
+    let client = js.client().clone();
+    let _sink = client.subscribe("silent.shared").await.unwrap();
+    client.flush().await.unwrap();
+    let js = js.with_publish_window(8);
+    let mut acks = Vec::new();
+    for i in 0..5 {
+        let opts = PublishOptions::new().timeout(Duration::from_millis(300));
+        acks.push(
+            js.publish_async_with("silent.shared", i.to_string(), &opts)
+                .await
+                .unwrap(),
+        );
+    }
+    // The acks wait in the client's inbox, the same one `request` uses: no second registry.
+    assert_eq!(js.pending_acks(), 5);
+    assert_eq!(client.pending_requests(), 5);
+    for ack in acks {
+        let err = ack.await.unwrap_err();
+        assert!(err.is_timeout(), "{err:?}");
+        assert!(
+            matches!(&err, JetStreamError::Timeout { subject, .. } if subject == "silent.shared")
+        );
+    }
+    assert_eq!(js.pending_acks(), 0);
+    assert_eq!(client.pending_requests(), 0);
+}

@@ -8,14 +8,12 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::addr::ServerAddr;
 use crate::connection;
-use crate::error::{ClientError, ConnectError, PublishError, RequestError};
+use crate::error::{ClientError, ConnectError, PublishError};
 use crate::events::Event;
 use crate::handshake::establish;
 use crate::lock;
-use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::LinkState;
-use crate::request::ReplyFuture;
 use crate::server_pool::ServerPool;
 use crate::shared::Shared;
 use crate::stats::Statistics;
@@ -115,7 +113,11 @@ impl Client {
         })
     }
 
-    fn shared(&self) -> &Shared {
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.handle.shared
+    }
+
+    pub(crate) fn shared_arc(&self) -> &Arc<Shared> {
         &self.handle.shared
     }
 
@@ -312,81 +314,6 @@ impl Client {
         }
     }
 
-    /// Sends a request and waits for the first reply, up to the default request timeout.
-    pub async fn request(
-        &self,
-        subject: impl AsRef<str>,
-        payload: impl AsRef<[u8]>,
-    ) -> Result<Message, RequestError> {
-        let timeout = self.shared().opts.request_timeout;
-        self.request_with(subject.as_ref(), None, payload.as_ref(), timeout)
-            .await
-    }
-
-    /// Sends a request with headers.
-    pub async fn request_with_headers(
-        &self,
-        subject: impl AsRef<str>,
-        headers: &HeaderMap,
-        payload: impl AsRef<[u8]>,
-    ) -> Result<Message, RequestError> {
-        let timeout = self.shared().opts.request_timeout;
-        self.request_with(subject.as_ref(), Some(headers), payload.as_ref(), timeout)
-            .await
-    }
-
-    /// Sends a request with optional headers and an explicit timeout.
-    pub async fn request_with(
-        &self,
-        subject: &str,
-        headers: Option<&HeaderMap>,
-        payload: &[u8],
-        timeout: Duration,
-    ) -> Result<Message, RequestError> {
-        let reply = self.send_request(subject, headers, payload).await?;
-        match tokio::time::timeout(timeout, reply).await {
-            Ok(result) => result,
-            Err(_) => Err(RequestError::TimedOut {
-                subject: subject.to_owned(),
-                timeout,
-            }),
-        }
-    }
-
-    /// Publishes a request and returns the future of its reply, without waiting and without a
-    /// timer: for pipelining many requests (e.g. JetStream publish acks) through the client's
-    /// one reply inbox.
-    pub async fn send_request(
-        &self,
-        subject: &str,
-        headers: Option<&HeaderMap>,
-        payload: &[u8],
-    ) -> Result<ReplyFuture, RequestError> {
-        self.ensure_request_inbox()?;
-        let shared = &self.handle.shared;
-        let (token, reply, rx) = shared.requests.register();
-        let future = ReplyFuture {
-            shared: shared.clone(),
-            token,
-            subject: subject.to_owned(),
-            rx,
-        };
-        self.publish_message(subject, Some(&reply), headers, payload)
-            .await?;
-        Ok(future)
-    }
-
-    /// Creates the wildcard reply subscription on first use.
-    fn ensure_request_inbox(&self) -> Result<(), ClientError> {
-        let shared = self.shared();
-        let mut sid = lock(&shared.requests.sid);
-        if sid.is_none() {
-            let filter = format!("{}*", shared.requests.prefix);
-            *sid = Some(self.add_subscription(&filter, None, Target::Requests)?);
-        }
-        Ok(())
-    }
-
     /// Waits until the server has processed everything sent so far (a PING/PONG round trip
     /// behind the buffered data).
     pub async fn flush(&self) -> Result<(), ClientError> {
@@ -442,22 +369,5 @@ impl Client {
         let mut closed = shared.closed.subscribe();
         let _ = closed.wait_for(|c| *c).await;
         Ok(())
-    }
-
-    /// Publishes a reply to a received message.
-    pub async fn respond(
-        &self,
-        request: &Message,
-        payload: impl AsRef<[u8]>,
-    ) -> Result<(), PublishError> {
-        match &request.reply {
-            Some(reply) => self.publish(reply.as_ref() as &str, payload).await,
-            None => Err(PublishError::Protocol(
-                nats_proto::ProtoError::InvalidSubject {
-                    subject: String::new(),
-                    reason: "the message has no reply subject",
-                },
-            )),
-        }
     }
 }

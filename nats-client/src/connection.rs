@@ -140,7 +140,7 @@ fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
         }
     }
     // In-flight requests cannot get their reply on this connection any more.
-    shared.requests.fail_all();
+    shared.requests.fail_all(crate::inbox::Ended::Disconnected);
     unsent
 }
 

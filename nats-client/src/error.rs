@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use nats_proto::ProtoError;
+
+pub use crate::error_kind::ErrorKind;
 use thiserror::Error;
 
 /// Why a connection could not be established.
@@ -90,6 +92,23 @@ pub enum ClientError {
     /// The connection was lost while the call was in flight.
     #[error("the connection was lost while the call was in flight")]
     Disconnected,
+    /// The client is disconnected and its reconnect buffer cannot take what the call had to
+    /// send (a message published through a call that returns `ClientError`).
+    #[error("reconnect buffer full ({buffered} of {limit} bytes used; message of {size} bytes)")]
+    ReconnectBufferFull {
+        /// Bytes already buffered.
+        buffered: usize,
+        /// The configured limit.
+        limit: usize,
+        /// Encoded size of the refused message.
+        size: usize,
+    },
+    /// A reply was to be sent for a message that has no reply subject.
+    #[error("the message on {subject:?} has no reply subject to respond to")]
+    NoReplySubject {
+        /// The subject of the message that was to be answered.
+        subject: String,
+    },
 }
 
 /// Errors of publishing.
@@ -113,6 +132,13 @@ pub enum PublishError {
         /// Encoded size of the refused message.
         size: usize,
     },
+    /// [`Client::respond`](crate::Client::respond) to a message that has no reply subject
+    /// (it was published, not sent as a request). Nothing was sent.
+    #[error("the message on {subject:?} has no reply subject to respond to")]
+    NoReplySubject {
+        /// The subject of the message that was to be answered.
+        subject: String,
+    },
 }
 
 impl From<PublishError> for ClientError {
@@ -120,7 +146,16 @@ impl From<PublishError> for ClientError {
         match e {
             PublishError::Protocol(p) => ClientError::Protocol(p),
             PublishError::Closed => ClientError::Closed,
-            PublishError::ReconnectBufferFull { .. } => ClientError::Disconnected,
+            PublishError::ReconnectBufferFull {
+                buffered,
+                limit,
+                size,
+            } => ClientError::ReconnectBufferFull {
+                buffered,
+                limit,
+                size,
+            },
+            PublishError::NoReplySubject { subject } => ClientError::NoReplySubject { subject },
         }
     }
 }
@@ -155,22 +190,6 @@ pub enum RequestError {
         /// The request subject.
         subject: String,
     },
-}
-
-impl From<ClientError> for RequestError {
-    fn from(e: ClientError) -> Self {
-        match e {
-            ClientError::Protocol(p) => RequestError::Publish(PublishError::Protocol(p)),
-            ClientError::Closed => RequestError::Closed,
-            ClientError::TimedOut(timeout) => RequestError::TimedOut {
-                subject: String::new(),
-                timeout,
-            },
-            ClientError::Disconnected => RequestError::Disconnected {
-                subject: String::new(),
-            },
-        }
-    }
 }
 
 impl ConnectError {

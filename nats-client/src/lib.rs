@@ -3,6 +3,16 @@
 //! - [`Client`]: a cheap, cloneable handle: publish, subscribe, request, flush, drain, close.
 //! - [`ConnectOptions`]: builder for names, credentials, TLS, limits and reconnect policy.
 //! - [`Subscriber`]: a `Stream` of [`Message`]s with bounded pending limits.
+//! - [`Publish`] and [`Request`]: a message or request as a value (subject, payload, headers,
+//!   reply subject, timeout) for [`Client::send`] and [`Client::request_value`].
+//! - Request/reply through one inbox per client: [`Client::request`], [`Client::send_request`]
+//!   (pipelining), [`RequestWindow`] (a bounded number in flight, with expiry) and
+//!   [`Client::request_many`] (scatter-gather: a stream of replies that ends at a count, a
+//!   stall or a deadline).
+//! - [`Pool`]: several connections; [`Pool::get_for`] keeps one key on one connection.
+//! - Errors: one enum per kind of call, all answering the same questions through
+//!   [`ErrorKind`] (`kind()`, `is_timeout()`, `is_closed()`, `is_no_responders()`,
+//!   `is_connection_lost()`, `is_buffer_full()`, `is_permission()`).
 //! - [`Event`] / [`Statistics`]: what happened to the connection, and counters. Events are
 //!   typed ([`DisconnectReason`], [`ServerError`] for every `-ERR`, classified and handled as
 //!   the table in [`ServerErrorKind`]'s docs says); [`ConnectOptions::event_callback`] sees
@@ -17,12 +27,31 @@
 //! the socket, parses, routes messages, and reconnects through the server pool without losing
 //! what was accepted.
 //!
+//! # Conventions
+//! - **`async` or not**: a call that sends something to the server or waits for it is
+//!   `async` (publish, send, respond, subscribe, unsubscribe, request, flush, drain, close).
+//!   The exceptions are the handler-subscription calls
+//!   ([`Client::subscribe_with_handler`], [`HandlerSubscription::unsubscribe`]), which are
+//!   synchronous so that a handler, which runs on the connection task and cannot await, may
+//!   use them; they never wait (a SUB or UNSUB is written even past the buffer limit).
+//!   Builders and accessors ([`Client::request_many`], [`Client::request_window`],
+//!   [`Client::new_inbox`], [`Client::statistics`]) are synchronous.
+//! - **Payloads**: the positional calls borrow (`impl AsRef<[u8]>`): the bytes are copied into
+//!   the write buffer at once, so any slice, `Vec`, `String` or `Bytes` will do. The values
+//!   ([`Publish`], [`Request`], [`Client::request_many`]) own theirs as
+//!   [`Bytes`](bytes::Bytes) (`impl Into<Bytes>`: no copy from a `Vec`, `String` or `Bytes`),
+//!   as does the `jetstream` crate, which keeps a payload to send it again.
+//! - **Subjects**: [`subject::matches`] is the matcher the server uses (`*` one token, `>` the
+//!   rest), for the layers above that route by subject.
+//!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! use futures::StreamExt;
+//! use nats_client::Publish;
 //! let client = nats_client::connect("nats://127.0.0.1:4222").await?;
 //! let mut sub = client.subscribe("greet.*").await?;
 //! client.publish("greet.joe", "hello").await?;
+//! client.send(Publish::new("greet.ann", "hi").header("X-Lang", "en")).await?;
 //! let msg = sub.next().await.unwrap();
 //! assert_eq!(&msg.payload[..], b"hello");
 //! # Ok(()) }
@@ -33,16 +62,20 @@ mod auth;
 mod client;
 mod connection;
 mod error;
+mod error_kind;
 mod events;
 mod handler;
 mod handshake;
+mod inbox;
 mod lame_duck;
 mod message;
 mod options;
 mod outbound;
 mod pool;
+mod publish;
 mod reconnect;
 mod request;
+mod request_many;
 mod server_error;
 mod server_pool;
 mod shared;
@@ -54,15 +87,17 @@ mod transport;
 pub use addr::{DEFAULT_PORT, ServerAddr, ToServerAddrs};
 pub use auth::{Auth, AuthCallback, AuthFuture};
 pub use client::{Client, State};
-pub use error::{ClientError, ConnectError, PublishError, RequestError};
+pub use error::{ClientError, ConnectError, ErrorKind, PublishError, RequestError};
 pub use events::{DisconnectReason, Event};
 pub use handler::HandlerSubscription;
 pub use message::Message;
-pub use nats_proto::{self, BadMsg, HeaderMap, HeaderValue, ServerInfo, StatusCode};
+pub use nats_proto::{self, BadMsg, HeaderMap, HeaderValue, ServerInfo, StatusCode, subject};
 pub use options::ConnectOptions;
 pub use pool::{Pool, PoolStatistics};
+pub use publish::Publish;
 pub use reconnect::Backoff;
-pub use request::ReplyFuture;
+pub use request::{ReplyFuture, Request, RequestWindow};
+pub use request_many::{Replies, RepliesEnd, RequestMany};
 pub use server_error::{PermissionOperation, ServerError, ServerErrorKind};
 pub use stats::Statistics;
 pub use subscription::{Subscriber, SubscriptionError};

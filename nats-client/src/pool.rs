@@ -1,9 +1,10 @@
 //! `Pool`: several connections to a cluster, with key-stable selection.
 //!
 //! AMQP channels gave the migrated services per-channel ordering. `get_for(key)` gives the
-//! same: one key always maps to the same member while that member is connected, so one key's
-//! messages go down one connection, in order. A member that is reconnecting is skipped (its
-//! keys move to the next connected member until it is back).
+//! same: one key always maps to the same member, so one key's messages go down one connection,
+//! in order, also while that member reconnects (its reconnect buffer keeps them, in order, and
+//! sends them first thing on the next connection). `get_for_available(key)` is the failover
+//! variant: it skips a member that is reconnecting, trading that order for availability.
 
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
@@ -90,12 +91,26 @@ impl Pool {
         self.first_connected_from(start)
     }
 
-    /// The member for `key`: the same one every time while it is connected.
+    /// The member for `key`: always the same one, connected or not, so one key's messages
+    /// stay in order. While that member reconnects its publishes go to its reconnect buffer
+    /// (and fail with [`PublishError::ReconnectBufferFull`](crate::PublishError) when it is
+    /// full), to be sent in order once it is back.
     pub fn get_for<K: Hash + ?Sized>(&self, key: &K) -> &Client {
+        &self.members[self.index_for(key)]
+    }
+
+    /// The member for `key` if it is connected, else the next connected one (any member when
+    /// none is). Failover: a key's messages keep flowing while its member reconnects, but they
+    /// may then overtake the ones still in that member's reconnect buffer.
+    pub fn get_for_available<K: Hash + ?Sized>(&self, key: &K) -> &Client {
+        self.first_connected_from(self.index_for(key))
+    }
+
+    /// The index of `key`'s member (stable for the life of the pool).
+    pub fn index_for<K: Hash + ?Sized>(&self, key: &K) -> usize {
         let mut h = DefaultHasher::new();
         key.hash(&mut h);
-        let start = (h.finish() % self.members.len() as u64) as usize;
-        self.first_connected_from(start)
+        (h.finish() % self.members.len() as u64) as usize
     }
 
     fn first_connected_from(&self, start: usize) -> &Client {

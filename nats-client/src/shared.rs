@@ -11,11 +11,11 @@ use tracing::warn;
 use crate::addr::ServerAddr;
 use crate::error::ClientError;
 use crate::events::Event;
+use crate::inbox::{Ended, Inbox};
 use crate::lock;
 use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::{FlushWaiter, LinkState, Outbound};
-use crate::request::RequestMux;
 use crate::server_error::ServerError;
 use crate::server_pool::ServerPool;
 use crate::stats::Counters;
@@ -36,7 +36,7 @@ pub(crate) struct Shared {
     pub pongs: Mutex<VecDeque<Vec<FlushWaiter>>>,
     /// Keep-alive PINGs without any PONG since.
     pub pings_out: AtomicUsize,
-    pub requests: RequestMux,
+    pub requests: Inbox,
     pub info: Mutex<Arc<ServerInfo>>,
     pub server: Mutex<Option<ServerAddr>>,
     pub pool: Mutex<ServerPool>,
@@ -61,7 +61,7 @@ impl Shared {
             next_sid: AtomicU64::new(1),
             pongs: Mutex::default(),
             pings_out: AtomicUsize::new(0),
-            requests: RequestMux::new(&opts.inbox_prefix),
+            requests: Inbox::new(&opts.inbox_prefix),
             info: Mutex::default(),
             server: Mutex::default(),
             pool: Mutex::new(pool),
@@ -302,7 +302,7 @@ impl Shared {
             }
         }
         lock(&self.pongs).clear();
-        self.requests.fail_all();
+        self.requests.fail_all(Ended::Closed);
         self.space.notify_waiters();
         self.emit(Event::Closed);
         self.closed.send_replace(true);
