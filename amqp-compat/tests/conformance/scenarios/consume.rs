@@ -49,11 +49,15 @@ pub fn prefetch() -> Scenario {
         Expect::Any,
     )
     .op(consume(0, "pf.q", "pf.c", false), ok())
-    .op(super::receive("pf.c", 5, 400), received(&[r(1), r(2)]))
+    // The expected deliveries are awaited generously (a loaded machine is slow); then a short
+    // wait shows that no more come while the window is full.
+    .op(super::receive("pf.c", 2, 5000), received(&[r(1), r(2)]))
+    .op(super::receive("pf.c", 1, 400), received(&[]))
     .op(ack(1, false), ok())
-    .op(super::receive("pf.c", 5, 400), received(&[r(3)]))
+    .op(super::receive("pf.c", 1, 5000), received(&[r(3)]))
+    .op(super::receive("pf.c", 1, 400), received(&[]))
     .op(ack(3, true), ok())
-    .op(super::receive("pf.c", 5, 400), received(&[r(4), r(5)]))
+    .op(super::receive("pf.c", 2, 5000), received(&[r(4), r(5)]))
     .op(ack(5, true), ok())
     .op(
         Op::Cancel {
@@ -83,11 +87,11 @@ pub fn nack_requeue() -> Scenario {
         .publish("", "nr.q", "bad")
         .op(Op::Qos { conn: 0, prefetch: 1 }, Expect::Any)
         .op(consume(0, "nr.q", "nr.c", false), ok())
-        .op(super::receive("nr.c", 1, 2000), received(&[(1, "nr.q", "again", false)]))
+        .op(super::receive("nr.c", 1, 5000), received(&[(1, "nr.q", "again", false)]))
         .op(nack, ok())
-        .op(super::receive("nr.c", 1, 2000), received(&[(2, "nr.q", "again", true)]))
+        .op(super::receive("nr.c", 1, 5000), received(&[(2, "nr.q", "again", true)]))
         .op(ack(2, false), ok())
-        .op(super::receive("nr.c", 1, 2000), received(&[(3, "nr.q", "bad", false)]))
+        .op(super::receive("nr.c", 1, 5000), received(&[(3, "nr.q", "bad", false)]))
         .op(reject, ok())
         .op(super::receive("nr.c", 1, 300), received(&[]))
         // basic.ack of an unknown tag "succeeds"; RabbitMQ closes the channel (406) and lapin
@@ -154,7 +158,7 @@ pub fn expiration() -> Scenario {
         .publish_e("", "ex.live", "now", "0", super::published(None))
         // Tag 5: the channel's four basic_gets above took tags 1 to 4.
         .op(
-            super::receive("ex.c", 1, 2000),
+            super::receive("ex.c", 1, 5000),
             received(&[(5, "ex.live", "now", false)]),
         )
         .op(ack(5, false), ok())
@@ -296,7 +300,7 @@ pub fn single_active_consumer() -> Scenario {
         .publish("", "sa.q", "1")
         .publish("", "sa.q", "2")
         .op(
-            super::receive("sa.a", 2, 2000),
+            super::receive("sa.a", 2, 5000),
             received(&[(1, "sa.q", "1", false), (2, "sa.q", "2", false)]),
         )
         .op(super::receive("sa.b", 1, 300), received(&[]))
@@ -305,7 +309,7 @@ pub fn single_active_consumer() -> Scenario {
         // ackable there), and the other consumer takes over for new messages.
         .publish("", "sa.q", "3")
         .op(
-            super::receive("sa.a", 1, 2000),
+            super::receive("sa.a", 1, 5000),
             received(&[(3, "sa.q", "3", false)]),
         )
         .op(cancel(0, "sa.a"), ok())
@@ -313,20 +317,20 @@ pub fn single_active_consumer() -> Scenario {
         .op(ack(3, false), ok())
         .publish("", "sa.q", "4")
         .op(
-            super::receive("sa.b", 1, 2000),
+            super::receive("sa.b", 1, 5000),
             received(&[(1, "sa.q", "4", false)]),
         )
         // The active consumer's connection closes with two deliveries unacked: they come back,
         // redelivered, to the next consumer.
         .publish("", "sa.q", "5")
         .op(
-            super::receive("sa.b", 1, 2000),
+            super::receive("sa.b", 1, 5000),
             received(&[(2, "sa.q", "5", false)]),
         )
         .op(consume(0, "sa.q", "sa.c", false), ok())
         .op(Op::CloseConnection { conn: 1 }, ok())
         .op(
-            super::receive("sa.c", 2, 2000),
+            super::receive("sa.c", 2, 5000),
             received(&[(4, "sa.q", "4", true), (5, "sa.q", "5", true)]),
         )
         .done("single active consumer: one consumer gets everything; the next takes over on cancel")
@@ -393,14 +397,14 @@ pub fn ack_rules() -> Scenario {
         .publish("", "ar.q", "3")
         .op(consume(0, "ar.q", "ar.c", false), ok())
         .op(
-            super::receive("ar.c", 3, 2000),
+            super::receive("ar.c", 3, 5000),
             received(&[r(1, "1"), r(2, "2"), r(3, "3")]),
         )
         .op(ack(2, false), ok())
         // multiple up to 3 settles 1 and 3 (2 is gone already).
         .op(ack(3, true), ok())
         .publish("", "ar.q", "4")
-        .op(super::receive("ar.c", 1, 2000), received(&[r(4, "4")]))
+        .op(super::receive("ar.c", 1, 5000), received(&[r(4, "4")]))
         // multiple up to an already-settled tag: 406 (asynchronous), as `acks::Unacked` says.
         .op(ack(3, true), ok())
         .op(super::receive("ar.c", 1, 5000), code(406))
