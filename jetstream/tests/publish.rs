@@ -269,7 +269,8 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
             &PublishOptions::new()
                 .timeout(Duration::from_millis(200))
                 .msg_id("k")
-                .retry_attempts(2),
+                .retry_attempts(2)
+                .retry_for(Duration::ZERO),
         )
         .await
         .unwrap_err();
@@ -284,7 +285,8 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
             &PublishOptions::new()
                 .timeout(Duration::from_millis(200))
                 .msg_id("k")
-                .retry_attempts(1),
+                .retry_attempts(1)
+                .retry_for(Duration::ZERO),
         )
         .await
         .unwrap()
@@ -292,6 +294,40 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
         .unwrap_err();
     assert!(
         matches!(err, JetStreamError::Timeout { attempts: 2, .. }),
+        "{err:?}"
+    );
+}
+
+/// `retry_for` keeps a msg-id publish going past its attempt count until that long after its
+/// first failure, for the sync and the async publisher alike.
+#[tokio::test]
+async fn retries_go_on_for_the_time_bound() {
+    let (_server, js) = setup().await;
+    let client = js.client().clone();
+    let _sink = client.subscribe("silent.bound").await.unwrap();
+    client.flush().await.unwrap();
+    let opts = PublishOptions::new()
+        .timeout(Duration::from_millis(200))
+        .msg_id("b")
+        .retry_attempts(0)
+        .retry_for(Duration::from_millis(700));
+    let err = js
+        .publish_with("silent.bound", "x", &opts)
+        .await
+        .unwrap_err();
+    // Past the one attempt: the second failure (about 0.2 s after the first) is within the
+    // bound.
+    assert!(
+        matches!(err, JetStreamError::Timeout { attempts, .. } if attempts >= 3),
+        "{err:?}"
+    );
+    let ack = js
+        .publish_async_with("silent.bound", "x", &opts)
+        .await
+        .unwrap();
+    let err = ack.await.unwrap_err();
+    assert!(
+        matches!(err, JetStreamError::Timeout { attempts, .. } if attempts >= 3),
         "{err:?}"
     );
 }
