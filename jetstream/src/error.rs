@@ -209,9 +209,10 @@ pub enum JetStreamError {
     },
     /// A message's reply subject is not a JetStream ack subject, so it has no metadata and
     /// cannot be acknowledged.
-    #[error("not a JetStream ack subject {subject:?}: {reason}")]
+    #[error("not a JetStream message ({subject:?}): {reason}")]
     NotJetStreamMessage {
-        /// The reply subject (empty when there was none).
+        /// The reply subject, or the message's own subject when it has no reply subject
+        /// (the reason says which).
         subject: String,
         /// What is wrong with it.
         reason: &'static str,
