@@ -212,7 +212,7 @@ async fn acking_a_core_message_is_an_error() {
         .unwrap();
     use futures::StreamExt;
     let msg = sub.next().await.unwrap();
-    let m = JsMessage::new(msg, client, Duration::from_secs(1));
+    let m = JsMessage::new(msg, client.clone(), Duration::from_secs(1));
     assert!(matches!(
         m.ack().await,
         Err(JetStreamError::NotJetStreamMessage { subject, .. }) if subject == "reply.here"
