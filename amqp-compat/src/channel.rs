@@ -1,0 +1,373 @@
+//! [`Channel`]: lapin's channel methods over NATS. This file holds the channel state and the
+//! topology methods (exchanges, queues, bindings); `docs/amqp-mapping.md` §3 and §9.
+
+use std::sync::{Arc, Mutex};
+
+use crate::connection::ConnectionInner;
+use crate::error::{ChannelState, ConnectionState, Error, ErrorKind, Result};
+use crate::exchange::ExchangeKind;
+use crate::options::{
+    ExchangeBindOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeUnbindOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
+};
+use crate::queue::Queue;
+use crate::routing::{QueueDecl, StorageTier};
+use crate::storage::QueueStorage;
+use crate::types::{ChannelId, FieldTable, MessageCount, ReplyCode, ShortString};
+
+/// A channel, shaped like lapin's `Channel`; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Channel {
+    pub(crate) inner: Arc<ChannelInner>,
+}
+
+/// Where a channel stands.
+#[derive(Clone, Debug)]
+#[allow(dead_code)] // `Failed` comes with publishing (asynchronous errors)
+pub(crate) enum Status {
+    Open,
+    /// Closed by an error the application has not seen yet (AMQP reports some errors
+    /// asynchronously): the next call returns it.
+    Failed(Error),
+    /// Closed by an error already reported.
+    Errored,
+    /// Closed by the application.
+    Closed,
+}
+
+#[derive(Debug)]
+pub(crate) struct ChannelInner {
+    pub(crate) conn: Arc<ConnectionInner>,
+    pub(crate) id: ChannelId,
+    pub(crate) status: Mutex<Status>,
+}
+
+#[allow(dead_code)] // `fail_async`/`closed_error` come with publishing
+impl ChannelInner {
+    pub(crate) fn status(&self) -> Status {
+        self.status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn set_status(&self, status: Status) {
+        *self.status.lock().unwrap_or_else(|p| p.into_inner()) = status;
+    }
+
+    /// Fails unless the channel and its connection are open. An error the channel was closed
+    /// with and nobody has seen yet is returned once; after that, `InvalidChannelState`.
+    pub(crate) fn check(&self, method: &'static str) -> Result<()> {
+        self.conn.check()?;
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        match &*status {
+            Status::Open => Ok(()),
+            Status::Failed(e) => {
+                let e = e.clone();
+                *status = Status::Errored;
+                Err(e)
+            }
+            Status::Errored => {
+                Err(ErrorKind::InvalidChannelState(ChannelState::Error, method).into())
+            }
+            Status::Closed => {
+                Err(ErrorKind::InvalidChannelState(ChannelState::Closed, method).into())
+            }
+        }
+    }
+
+    /// Records what `err` closes, as RabbitMQ does (a soft AMQP error closes the channel, a
+    /// hard one the connection), and returns it to the caller.
+    pub(crate) fn fail(&self, err: Error) -> Error {
+        if err.is_amqp_hard_error() {
+            self.conn.set_state(ConnectionState::Error);
+            self.set_status(Status::Errored);
+        } else if err.is_amqp_soft_error() {
+            self.set_status(Status::Errored);
+        }
+        err
+    }
+
+    /// Closes the channel with an error reported later (on the next call, pending confirms
+    /// and consumer streams).
+    pub(crate) fn fail_async(&self, err: Error) {
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(*status, Status::Open) {
+            if err.is_amqp_hard_error() {
+                self.conn.set_state(ConnectionState::Error);
+            }
+            *status = Status::Failed(err);
+        }
+    }
+
+    /// The error a closed channel reports to its confirms and consumers.
+    pub(crate) fn closed_error(&self) -> Option<Error> {
+        if let Err(e) = self.conn.check() {
+            return Some(e);
+        }
+        match self.status() {
+            Status::Open => None,
+            Status::Failed(e) => Some(e),
+            Status::Errored => Some(ErrorKind::InvalidChannelState(ChannelState::Error, "").into()),
+            Status::Closed => Some(ErrorKind::InvalidChannelState(ChannelState::Closed, "").into()),
+        }
+    }
+
+    pub(crate) fn storage(&self, queue: &str) -> QueueStorage {
+        QueueStorage::of(&self.conn.mapper, queue)
+    }
+
+    /// Runs a topology change and records the error it fails with.
+    async fn modify<T>(
+        &self,
+        op: impl FnMut(&mut crate::routing::Topology) -> Result<T>,
+    ) -> Result<T> {
+        self.conn.store.modify(op).await.map_err(|e| self.fail(e))
+    }
+}
+
+impl Channel {
+    pub(crate) fn new(conn: Arc<ConnectionInner>, id: ChannelId) -> Self {
+        Channel {
+            inner: Arc::new(ChannelInner {
+                conn,
+                id,
+                status: Mutex::new(Status::Open),
+            }),
+        }
+    }
+
+    /// The channel's number on its connection.
+    pub fn id(&self) -> ChannelId {
+        self.inner.id
+    }
+
+    /// The channel's state.
+    pub fn status(&self) -> ChannelState {
+        match self.inner.status() {
+            Status::Open => ChannelState::Connected,
+            Status::Failed(_) | Status::Errored => ChannelState::Error,
+            Status::Closed => ChannelState::Closed,
+        }
+    }
+
+    /// Closes the channel; later calls fail with `InvalidChannelState`.
+    pub async fn close(&self, _reply_code: ReplyCode, _reply_text: ShortString) -> Result<()> {
+        self.inner.check("channel.close")?;
+        self.on_close().await;
+        self.inner.set_status(Status::Closed);
+        Ok(())
+    }
+
+    /// `exchange.declare`: 406 on a mismatch, 404 for a passive declare of a missing
+    /// exchange, 403 for `amq.*` names and the default exchange, 503 for an unknown kind.
+    pub async fn exchange_declare(
+        &self,
+        exchange: ShortString,
+        kind: ExchangeKind,
+        options: ExchangeDeclareOptions,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.check("exchange.declare")?;
+        self.inner
+            .modify(|t| t.declare_exchange(exchange.as_str(), kind.clone(), options, &arguments))
+            .await
+    }
+
+    /// `exchange.delete`; deleting an absent exchange succeeds.
+    pub async fn exchange_delete(
+        &self,
+        exchange: ShortString,
+        options: ExchangeDeleteOptions,
+    ) -> Result<()> {
+        self.inner.check("exchange.delete")?;
+        self.inner
+            .modify(|t| t.delete_exchange(exchange.as_str(), options))
+            .await
+    }
+
+    /// `exchange.bind`: messages routed by `source` also go through `destination`.
+    pub async fn exchange_bind(
+        &self,
+        destination: ShortString,
+        source: ShortString,
+        routing_key: ShortString,
+        _options: ExchangeBindOptions,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.check("exchange.bind")?;
+        self.inner
+            .modify(|t| {
+                t.bind_exchange(
+                    destination.as_str(),
+                    source.as_str(),
+                    routing_key.as_str(),
+                    &arguments,
+                )
+            })
+            .await
+    }
+
+    /// `exchange.unbind`.
+    pub async fn exchange_unbind(
+        &self,
+        destination: ShortString,
+        source: ShortString,
+        routing_key: ShortString,
+        _options: ExchangeUnbindOptions,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.check("exchange.unbind")?;
+        self.inner
+            .modify(|t| {
+                t.unbind_exchange(
+                    destination.as_str(),
+                    source.as_str(),
+                    routing_key.as_str(),
+                    &arguments,
+                )
+            })
+            .await
+    }
+
+    /// `queue.declare`: an empty name gets a server-generated `amq.gen-…` name; `passive`
+    /// fails with 404 when the queue is absent; a re-declare with other flags or arguments
+    /// fails with 406; another connection's exclusive queue with 405. The queue's stream is
+    /// created with it.
+    pub async fn queue_declare(
+        &self,
+        queue: ShortString,
+        options: QueueDeclareOptions,
+        arguments: FieldTable,
+    ) -> Result<Queue> {
+        self.inner.check("queue.declare")?;
+        let conn = &self.inner.conn;
+        let tier = match conn.mapper.is_work_queue(queue.as_str()) {
+            true => StorageTier::Stream,
+            false => StorageTier::Consumer,
+        };
+        let (declared, decl) = self
+            .inner
+            .modify(|t| {
+                let d =
+                    t.declare_queue_with_tier(queue.as_str(), options, &arguments, &conn.id, tier)?;
+                let decl: Option<QueueDecl> = t.queue(&d.name).cloned();
+                Ok((d, decl))
+            })
+            .await?;
+        let storage = self.inner.storage(&declared.name);
+        if let Some(decl) = decl.filter(|_| !options.passive) {
+            storage.ensure(&conn.js, &decl).await?;
+        }
+        let messages = storage.message_count(&conn.js).await?;
+        Ok(Queue::new(
+            declared.name.into(),
+            messages,
+            declared.consumer_count,
+        ))
+    }
+
+    /// `queue.bind`: 404 for a missing queue or exchange, 403 for the default exchange.
+    pub async fn queue_bind(
+        &self,
+        queue: ShortString,
+        exchange: ShortString,
+        routing_key: ShortString,
+        _options: QueueBindOptions,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.check("queue.bind")?;
+        let owner = &self.inner.conn.id;
+        self.inner
+            .modify(|t| {
+                t.bind_queue(
+                    queue.as_str(),
+                    exchange.as_str(),
+                    routing_key.as_str(),
+                    &arguments,
+                    owner,
+                )
+            })
+            .await
+    }
+
+    /// `queue.unbind`; unbinding what is not bound succeeds.
+    pub async fn queue_unbind(
+        &self,
+        queue: ShortString,
+        exchange: ShortString,
+        routing_key: ShortString,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        self.inner.check("queue.unbind")?;
+        let owner = &self.inner.conn.id;
+        self.inner
+            .modify(|t| {
+                t.unbind_queue(
+                    queue.as_str(),
+                    exchange.as_str(),
+                    routing_key.as_str(),
+                    &arguments,
+                    owner,
+                )
+            })
+            .await
+    }
+
+    /// `queue.purge`: removes the queue's ready messages and returns how many there were.
+    pub async fn queue_purge(
+        &self,
+        queue: ShortString,
+        _options: QueuePurgeOptions,
+    ) -> Result<MessageCount> {
+        self.inner.check("queue.purge")?;
+        self.check_queue(queue.as_str()).await?;
+        self.inner
+            .storage(queue.as_str())
+            .purge(&self.inner.conn.js)
+            .await
+    }
+
+    /// `queue.delete`: returns the messages the queue held; `if_unused`/`if_empty` -> 406.
+    /// Deleting an absent queue succeeds with 0.
+    pub async fn queue_delete(
+        &self,
+        queue: ShortString,
+        options: QueueDeleteOptions,
+    ) -> Result<MessageCount> {
+        self.inner.check("queue.delete")?;
+        let conn = &self.inner.conn;
+        let storage = self.inner.storage(queue.as_str());
+        let count = storage.message_count(&conn.js).await?;
+        let existed = self
+            .inner
+            .modify(|t| {
+                let existed = t.queue(queue.as_str()).is_some();
+                t.delete_queue(queue.as_str(), options, &conn.id, count)?;
+                Ok(existed)
+            })
+            .await?;
+        if !existed {
+            return Ok(0);
+        }
+        storage.delete(&conn.js).await?;
+        Ok(count)
+    }
+
+    /// 404 when `queue` is absent, 405 when it is another connection's exclusive queue
+    /// (both close the channel).
+    pub(crate) async fn check_queue(&self, queue: &str) -> Result<QueueDecl> {
+        let owner = &self.inner.conn.id;
+        self.inner
+            .modify(|t| {
+                t.check_exclusive_access(queue, owner)?;
+                t.queue(queue)
+                    .cloned()
+                    .ok_or_else(|| Error::not_found(format!("no queue '{queue}' in vhost '/'")))
+            })
+            .await
+    }
+
+    /// What the channel releases when it closes (consumers, unacked deliveries).
+    async fn on_close(&self) {}
+}
