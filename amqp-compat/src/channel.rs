@@ -23,7 +23,6 @@ pub struct Channel {
 
 /// Where a channel stands.
 #[derive(Clone, Debug)]
-#[allow(dead_code)] // `Failed` comes with publishing (asynchronous errors)
 pub(crate) enum Status {
     Open,
     /// Closed by an error the application has not seen yet (AMQP reports some errors
@@ -40,9 +39,22 @@ pub(crate) struct ChannelInner {
     pub(crate) conn: Arc<ConnectionInner>,
     pub(crate) id: ChannelId,
     pub(crate) status: Mutex<Status>,
+    pub(crate) consume: Mutex<crate::consume::ConsumeState>,
+    /// Signalled when the prefetch window opens.
+    pub(crate) window: tokio::sync::Notify,
+    pub(crate) publish: Mutex<crate::publish::PublishState>,
+    /// Signalled when a confirm resolves.
+    pub(crate) confirmed: tokio::sync::Notify,
 }
 
-#[allow(dead_code)] // `fail_async`/`closed_error` come with publishing
+/// How a delivery is settled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Settle {
+    Ack,
+    Requeue,
+    Drop,
+}
+
 impl ChannelInner {
     pub(crate) fn status(&self) -> Status {
         self.status
@@ -90,13 +102,18 @@ impl ChannelInner {
 
     /// Closes the channel with an error reported later (on the next call, pending confirms
     /// and consumer streams).
-    pub(crate) fn fail_async(&self, err: Error) {
+    pub(crate) fn fail_async(self: &Arc<Self>, err: Error) {
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
         if matches!(*status, Status::Open) {
             if err.is_amqp_hard_error() {
                 self.conn.set_state(ConnectionState::Error);
             }
-            *status = Status::Failed(err);
+            *status = Status::Failed(err.clone());
+            drop(status);
+            // Consumers see the error and end; unacked deliveries go back to their queues.
+            let this = self.clone();
+            tokio::spawn(async move { this.release(Some(err)).await });
+            self.confirmed.notify_waiters();
         }
     }
 
@@ -133,6 +150,10 @@ impl Channel {
                 conn,
                 id,
                 status: Mutex::new(Status::Open),
+                consume: Mutex::default(),
+                window: tokio::sync::Notify::new(),
+                publish: Mutex::default(),
+                confirmed: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -368,6 +389,9 @@ impl Channel {
             .await
     }
 
-    /// What the channel releases when it closes (consumers, unacked deliveries).
-    async fn on_close(&self) {}
+    /// What the channel releases when it closes: its consumers end, its unacked deliveries
+    /// go back to their queues (redelivered).
+    async fn on_close(&self) {
+        self.inner.release(None).await;
+    }
 }

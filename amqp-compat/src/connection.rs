@@ -2,9 +2,9 @@
 //! lapin's `Connection` methods.
 
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
-use crate::channel::Channel;
+use crate::channel::{Channel, ChannelInner};
 use crate::connection_properties::ConnectionProperties;
 use crate::error::{ConnectionState, Error, ErrorKind, Result};
 use crate::store::{TopologyStore, nats_error};
@@ -28,6 +28,7 @@ pub(crate) struct ConnectionInner {
     pub(crate) id: String,
     state: Mutex<ConnectionState>,
     next_channel: AtomicU16,
+    channels: Mutex<Vec<Weak<ChannelInner>>>,
 }
 
 impl ConnectionInner {
@@ -85,6 +86,7 @@ impl Connection {
                 id: nuid::next().to_string(),
                 state: Mutex::new(ConnectionState::Connected),
                 next_channel: AtomicU16::new(1),
+                channels: Mutex::default(),
             }),
         })
     }
@@ -93,7 +95,15 @@ impl Connection {
     pub async fn create_channel(&self) -> Result<Channel> {
         self.inner.check()?;
         let id = self.inner.next_channel.fetch_add(1, Ordering::Relaxed);
-        Ok(Channel::new(self.inner.clone(), id))
+        let channel = Channel::new(self.inner.clone(), id);
+        let mut channels = self
+            .inner
+            .channels
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        channels.retain(|c| c.strong_count() > 0);
+        channels.push(Arc::downgrade(&channel.inner));
+        Ok(channel)
     }
 
     /// The connection's state.
@@ -116,11 +126,23 @@ impl Connection {
         &self.inner.client
     }
 
-    /// Closes the connection: its exclusive queues are deleted, as RabbitMQ does; later calls
+    /// Closes the connection: its channels' unacked deliveries are requeued, its exclusive
+    /// queues are deleted, as RabbitMQ does; later calls
     /// fail with `InvalidConnectionState`.
     pub async fn close(&self, _reply_code: ReplyCode, _reply_text: ShortString) -> Result<()> {
         self.inner.check()?;
         self.inner.set_state(ConnectionState::Closing);
+        // Channels first: consumers end, unacked deliveries go back to their queues.
+        let channels: Vec<_> = std::mem::take(
+            &mut *self
+                .inner
+                .channels
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        );
+        for c in channels.iter().filter_map(Weak::upgrade) {
+            c.release(None).await;
+        }
         let id = self.inner.id.clone();
         let gone = self
             .inner

@@ -3,11 +3,11 @@
 //! queue's default-exchange subject. Every message routed to the queue, from any exchange, is
 //! stored there.
 
-use jetstream::models::{RetentionPolicy, StorageType, StreamConfig};
+use jetstream::models::{DiscardPolicy, RetentionPolicy, StorageType, StreamConfig};
 use jetstream::{ErrorCode, Purge};
 
 use crate::error::Result;
-use crate::routing::QueueDecl;
+use crate::routing::{Overflow, QueueDecl};
 use crate::store::nats_error;
 use crate::subject::SubjectMapper;
 
@@ -79,6 +79,10 @@ impl QueueStorage {
             max_consumers: 1024,
             max_msgs: decl.arguments.max_length.map_or(-1, clamp),
             max_bytes: decl.arguments.max_length_bytes.map_or(-1, clamp),
+            discard: match decl.arguments.overflow {
+                Some(Overflow::RejectPublish | Overflow::RejectPublishDlx) => DiscardPolicy::New,
+                _ => DiscardPolicy::Old,
+            },
             allow_msg_ttl: true,
             ..StreamConfig::default()
         };

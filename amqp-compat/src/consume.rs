@@ -1,0 +1,437 @@
+//! Consuming on design B (`docs/amqp-mapping.md` §5): `basic_consume`, the [`Consumer`]
+//! stream, `basic_qos`, `basic_ack`/`nack`/`reject`, `basic_get`, `basic_cancel`. Each queue
+//! stream has one durable pull consumer `amqp` shared by every AMQP consumer of the queue;
+//! a channel's pull loops request only what its prefetch window allows.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use jetstream::models::{AckPolicy, ConsumerConfig};
+use jetstream::{ErrorCode, JsMessage};
+use tokio::sync::mpsc;
+
+use crate::channel::{Channel, ChannelInner, Settle};
+use crate::envelope::{ENVELOPE_HEADER, Envelope};
+use crate::error::{Error, Result};
+use crate::message::{Acker, BasicGetMessage, Delivery};
+use crate::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicQosOptions, BasicRejectOptions,
+};
+use crate::store::nats_error;
+use crate::types::{DeliveryTag, FieldTable, ShortString};
+use crate::{acks::Unacked, routing::generated_name};
+
+/// The JetStream consumer every AMQP consumer of a queue pulls from.
+const PULLER: &str = "amqp";
+/// How long one pull waits for messages (also how long a cancel may take to stop a loop).
+const PULL_EXPIRES: Duration = Duration::from_millis(500);
+/// Largest pull when the prefetch is unlimited.
+const MAX_BATCH: usize = 256;
+/// RabbitMQ's default consumer timeout: an unacked delivery of a crashed process comes back
+/// after this long.
+const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// An unacknowledged delivery: the JetStream message to settle.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    msg: JsMessage,
+}
+
+/// One running consumer of a channel.
+#[derive(Debug)]
+struct Running {
+    queue: String,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Result<Delivery>>,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The consuming state of one channel.
+#[derive(Debug, Default)]
+pub(crate) struct ConsumeState {
+    unacked: Unacked<Pending>,
+    prefetch: u16,
+    consumers: HashMap<String, Running>,
+}
+
+/// A consumer's deliveries, lapin's `Consumer`: a `Stream` of `Result<Delivery>` that ends
+/// when the consumer is cancelled and yields the error when its channel fails.
+#[derive(Debug)]
+pub struct Consumer {
+    tag: ShortString,
+    queue: ShortString,
+    rx: mpsc::UnboundedReceiver<Result<Delivery>>,
+}
+
+impl Consumer {
+    /// The consumer tag (server-generated `amq.ctag-…` when none was given).
+    pub fn tag(&self) -> ShortString {
+        self.tag.clone()
+    }
+
+    /// The queue consumed.
+    pub fn queue(&self) -> ShortString {
+        self.queue.clone()
+    }
+}
+
+impl Stream for Consumer {
+    type Item = Result<Delivery>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// Builds the delivery of a stored message for `queue`.
+fn delivery(channel: &Arc<ChannelInner>, queue: &str, msg: &JsMessage, tag: u64) -> Delivery {
+    let envelope = msg
+        .message()
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ENVELOPE_HEADER))
+        .and_then(Envelope::decode)
+        .unwrap_or_else(|| Envelope {
+            routing_key: queue.to_owned(),
+            ..Envelope::default()
+        });
+    let redelivered = msg.info().is_ok_and(|i| i.delivered > 1);
+    Delivery {
+        delivery_tag: tag,
+        exchange: envelope.exchange.into(),
+        routing_key: envelope.routing_key.into(),
+        redelivered,
+        properties: envelope.properties,
+        data: msg.message().payload.to_vec(),
+        acker: Acker::for_channel(channel, tag),
+    }
+}
+
+impl ChannelInner {
+    fn consume_state(&self) -> std::sync::MutexGuard<'_, ConsumeState> {
+        self.consume.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The queue's shared pull consumer (created on first use).
+    async fn puller(&self, queue: &str) -> Result<jetstream::Consumer> {
+        let storage = self.storage(queue);
+        let js = &self.conn.js;
+        match js.get_consumer(&storage.stream, PULLER).await {
+            Ok(c) => return Ok(c),
+            Err(e) if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) => {}
+            Err(e) => return Err(nats_error(e)),
+        }
+        let config = ConsumerConfig {
+            durable_name: Some(PULLER.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: -1,
+            max_waiting: 4096,
+            ..ConsumerConfig::default()
+        };
+        js.create_consumer(&storage.stream, config)
+            .await
+            .map_err(nats_error)
+    }
+
+    /// Settles `tag` (and every earlier outstanding tag with `multiple`). An unknown tag
+    /// closes the channel with 406 asynchronously, as RabbitMQ does: the call succeeds and
+    /// the error surfaces on the next call, the pending confirms and the consumers.
+    pub(crate) async fn settle(
+        self: &Arc<Self>,
+        tag: DeliveryTag,
+        multiple: bool,
+        how: Settle,
+    ) -> Result<()> {
+        let settled = self.consume_state().unacked.settle(tag, multiple);
+        let settled = match settled {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_async(e);
+                return Ok(());
+            }
+        };
+        self.window.notify_waiters();
+        for (_, p) in settled {
+            let done = match how {
+                Settle::Ack => p.msg.ack().await,
+                Settle::Requeue => p.msg.nak().await,
+                Settle::Drop => p.msg.term().await,
+            };
+            done.map_err(nats_error)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every consumer (their streams get `err` when given) and requeues every unacked
+    /// delivery, as RabbitMQ does when a channel closes.
+    pub(crate) async fn release(&self, err: Option<Error>) {
+        let (consumers, unacked) = {
+            let mut s = self.consume_state();
+            let consumers: Vec<Running> = s.consumers.drain().map(|(_, r)| r).collect();
+            (consumers, s.unacked.take_all())
+        };
+        let mut queues = Vec::new();
+        for r in consumers {
+            r.stop.store(true, Ordering::Release);
+            if let Some(e) = &err {
+                let _ = r.tx.send(Err(e.clone()));
+            }
+            let _ = r.done.await;
+            queues.push(r.queue);
+        }
+        for (_, p) in unacked {
+            let _ = p.msg.nak().await;
+        }
+        for q in queues {
+            self.consumer_gone(&q).await;
+        }
+        self.window.notify_waiters();
+    }
+
+    /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
+    async fn consumer_gone(&self, queue: &str) {
+        let deleted = self
+            .conn
+            .store
+            .modify(|t| Ok(t.remove_consumer(queue)))
+            .await;
+        if deleted.unwrap_or(false) {
+            let _ = self.storage(queue).delete(&self.conn.js).await;
+        }
+    }
+
+    /// Room left in the prefetch window (`usize::MAX` when unlimited).
+    fn room(&self) -> usize {
+        let s = self.consume_state();
+        match s.prefetch {
+            0 => usize::MAX,
+            p => usize::from(p).saturating_sub(s.unacked.len()),
+        }
+    }
+}
+
+/// The pull loop of one consumer.
+async fn pull_loop(
+    channel: Arc<ChannelInner>,
+    puller: jetstream::Consumer,
+    queue: String,
+    no_ack: bool,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Result<Delivery>>,
+) {
+    while !stop.load(Ordering::Acquire) {
+        let room = channel.room();
+        if room == 0 {
+            let notified = channel.window.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if channel.room() == 0 && !stop.load(Ordering::Acquire) {
+                let _ = tokio::time::timeout(PULL_EXPIRES, notified).await;
+            }
+            continue;
+        }
+        let msgs = match puller.fetch(room.min(MAX_BATCH), PULL_EXPIRES).await {
+            Ok(m) => m,
+            Err(e) => {
+                if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) || e.is_api(ErrorCode::STREAM_NOT_FOUND)
+                {
+                    return; // the queue was deleted
+                }
+                tokio::time::sleep(PULL_EXPIRES).await;
+                continue;
+            }
+        };
+        for msg in msgs {
+            if stop.load(Ordering::Acquire) || tx.is_closed() {
+                let _ = msg.nak().await;
+                continue;
+            }
+            let tag = {
+                let mut s = channel.consume_state();
+                match no_ack {
+                    true => s.unacked.next_tag(),
+                    false => s.unacked.deliver(Pending { msg: msg.clone() }),
+                }
+            };
+            if no_ack {
+                let _ = msg.ack().await;
+            }
+            let _ = tx.send(Ok(delivery(&channel, &queue, &msg, tag)));
+        }
+    }
+}
+
+impl Channel {
+    /// `basic.qos`: at most `prefetch_count` unacknowledged deliveries on this channel (0:
+    /// unlimited). `global` is applied per channel too.
+    pub async fn basic_qos(&self, prefetch_count: u16, _options: BasicQosOptions) -> Result<()> {
+        self.inner.check("basic.qos")?;
+        self.inner.consume_state().prefetch = prefetch_count;
+        self.inner.window.notify_waiters();
+        Ok(())
+    }
+
+    /// `basic.consume`: 404 for a missing queue, 405 for another connection's exclusive
+    /// queue, 403 when consuming exclusively is refused, 530 (connection) for a tag already
+    /// used on this channel. An empty tag gets a server-generated `amq.ctag-…`.
+    pub async fn basic_consume(
+        &self,
+        queue: ShortString,
+        consumer_tag: ShortString,
+        options: BasicConsumeOptions,
+        _arguments: FieldTable,
+    ) -> Result<Consumer> {
+        self.inner.check("basic.consume")?;
+        let tag = match consumer_tag.as_str() {
+            "" => generated_name("amq.ctag-"),
+            t => t.to_owned(),
+        };
+        if self.inner.consume_state().consumers.contains_key(&tag) {
+            return Err(self.inner.fail(Error::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            ))));
+        }
+        let owner = self.inner.conn.id.clone();
+        let q = queue.as_str();
+        self.inner
+            .conn
+            .store
+            .modify(|t| t.add_consumer(q, &owner, options.exclusive))
+            .await
+            .map_err(|e| self.inner.fail(e))?;
+        let puller = match self.inner.puller(q).await {
+            Ok(p) => p,
+            Err(e) => {
+                self.inner.consumer_gone(q).await;
+                return Err(e);
+            }
+        };
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        self.inner.consume_state().consumers.insert(
+            tag.clone(),
+            Running {
+                queue: q.to_owned(),
+                stop: stop.clone(),
+                tx: tx.clone(),
+                done,
+            },
+        );
+        let channel = self.inner.clone();
+        let queue_name = q.to_owned();
+        tokio::spawn(async move {
+            pull_loop(channel, puller, queue_name, options.no_ack, stop, tx).await;
+            let _ = done_tx.send(());
+        });
+        Ok(Consumer {
+            tag: tag.into(),
+            queue,
+            rx,
+        })
+    }
+
+    /// `basic.cancel`: the consumer's stream ends; its unacknowledged deliveries stay on the
+    /// channel (still ackable). An auto-delete queue is deleted with its last consumer.
+    pub async fn basic_cancel(
+        &self,
+        consumer_tag: ShortString,
+        _options: BasicCancelOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.cancel")?;
+        let running = self
+            .inner
+            .consume_state()
+            .consumers
+            .remove(consumer_tag.as_str());
+        if let Some(r) = running {
+            r.stop.store(true, Ordering::Release);
+            drop(r.tx);
+            let _ = r.done.await;
+            self.inner.consumer_gone(&r.queue).await;
+        }
+        Ok(())
+    }
+
+    /// `basic.ack`. An unknown tag closes the channel with 406 asynchronously (lapin's
+    /// behaviour: this call returns `Ok`).
+    pub async fn basic_ack(
+        &self,
+        delivery_tag: DeliveryTag,
+        options: BasicAckOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.ack")?;
+        self.inner
+            .settle(delivery_tag, options.multiple, Settle::Ack)
+            .await
+    }
+
+    /// `basic.nack`: `requeue` redelivers (with `redelivered = true`), otherwise the message
+    /// is dropped.
+    pub async fn basic_nack(
+        &self,
+        delivery_tag: DeliveryTag,
+        options: BasicNackOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.nack")?;
+        let how = match options.requeue {
+            true => Settle::Requeue,
+            false => Settle::Drop,
+        };
+        self.inner.settle(delivery_tag, options.multiple, how).await
+    }
+
+    /// `basic.reject`: one delivery, requeued or dropped.
+    pub async fn basic_reject(
+        &self,
+        delivery_tag: DeliveryTag,
+        options: BasicRejectOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.reject")?;
+        let how = match options.requeue {
+            true => Settle::Requeue,
+            false => Settle::Drop,
+        };
+        self.inner.settle(delivery_tag, false, how).await
+    }
+
+    /// `basic.get`: one message if the queue has one, with the number of messages left.
+    pub async fn basic_get(
+        &self,
+        queue: ShortString,
+        options: BasicGetOptions,
+    ) -> Result<Option<BasicGetMessage>> {
+        self.inner.check("basic.get")?;
+        self.check_queue(queue.as_str()).await?;
+        let puller = self.inner.puller(queue.as_str()).await?;
+        let msgs = puller.fetch(1, Duration::ZERO).await.map_err(nats_error)?;
+        let Some(msg) = msgs.into_iter().next() else {
+            return Ok(None);
+        };
+        let message_count = msg
+            .info()
+            .map(|i| u32::try_from(i.pending).unwrap_or(u32::MAX))
+            .unwrap_or(0);
+        let tag = {
+            let mut s = self.inner.consume_state();
+            match options.no_ack {
+                true => s.unacked.next_tag(),
+                false => s.unacked.deliver(Pending { msg: msg.clone() }),
+            }
+        };
+        if options.no_ack {
+            msg.ack().await.map_err(nats_error)?;
+        }
+        Ok(Some(BasicGetMessage {
+            delivery: delivery(&self.inner, queue.as_str(), &msg, tag),
+            message_count,
+        }))
+    }
+}
