@@ -6,12 +6,14 @@ use std::sync::{Arc, Mutex};
 use crate::connection::ConnectionInner;
 use crate::error::{ChannelState, ConnectionState, Error, ErrorKind, Result};
 use crate::exchange::ExchangeKind;
+use crate::exchange_storage as xs;
 use crate::options::{
     ExchangeBindOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, ExchangeUnbindOptions,
     QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions, QueuePurgeOptions,
 };
+use crate::placement::{Place, place};
 use crate::queue::Queue;
-use crate::routing::{QueueDecl, StorageTier};
+use crate::routing::{QueueDecl, SourceFilters, StorageTier, Topology};
 use crate::storage::QueueStorage;
 use crate::types::{ChannelId, FieldTable, MessageCount, ReplyCode, ShortString};
 
@@ -130,16 +132,31 @@ impl ChannelInner {
         }
     }
 
+    /// The storage of a design-B queue.
     pub(crate) fn storage(&self, queue: &str) -> QueueStorage {
         QueueStorage::of(&self.conn.mapper, queue)
     }
 
     /// Runs a topology change and records the error it fails with.
-    async fn modify<T>(
-        &self,
-        op: impl FnMut(&mut crate::routing::Topology) -> Result<T>,
-    ) -> Result<T> {
+    async fn modify<T>(&self, op: impl FnMut(&mut Topology) -> Result<T>) -> Result<T> {
         self.conn.store.modify(op).await.map_err(|e| self.fail(e))
+    }
+}
+
+/// For a design-D queue: its declaration and its single source after a binding change (406
+/// when the bindings need more than a D queue offers); `None` for other queues.
+#[allow(clippy::type_complexity)]
+fn d_change(
+    t: &Topology,
+    conn: &ConnectionInner,
+    queue: &str,
+) -> Result<Option<(QueueDecl, Option<SourceFilters>)>> {
+    match t.queue(queue) {
+        Some(decl) if xs::is_d(decl) => {
+            let source = xs::d_source(t, queue, &conn.mapper)?;
+            Ok(Some((decl.clone(), source)))
+        }
+        _ => Ok(None),
     }
 }
 
@@ -263,24 +280,31 @@ impl Channel {
     ) -> Result<Queue> {
         self.inner.check("queue.declare")?;
         let conn = &self.inner.conn;
-        let tier = match conn.mapper.is_work_queue(queue.as_str()) {
-            true => StorageTier::Stream,
-            false => StorageTier::Consumer,
-        };
+        // Design B unless the queue asks for D (`x-nats-tier: consumer`); see placement.rs.
         let (declared, decl) = self
             .inner
             .modify(|t| {
-                let d =
-                    t.declare_queue_with_tier(queue.as_str(), options, &arguments, &conn.id, tier)?;
+                let d = t.declare_queue_with_tier(
+                    queue.as_str(),
+                    options,
+                    &arguments,
+                    &conn.id,
+                    StorageTier::Stream,
+                )?;
                 let decl: Option<QueueDecl> = t.queue(&d.name).cloned();
                 Ok((d, decl))
             })
             .await?;
-        let storage = self.inner.storage(&declared.name);
-        if let Some(decl) = decl.filter(|_| !options.passive) {
-            storage.ensure(&conn.js, &decl).await?;
+        let place = conn.store.read(|t| place(t, conn, &declared.name));
+        if let (Some(Place::Stream(storage)), Some(decl)) = (&place, &decl)
+            && !options.passive
+        {
+            storage.ensure(&conn.js, decl).await?;
         }
-        let messages = storage.message_count(&conn.js).await?;
+        let messages = match &place {
+            Some(p) => conn.queue_count(p, &declared.name).await?,
+            None => 0,
+        };
         Ok(Queue::new(
             declared.name.into(),
             messages,
@@ -298,18 +322,24 @@ impl Channel {
         arguments: FieldTable,
     ) -> Result<()> {
         self.inner.check("queue.bind")?;
-        let owner = &self.inner.conn.id;
-        self.inner
+        let conn = &self.inner.conn;
+        let d = self
+            .inner
             .modify(|t| {
                 t.bind_queue(
                     queue.as_str(),
                     exchange.as_str(),
                     routing_key.as_str(),
                     &arguments,
-                    owner,
-                )
+                    &conn.id,
+                )?;
+                d_change(t, conn, queue.as_str())
             })
-            .await
+            .await?;
+        if let Some((decl, source)) = d {
+            xs::sync_consumer(&conn.js, &conn.mapper, &decl, source.as_ref()).await?;
+        }
+        Ok(())
     }
 
     /// `queue.unbind`; unbinding what is not bound succeeds.
@@ -321,18 +351,30 @@ impl Channel {
         arguments: FieldTable,
     ) -> Result<()> {
         self.inner.check("queue.unbind")?;
-        let owner = &self.inner.conn.id;
-        self.inner
+        let conn = &self.inner.conn;
+        let (before, d) = self
+            .inner
             .modify(|t| {
+                let before = place(t, conn, queue.as_str());
                 t.unbind_queue(
                     queue.as_str(),
                     exchange.as_str(),
                     routing_key.as_str(),
                     &arguments,
-                    owner,
-                )
+                    &conn.id,
+                )?;
+                Ok((before, d_change(t, conn, queue.as_str())?))
             })
-            .await
+            .await?;
+        match (before, d) {
+            (Some(p @ Place::Consumer(Some(_))), Some((_, None))) => {
+                conn.drop_queue(&p, queue.as_str()).await
+            }
+            (_, Some((decl, source))) => {
+                xs::sync_consumer(&conn.js, &conn.mapper, &decl, source.as_ref()).await
+            }
+            _ => Ok(()),
+        }
     }
 
     /// `queue.purge`: removes the queue's ready messages and returns how many there were.
@@ -343,10 +385,12 @@ impl Channel {
     ) -> Result<MessageCount> {
         self.inner.check("queue.purge")?;
         self.check_queue(queue.as_str()).await?;
-        self.inner
-            .storage(queue.as_str())
-            .purge(&self.inner.conn.js)
-            .await
+        let conn = &self.inner.conn;
+        let t = conn.store.cached();
+        match place(&t, conn, queue.as_str()) {
+            Some(p) => conn.purge_queue(&t, &p, queue.as_str()).await,
+            None => Ok(0),
+        }
     }
 
     /// `queue.delete`: returns the messages the queue held; `if_unused`/`if_empty` -> 406.
@@ -358,20 +402,23 @@ impl Channel {
     ) -> Result<MessageCount> {
         self.inner.check("queue.delete")?;
         let conn = &self.inner.conn;
-        let storage = self.inner.storage(queue.as_str());
-        let count = storage.message_count(&conn.js).await?;
-        let existed = self
+        let q = queue.as_str();
+        let count = match conn.store.read(|t| place(t, conn, q)) {
+            Some(p) => conn.queue_count(&p, q).await?,
+            None => 0,
+        };
+        let gone = self
             .inner
             .modify(|t| {
-                let existed = t.queue(queue.as_str()).is_some();
-                t.delete_queue(queue.as_str(), options, &conn.id, count)?;
-                Ok(existed)
+                let p = place(t, conn, q);
+                t.delete_queue(q, options, &conn.id, count)?;
+                Ok(p)
             })
             .await?;
-        if !existed {
+        let Some(p) = gone else {
             return Ok(0);
-        }
-        storage.delete(&conn.js).await?;
+        };
+        conn.drop_queue(&p, q).await?;
         Ok(count)
     }
 

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use crate::channel::{Channel, ChannelInner};
 use crate::connection_properties::ConnectionProperties;
 use crate::error::{ConnectionState, Error, ErrorKind, Result};
+use crate::placement::place;
 use crate::store::{TopologyStore, nats_error};
 use crate::subject::SubjectMapper;
 use crate::types::{ReplyCode, ShortString};
@@ -144,16 +145,22 @@ impl Connection {
             c.release(None).await;
         }
         let id = self.inner.id.clone();
-        let gone = self
-            .inner
+        let inner = &self.inner;
+        let gone = inner
             .store
-            .modify(|t| Ok(t.connection_closed(&id)))
+            .modify(|t| {
+                let places: Vec<_> = t
+                    .queues()
+                    .filter(|q| q.exclusive_owner.as_deref() == Some(id.as_str()))
+                    .filter_map(|q| Some((q.name.clone(), place(t, inner, &q.name)?)))
+                    .collect();
+                t.connection_closed(&id);
+                Ok(places)
+            })
             .await;
         if let Ok(gone) = &gone {
-            for q in gone {
-                crate::storage::QueueStorage::of(&self.inner.mapper, q)
-                    .delete(&self.inner.js)
-                    .await?;
+            for (q, p) in gone {
+                inner.drop_queue(p, q).await?;
             }
         }
         self.inner.client.close().await.map_err(nats_error)?;

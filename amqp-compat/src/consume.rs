@@ -18,11 +18,13 @@ use tokio::sync::mpsc;
 use crate::channel::{Channel, ChannelInner, Settle};
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
+use crate::exchange_storage as xs;
 use crate::message::{Acker, BasicGetMessage, Delivery};
 use crate::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
     BasicQosOptions, BasicRejectOptions,
 };
+use crate::placement::{Place, place};
 use crate::store::nats_error;
 use crate::types::{DeliveryTag, FieldTable, ShortString};
 use crate::{acks::Unacked, routing::generated_name};
@@ -118,13 +120,24 @@ impl ChannelInner {
         self.consume.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The queue's shared pull consumer (created on first use).
-    async fn puller(&self, queue: &str) -> Result<jetstream::Consumer> {
-        let storage = self.storage(queue);
-        let js = &self.conn.js;
+    /// What a consumer of `queue` pulls from: the shared `amqp` consumer of its stream
+    /// (design B, created on first use), or its own consumer on its exchange's stream
+    /// (design D; `None` while the queue is unbound).
+    async fn puller(&self, queue: &str) -> Result<Option<jetstream::Consumer>> {
+        let conn = &self.conn;
+        let js = &conn.js;
+        let storage = match conn.store.read(|t| place(t, conn, queue)) {
+            None => return Ok(None),
+            Some(Place::Consumer(None)) => return Ok(None),
+            Some(Place::Consumer(Some(x))) => {
+                return xs::queue_puller(js, &conn.mapper, queue, &x).await;
+            }
+            Some(Place::Stream(s)) => s,
+        };
         match js.get_consumer(&storage.stream, PULLER).await {
-            Ok(c) => return Ok(c),
+            Ok(c) => return Ok(Some(c)),
             Err(e) if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) => {}
+            Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => return Ok(None),
             Err(e) => return Err(nats_error(e)),
         }
         let config = ConsumerConfig {
@@ -135,9 +148,15 @@ impl ChannelInner {
             max_waiting: 4096,
             ..ConsumerConfig::default()
         };
-        js.create_consumer(&storage.stream, config)
-            .await
-            .map_err(nats_error)
+        match js.create_consumer(&storage.stream, config).await {
+            Ok(c) => Ok(Some(c)),
+            // Created by another process meanwhile.
+            Err(_) => js
+                .get_consumer(&storage.stream, PULLER)
+                .await
+                .map(Some)
+                .map_err(nats_error),
+        }
     }
 
     /// Settles `tag` (and every earlier outstanding tag with `multiple`). An unknown tag
@@ -197,13 +216,16 @@ impl ChannelInner {
 
     /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
     async fn consumer_gone(&self, queue: &str) {
-        let deleted = self
-            .conn
+        let conn = &self.conn;
+        let deleted = conn
             .store
-            .modify(|t| Ok(t.remove_consumer(queue)))
+            .modify(|t| {
+                let p = place(t, conn, queue);
+                Ok(t.remove_consumer(queue).then_some(p).flatten())
+            })
             .await;
-        if deleted.unwrap_or(false) {
-            let _ = self.storage(queue).delete(&self.conn.js).await;
+        if let Ok(Some(p)) = deleted {
+            let _ = conn.drop_queue(&p, queue).await;
         }
     }
 
@@ -220,12 +242,12 @@ impl ChannelInner {
 /// The pull loop of one consumer.
 async fn pull_loop(
     channel: Arc<ChannelInner>,
-    puller: jetstream::Consumer,
     queue: String,
     no_ack: bool,
     stop: Arc<AtomicBool>,
     tx: mpsc::UnboundedSender<Result<Delivery>>,
 ) {
+    let mut puller: Option<jetstream::Consumer> = None;
     while !stop.load(Ordering::Acquire) {
         let room = channel.room();
         if room == 0 {
@@ -237,12 +259,24 @@ async fn pull_loop(
             }
             continue;
         }
-        let msgs = match puller.fetch(room.min(MAX_BATCH), PULL_EXPIRES).await {
+        let Some(p) = &puller else {
+            // Not resolved yet, or the queue's storage changed (rebound, deleted).
+            if channel.conn.store.read(|t| t.queue(&queue).is_none()) {
+                return;
+            }
+            match channel.puller(&queue).await {
+                Ok(Some(p)) => puller = Some(p),
+                _ => tokio::time::sleep(PULL_EXPIRES).await,
+            }
+            continue;
+        };
+        let msgs = match p.fetch(room.min(MAX_BATCH), PULL_EXPIRES).await {
             Ok(m) => m,
             Err(e) => {
                 if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) || e.is_api(ErrorCode::STREAM_NOT_FOUND)
                 {
-                    return; // the queue was deleted
+                    puller = None;
+                    continue;
                 }
                 tokio::time::sleep(PULL_EXPIRES).await;
                 continue;
@@ -306,13 +340,10 @@ impl Channel {
             .modify(|t| t.add_consumer(q, &owner, options.exclusive))
             .await
             .map_err(|e| self.inner.fail(e))?;
-        let puller = match self.inner.puller(q).await {
-            Ok(p) => p,
-            Err(e) => {
-                self.inner.consumer_gone(q).await;
-                return Err(e);
-            }
-        };
+        if let Err(e) = self.inner.puller(q).await {
+            self.inner.consumer_gone(q).await;
+            return Err(e);
+        }
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = Arc::new(AtomicBool::new(false));
         let (done_tx, done) = tokio::sync::oneshot::channel();
@@ -328,7 +359,7 @@ impl Channel {
         let channel = self.inner.clone();
         let queue_name = q.to_owned();
         tokio::spawn(async move {
-            pull_loop(channel, puller, queue_name, options.no_ack, stop, tx).await;
+            pull_loop(channel, queue_name, options.no_ack, stop, tx).await;
             let _ = done_tx.send(());
         });
         Ok(Consumer {
@@ -410,7 +441,9 @@ impl Channel {
     ) -> Result<Option<BasicGetMessage>> {
         self.inner.check("basic.get")?;
         self.check_queue(queue.as_str()).await?;
-        let puller = self.inner.puller(queue.as_str()).await?;
+        let Some(puller) = self.inner.puller(queue.as_str()).await? else {
+            return Ok(None);
+        };
         let msgs = puller.fetch(1, Duration::ZERO).await.map_err(nats_error)?;
         let Some(msg) = msgs.into_iter().next() else {
             return Ok(None);

@@ -41,12 +41,14 @@ pub mod dead_letter;
 pub mod envelope;
 pub mod error;
 pub mod exchange;
+pub mod exchange_storage;
 pub mod expiration;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod message;
 pub mod options;
+mod placement;
 pub mod publish;
 pub mod queue;
 pub mod routing;

@@ -16,6 +16,7 @@ use crate::channel::{Channel, ChannelInner};
 use crate::confirmation::Confirmation;
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
+use crate::exchange_storage as xs;
 use crate::expiration::check_publish;
 use crate::message::{BasicReturnMessage, Delivery};
 use crate::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -183,9 +184,29 @@ impl Channel {
                 .ttl(Duration::from_secs(secs))
                 .map_err(|e| self.inner.fail(nats_error(e)))?;
         }
-        let mut acks = Vec::with_capacity(route.queues.len());
-        for queue in &route.queues {
-            let subject = self.inner.storage(queue).subject;
+        // One copy per design-B queue, in its stream; one copy in the exchange's stream for
+        // all the design-D queues bound to it (their consumers filter it).
+        let conn = &self.inner.conn;
+        let x = exchange.as_str();
+        let subjects = conn.store.read(|t| {
+            let mut subjects = Vec::new();
+            let mut to_exchange = false;
+            for q in &route.queues {
+                match t.queue(q) {
+                    Some(decl) if xs::is_d(decl) => {
+                        to_exchange |= t.bindings_of(q).any(|b| b.source == x);
+                    }
+                    Some(_) => subjects.push(self.inner.storage(q).subject),
+                    None => {}
+                }
+            }
+            if to_exchange {
+                subjects.push(conn.mapper.publish_subject(x, routing_key.as_str()));
+            }
+            subjects
+        });
+        let mut acks = Vec::with_capacity(subjects.len());
+        for subject in subjects {
             let ack = self
                 .inner
                 .conn

@@ -14,9 +14,9 @@ use crate::subject::SubjectMapper;
 /// Longest escaped name kept as is; longer names are hashed (stream names stop at 255).
 const MAX_READABLE: usize = 160;
 
-/// Escapes `s` into characters a stream name may hold: ASCII letters, digits and `-` stay,
+/// Escapes `s` into characters a stream or consumer name may hold: ASCII letters, digits and `-` stay,
 /// every other byte becomes `=HH`, so distinct inputs give distinct outputs.
-fn escape(s: &str) -> String {
+pub fn escape_name(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b.is_ascii_alphanumeric() || b == b'-' {
@@ -28,7 +28,7 @@ fn escape(s: &str) -> String {
 }
 
 /// FNV-1a, 64 bits: a stable name for queues too long to spell out.
-fn fnv(s: &str) -> u64 {
+pub(crate) fn fnv(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })
@@ -36,8 +36,8 @@ fn fnv(s: &str) -> u64 {
 
 /// The stream of queue `queue` in `namespace`: `AMQPQ_<ns>_<queue>` (escaped).
 pub fn queue_stream(namespace: Option<&str>, queue: &str) -> String {
-    let ns = escape(namespace.unwrap_or(""));
-    let q = escape(queue);
+    let ns = escape_name(namespace.unwrap_or(""));
+    let q = escape_name(queue);
     match ns.len() + q.len() > MAX_READABLE {
         false => format!("AMQPQ_{ns}_{q}"),
         true => format!(
