@@ -11,11 +11,12 @@ use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use futures_util::Stream;
-use jetstream::models::{AckPolicy, ConsumerConfig};
-use jetstream::{ErrorCode, JsMessage};
+use jetstream::models::{AckPolicy, ConsumerConfig, PriorityPolicy};
+use jetstream::{ErrorCode, FetchOptions, JsMessage, PriorityGroup};
 use tokio::sync::mpsc;
 
 use crate::channel::{Channel, ChannelInner, Settle};
+use crate::dead_letter::{self, Death, DeathReason};
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
 use crate::exchange_storage as xs;
@@ -33,6 +34,10 @@ use crate::{acks::Unacked, routing::generated_name};
 const PULLER: &str = "amqp";
 /// How long one pull waits for messages (also how long a cancel may take to stop a loop).
 const PULL_EXPIRES: Duration = Duration::from_millis(500);
+/// The priority group of single-active-consumer queues.
+const SAC_GROUP: &str = "sac";
+/// How long a crashed active consumer keeps the pin.
+const SAC_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest pull when the prefetch is unlimited.
 const MAX_BATCH: usize = 256;
 /// RabbitMQ's default consumer timeout: an unacked delivery of a crashed process comes back
@@ -43,6 +48,7 @@ const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
 #[derive(Debug)]
 pub(crate) struct Pending {
     msg: JsMessage,
+    queue: String,
 }
 
 /// One running consumer of a channel.
@@ -91,10 +97,10 @@ impl Stream for Consumer {
     }
 }
 
-/// Builds the delivery of a stored message for `queue`.
-fn delivery(channel: &Arc<ChannelInner>, queue: &str, msg: &JsMessage, tag: u64) -> Delivery {
-    let envelope = msg
-        .message()
+/// The envelope of a stored message (a message stored without one, by a plain NATS
+/// publisher, reads as published to the default exchange with the queue's name).
+fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
+    msg.message()
         .headers
         .as_ref()
         .and_then(|h| h.get(ENVELOPE_HEADER))
@@ -102,7 +108,12 @@ fn delivery(channel: &Arc<ChannelInner>, queue: &str, msg: &JsMessage, tag: u64)
         .unwrap_or_else(|| Envelope {
             routing_key: queue.to_owned(),
             ..Envelope::default()
-        });
+        })
+}
+
+/// Builds the delivery of a stored message for `queue`.
+fn delivery(channel: &Arc<ChannelInner>, queue: &str, msg: &JsMessage, tag: u64) -> Delivery {
+    let envelope = envelope_of(msg, queue);
     let redelivered = msg.info().is_ok_and(|i| i.delivered > 1);
     Delivery {
         delivery_tag: tag,
@@ -140,7 +151,11 @@ impl ChannelInner {
             Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => return Ok(None),
             Err(e) => return Err(nats_error(e)),
         }
-        let config = ConsumerConfig {
+        let sac = conn.store.read(|t| {
+            t.queue(queue)
+                .is_some_and(|d| d.arguments.single_active_consumer)
+        });
+        let mut config = ConsumerConfig {
             durable_name: Some(PULLER.to_owned()),
             ack_policy: AckPolicy::Explicit,
             ack_wait: ACK_WAIT,
@@ -148,6 +163,13 @@ impl ChannelInner {
             max_waiting: 4096,
             ..ConsumerConfig::default()
         };
+        if sac {
+            // x-single-active-consumer: a pinned-client group; only the pinned puller gets
+            // messages, the pin moves when it stops pulling or is unpinned (§6).
+            config.priority_groups = vec![SAC_GROUP.to_owned()];
+            config.priority_policy = PriorityPolicy::PinnedClient;
+            config.priority_timeout = SAC_TIMEOUT;
+        }
         match js.create_consumer(&storage.stream, config).await {
             Ok(c) => Ok(Some(c)),
             // Created by another process meanwhile.
@@ -181,11 +203,47 @@ impl ChannelInner {
             let done = match how {
                 Settle::Ack => p.msg.ack().await,
                 Settle::Requeue => p.msg.nak().await,
-                Settle::Drop => p.msg.term().await,
+                Settle::Drop => {
+                    self.dead_letter(&p, DeathReason::Rejected).await?;
+                    p.msg.term().await
+                }
             };
             done.map_err(nats_error)?;
         }
         Ok(())
+    }
+
+    /// Copies `p` to its queue's dead-letter exchange, if it has one, with RabbitMQ's
+    /// `x-death` headers, and waits until the copy is stored: only then may the original go
+    /// (`docs/amqp-mapping.md` §6). The copy's `Nats-Msg-Id` (`dlx:<stream>:<seq>`) makes a
+    /// retry after a crash store it once.
+    async fn dead_letter(&self, p: &Pending, reason: DeathReason) -> Result<()> {
+        let Some(decl) = self.conn.store.read(|t| t.queue(&p.queue).cloned()) else {
+            return Ok(());
+        };
+        let original = envelope_of(&p.msg, &p.queue);
+        let Some(target) = dead_letter::target(&decl, &original.routing_key) else {
+            return Ok(());
+        };
+        let death = Death {
+            queue: p.queue.clone(),
+            reason,
+            exchange: original.exchange.clone(),
+            routing_keys: vec![original.routing_key.clone()],
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let copy = Envelope {
+            exchange: target.exchange,
+            routing_key: target.routing_key,
+            properties: dead_letter::dead_letter_properties(&original.properties, &death),
+        };
+        let id = match p.msg.info() {
+            Ok(i) => format!("dlx:{}:{}", i.stream, i.stream_sequence),
+            Err(_) => nuid::next().to_string(),
+        };
+        self.republish(&copy, &p.msg.message().payload, id).await
     }
 
     /// Stops every consumer (their streams get `err` when given) and requeues every unacked
@@ -270,7 +328,14 @@ async fn pull_loop(
             }
             continue;
         };
-        let msgs = match p.fetch(room.min(MAX_BATCH), PULL_EXPIRES).await {
+        let sac = !p.cached_info().config.priority_groups.is_empty();
+        let fetch = FetchOptions {
+            batch: room.min(MAX_BATCH),
+            expires: PULL_EXPIRES,
+            priority_group: sac.then(|| PriorityGroup::new(SAC_GROUP)),
+            ..FetchOptions::default()
+        };
+        let msgs = match p.fetch_with(&fetch).await {
             Ok(m) => m,
             Err(e) => {
                 if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) || e.is_api(ErrorCode::STREAM_NOT_FOUND)
@@ -291,7 +356,10 @@ async fn pull_loop(
                 let mut s = channel.consume_state();
                 match no_ack {
                     true => s.unacked.next_tag(),
-                    false => s.unacked.deliver(Pending { msg: msg.clone() }),
+                    false => s.unacked.deliver(Pending {
+                        msg: msg.clone(),
+                        queue: queue.clone(),
+                    }),
                 }
             };
             if no_ack {
@@ -299,6 +367,13 @@ async fn pull_loop(
             }
             let _ = tx.send(Ok(delivery(&channel, &queue, &msg, tag)));
         }
+    }
+    // A single active consumer hands over at once (the next pull of another consumer gets
+    // the pin) instead of after the priority timeout.
+    if let Some(p) = &puller
+        && p.pin_id().is_some()
+    {
+        let _ = p.unpin(SAC_GROUP).await;
     }
 }
 
@@ -456,7 +531,10 @@ impl Channel {
             let mut s = self.inner.consume_state();
             match options.no_ack {
                 true => s.unacked.next_tag(),
-                false => s.unacked.deliver(Pending { msg: msg.clone() }),
+                false => s.unacked.deliver(Pending {
+                    msg: msg.clone(),
+                    queue: queue.to_string(),
+                }),
             }
         };
         if options.no_ack {

@@ -17,7 +17,7 @@ use crate::confirmation::Confirmation;
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
 use crate::exchange_storage as xs;
-use crate::expiration::check_publish;
+use crate::expiration::{check_publish, effective_ttl};
 use crate::message::{BasicReturnMessage, Delivery};
 use crate::options::{BasicPublishOptions, ConfirmSelectOptions};
 use crate::routing::Route;
@@ -120,6 +120,70 @@ impl ChannelInner {
     }
 }
 
+impl ChannelInner {
+    /// Stores one copy per design-B queue of `route`, in its stream, and one copy in the
+    /// exchange's stream for all the design-D queues bound to it (their consumers filter it);
+    /// returns the pending PubAcks.
+    pub(crate) async fn store_copies(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        route: &Route,
+        payload: &[u8],
+        publish: &PublishOptions,
+    ) -> Result<Vec<jetstream::PublishAckFuture>> {
+        let conn = &self.conn;
+        let subjects = conn.store.read(|t| {
+            let mut subjects = Vec::new();
+            let mut to_exchange = false;
+            for q in &route.queues {
+                match t.queue(q) {
+                    Some(decl) if xs::is_d(decl) => {
+                        to_exchange |= t.bindings_of(q).any(|b| b.source == exchange);
+                    }
+                    Some(_) => subjects.push(self.storage(q).subject),
+                    None => {}
+                }
+            }
+            if to_exchange {
+                subjects.push(conn.mapper.publish_subject(exchange, routing_key));
+            }
+            subjects
+        });
+        let mut acks = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            let ack = conn
+                .js
+                .publish_async_with(&subject, payload.to_vec(), publish)
+                .await
+                .map_err(nats_error)?;
+            acks.push(ack);
+        }
+        Ok(acks)
+    }
+
+    /// Routes and stores a copy made by the facade (a dead letter), waiting until it is
+    /// stored. A missing exchange drops it, as RabbitMQ does.
+    pub(crate) async fn republish(
+        &self,
+        envelope: &Envelope,
+        payload: &[u8],
+        msg_id: String,
+    ) -> Result<()> {
+        let (x, key) = (envelope.exchange.as_str(), envelope.routing_key.as_str());
+        let Ok(route) = self.route(x, key, &envelope.properties).await else {
+            return Ok(());
+        };
+        let publish = PublishOptions::new()
+            .header(ENVELOPE_HEADER, envelope.encode())
+            .msg_id(msg_id);
+        for ack in self.store_copies(x, key, &route, payload, &publish).await? {
+            ack.await.map_err(nats_error)?;
+        }
+        Ok(())
+    }
+}
+
 impl Channel {
     /// `confirm.select`: from now on every publish is confirmed.
     pub async fn confirm_select(&self, _options: ConfirmSelectOptions) -> Result<()> {
@@ -184,38 +248,24 @@ impl Channel {
                 .ttl(Duration::from_secs(secs))
                 .map_err(|e| self.inner.fail(nats_error(e)))?;
         }
-        // One copy per design-B queue, in its stream; one copy in the exchange's stream for
-        // all the design-D queues bound to it (their consumers filter it).
-        let conn = &self.inner.conn;
-        let x = exchange.as_str();
-        let subjects = conn.store.read(|t| {
-            let mut subjects = Vec::new();
-            let mut to_exchange = false;
-            for q in &route.queues {
-                match t.queue(q) {
-                    Some(decl) if xs::is_d(decl) => {
-                        to_exchange |= t.bindings_of(q).any(|b| b.source == x);
-                    }
-                    Some(_) => subjects.push(self.inner.storage(q).subject),
-                    None => {}
-                }
-            }
-            if to_exchange {
-                subjects.push(conn.mapper.publish_subject(x, routing_key.as_str()));
-            }
-            subjects
+        // Expiration "0": deliver now or never: queues without a consumer do not get it.
+        let mut route = route;
+        self.inner.conn.store.read(|t| {
+            route.queues.retain(|q| {
+                let queue_ttl = t.queue(q).and_then(|d| d.arguments.message_ttl);
+                effective_ttl(ttl, queue_ttl) != Some(0) || t.consumers(q).count > 0
+            })
         });
-        let mut acks = Vec::with_capacity(subjects.len());
-        for subject in subjects {
-            let ack = self
-                .inner
-                .conn
-                .js
-                .publish_async_with(&subject, payload.to_vec(), &publish)
-                .await
-                .map_err(nats_error)?;
-            acks.push(ack);
-        }
+        let acks = self
+            .inner
+            .store_copies(
+                exchange.as_str(),
+                routing_key.as_str(),
+                &route,
+                payload,
+                &publish,
+            )
+            .await?;
         if !confirm {
             return Ok(PublisherConfirm::ready(Ok(Confirmation::NotRequested)));
         }
