@@ -1,8 +1,10 @@
 //! [`Connection`]: one NATS connection, its JetStream context and the shared topology, with
 //! lapin's `Connection` methods.
 
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use crate::channel::{Channel, ChannelInner};
 use crate::connection_properties::ConnectionProperties;
@@ -50,6 +52,64 @@ impl ConnectionInner {
     }
 }
 
+/// How often a connection renews its lease and looks for crashed owners' exclusive queues.
+pub const LEASE_INTERVAL: Duration = Duration::from_secs(2);
+/// A lease older than this belongs to a crashed process: its exclusive queues are reaped.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+
+/// Renews `conn`'s lease and reaps the exclusive queues of connections whose lease expired,
+/// until the connection is dropped or closed.
+async fn lease_loop(conn: Weak<ConnectionInner>) {
+    loop {
+        let Some(inner) = conn.upgrade() else { return };
+        if inner.check().is_err() {
+            return;
+        }
+        let _ = inner.store.renew_lease(&inner.id).await;
+        let owners: BTreeSet<String> = inner.store.read(|t| {
+            t.queues()
+                .filter_map(|q| q.exclusive_owner.clone())
+                .filter(|o| *o != inner.id)
+                .collect()
+        });
+        for owner in owners {
+            let expired = match inner.store.lease_age(&owner).await {
+                Ok(Some(age)) => age > LEASE_TTL,
+                Ok(None) => true,
+                Err(_) => false,
+            };
+            if expired {
+                let _ = inner.reap(&owner).await;
+            }
+        }
+        drop(inner);
+        tokio::time::sleep(LEASE_INTERVAL).await;
+    }
+}
+
+impl ConnectionInner {
+    /// Deletes the exclusive queues of connection `owner` (closed or crashed) and their
+    /// storage.
+    async fn reap(&self, owner: &str) -> Result<()> {
+        let gone = self
+            .store
+            .modify(|t| {
+                let places: Vec<_> = t
+                    .queues()
+                    .filter(|q| q.exclusive_owner.as_deref() == Some(owner))
+                    .filter_map(|q| Some((q.name.clone(), place(t, self, &q.name)?)))
+                    .collect();
+                t.connection_closed(owner);
+                Ok(places)
+            })
+            .await?;
+        for (q, p) in &gone {
+            self.drop_queue(p, q).await?;
+        }
+        Ok(())
+    }
+}
+
 impl Connection {
     /// Connects to the NATS servers of `uri` (`amqp://user:pass@host:port/vhost` or
     /// `nats://host:port,…?namespace=…`; see [`ConnectionUri`]). The connection name of
@@ -78,7 +138,7 @@ impl Connection {
         let client = nats.connect(&uri.servers).await.map_err(nats_error)?;
         let js = jetstream::Context::new(client.clone());
         let store = TopologyStore::open(&js, mapper.namespace()).await?;
-        Ok(Connection {
+        let connection = Connection {
             inner: Arc::new(ConnectionInner {
                 client,
                 js,
@@ -89,7 +149,14 @@ impl Connection {
                 next_channel: AtomicU16::new(1),
                 channels: Mutex::default(),
             }),
-        })
+        };
+        connection
+            .inner
+            .store
+            .renew_lease(&connection.inner.id)
+            .await?;
+        tokio::spawn(lease_loop(Arc::downgrade(&connection.inner)));
+        Ok(connection)
     }
 
     /// Opens a channel.
@@ -128,7 +195,8 @@ impl Connection {
     }
 
     /// Closes the connection: its channels' unacked deliveries are requeued, its exclusive
-    /// queues are deleted, as RabbitMQ does; later calls
+    /// queues are deleted, as RabbitMQ does (a connection that disappears without closing
+    /// has them reaped by another process once its lease is older than [`LEASE_TTL`]); later calls
     /// fail with `InvalidConnectionState`.
     pub async fn close(&self, _reply_code: ReplyCode, _reply_text: ShortString) -> Result<()> {
         self.inner.check()?;
@@ -144,27 +212,10 @@ impl Connection {
         for c in channels.iter().filter_map(Weak::upgrade) {
             c.release(None).await;
         }
-        let id = self.inner.id.clone();
-        let inner = &self.inner;
-        let gone = inner
-            .store
-            .modify(|t| {
-                let places: Vec<_> = t
-                    .queues()
-                    .filter(|q| q.exclusive_owner.as_deref() == Some(id.as_str()))
-                    .filter_map(|q| Some((q.name.clone(), place(t, inner, &q.name)?)))
-                    .collect();
-                t.connection_closed(&id);
-                Ok(places)
-            })
-            .await;
-        if let Ok(gone) = &gone {
-            for (q, p) in gone {
-                inner.drop_queue(p, q).await?;
-            }
-        }
+        let gone = self.inner.reap(&self.inner.id).await;
+        let _ = self.inner.store.drop_lease(&self.inner.id).await;
         self.inner.client.close().await.map_err(nats_error)?;
         self.inner.set_state(ConnectionState::Closed);
-        gone.map(drop)
+        gone
     }
 }

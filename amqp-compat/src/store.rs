@@ -166,6 +166,45 @@ impl TopologyStore {
         )))
     }
 
+    /// Renews connection `id`'s lease (key `c.<id>`): its exclusive queues live while it is
+    /// fresh.
+    pub async fn renew_lease(&self, id: &str) -> Result<()> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        self.kv
+            .put(&format!("c.{id}"), now.to_string())
+            .await
+            .map(drop)
+            .map_err(nats_error)
+    }
+
+    /// Removes connection `id`'s lease (it closed).
+    pub async fn drop_lease(&self, id: &str) -> Result<()> {
+        self.kv.purge(&format!("c.{id}")).await.map_err(nats_error)
+    }
+
+    /// How long ago connection `id` last renewed its lease (`None`: no lease).
+    pub async fn lease_age(&self, id: &str) -> Result<Option<Duration>> {
+        let entry = self
+            .kv
+            .entry(&format!("c.{id}"))
+            .await
+            .map_err(nats_error)?;
+        let Some(e) = entry.filter(|e| !e.operation.is_removal()) else {
+            return Ok(None);
+        };
+        let renewed: u128 = std::str::from_utf8(&e.value)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis());
+        let age = u64::try_from(now.saturating_sub(renewed)).unwrap_or(u64::MAX);
+        Ok(Some(Duration::from_millis(age)))
+    }
+
     fn store_cache(&self, revision: u64, topology: Topology) {
         let mut guard = self.cache.write().unwrap_or_else(|p| p.into_inner());
         if revision >= guard.revision {

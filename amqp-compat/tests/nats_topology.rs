@@ -22,7 +22,7 @@ async fn connect(server: &NatsServer, name: &str) -> Connection {
 
 /// Waits until `check` holds for `conn`'s cached topology (it follows a watch).
 async fn eventually(conn: &Connection, what: &str, check: impl Fn(&Connection) -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(40);
     while !check(conn) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -392,4 +392,36 @@ async fn concurrent_declares_from_many_connections_all_land() {
         })
         .await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashed_owners_exclusive_queue_is_reaped() {
+    use amqp_compat::connection::{LEASE_INTERVAL, LEASE_TTL};
+    let server = NatsServer::jetstream();
+    let a = connect(&server, "crashes").await;
+    let b = connect(&server, "survives").await;
+    let ca = a.create_channel().await.unwrap();
+    let q = ca
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions::exclusive(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let name = q.name().to_string();
+    // While its owner lives (and renews its lease), the queue stays.
+    tokio::time::sleep(LEASE_TTL + 2 * LEASE_INTERVAL).await;
+    assert!(b.topology().queue(&name).is_some());
+    // The owner's process "dies": its NATS connection goes without an AMQP close.
+    a.nats_client().close().await.unwrap();
+    let deadline = Instant::now() + LEASE_TTL + Duration::from_secs(20);
+    eventually(&b, "the reaper", |c| c.topology().queue(&name).is_none()).await;
+    assert!(Instant::now() < deadline);
+    let js = jetstream::Context::new(b.nats_client().clone());
+    let streams = js.stream_names(None).await.unwrap();
+    assert!(
+        !streams.iter().any(|s| s.contains("amq=2Egen")),
+        "{streams:?}"
+    );
 }
