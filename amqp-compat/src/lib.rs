@@ -1,7 +1,14 @@
 //! A lapin-shaped AMQP layer over NATS and JetStream, so services leaving RabbitMQ port with
 //! little more than new imports: `use lapin as amqp` becomes `use amqp_compat as amqp`.
 //!
-//! Built so far (the pure foundations; `docs/amqp-mapping.md` has the whole design):
+//! Over NATS: [`Connection`] (`connect(uri, ConnectionProperties)`, `create_channel`, `close`),
+//! [`Channel`] (exchanges, queues, bindings, `basic_publish` -> [`PublisherConfirm`],
+//! `basic_consume` -> [`Consumer`], qos, ack/nack/reject, get, cancel, confirms), [`Queue`];
+//! the topology shared through a KV bucket ([`store`]), a stream per queue ([`storage`], design
+//! B) or a consumer on an exchange stream ([`exchange_storage`], design D). `examples/wire.rs`
+//! runs Wire's usage end to end.
+//!
+//! The pure foundations (`docs/amqp-mapping.md` has the whole design):
 //! - lapin 4.12's data types: [`types`] (amq-protocol-types), [`BasicProperties`], the option
 //!   structs in [`options`], [`ExchangeKind`], [`Confirmation`], the messages in [`message`],
 //!   [`Error`]/[`ErrorKind`] with AMQP reply codes, [`ConnectionProperties`];
