@@ -492,3 +492,102 @@ async fn a_publish_to_a_missing_exchange_fails_its_confirm_and_the_next_call() {
     assert_eq!(confirm.await.unwrap_err().reply_code(), Some(406));
     assert_eq!(ch.status(), ChannelState::Error);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_messages_are_dead_lettered_with_x_death() {
+    let server = NatsServer::jetstream();
+    let a = connect(&server).await;
+    let b = connect(&server).await;
+    let ch = a.create_channel().await.unwrap();
+    ch.exchange_declare(
+        "dlx".into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    queue(&ch, "dead", FieldTable::default()).await;
+    ch.queue_bind(
+        "dead".into(),
+        "dlx".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString("dlx".into()),
+    );
+    queue(&ch, "work", args).await;
+    // Published through another connection: its cache learns the queue by the watch or,
+    // on a miss, from the server.
+    let pb = b.create_channel().await.unwrap();
+    pb.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let c = pb
+        .basic_publish(
+            "".into(),
+            "work".into(),
+            BasicPublishOptions::default(),
+            b"poison",
+            BasicProperties::default()
+                .with_message_id("m-1".into())
+                .with_expiration("60000".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(c, Confirmation::Ack(None));
+    let m = ch
+        .basic_get("work".into(), BasicGetOptions::default())
+        .await
+        .unwrap()
+        .expect("the message");
+    m.delivery
+        .acker
+        .reject(BasicRejectOptions { requeue: false })
+        .await
+        .unwrap();
+    // The copy is stored before the original goes: it is there as soon as reject returns.
+    let d = ch
+        .basic_get("dead".into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+        .expect("the dead letter");
+    assert_eq!(d.data, b"poison");
+    assert_eq!(
+        (d.exchange.as_str(), d.routing_key.as_str()),
+        ("dlx", "work")
+    );
+    assert_eq!(d.properties.message_id().as_ref().unwrap().as_str(), "m-1");
+    assert!(d.properties.expiration().is_none());
+    let headers = d.properties.headers().as_ref().unwrap();
+    let Some(AMQPValue::FieldArray(deaths)) = headers.inner().get("x-death") else {
+        panic!("{headers:?}");
+    };
+    let Some(AMQPValue::FieldTable(death)) = deaths.as_slice().first() else {
+        panic!("{deaths:?}");
+    };
+    let field = |k: &str| death.inner().get(k).cloned();
+    assert_eq!(field("queue"), Some(AMQPValue::LongString("work".into())));
+    assert_eq!(
+        field("reason"),
+        Some(AMQPValue::LongString("rejected".into()))
+    );
+    assert_eq!(
+        field("original-expiration"),
+        Some(AMQPValue::LongString("60000".into()))
+    );
+    assert!(
+        ch.basic_get("work".into(), BasicGetOptions::default())
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
