@@ -147,13 +147,11 @@ fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
 /// The bytes of `chunk` the server never got, with flush calls not yet proven moved back so
 /// that they ride a PING on the next connection.
 fn requeue_unsent(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
-    let mut unsent = chunk.take_unsent();
+    let unsent = chunk.take_unsent();
     let mut requeue = Vec::new();
     if let Some(waiters) = chunk.waiters.take() {
-        // The chunk's trailing PING was not fully sent: drop it, its waiters ride the next one.
-        if unsent.ends_with(b"PING\r\n") {
-            unsent.truncate(unsent.len() - 6);
-        }
+        // The chunk's trailing PING was not fully sent (`take_unsent` left it out): its
+        // waiters ride the next one.
         requeue.extend(waiters);
     }
     // PINGs sent whose PONG never came: their flushes are not proven; ask again.
@@ -395,6 +393,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
         if chunk.is_done() {
             chunk.bytes.clear();
             chunk.written = 0;
+            chunk.ping_at = None;
             if let Some(waiters) = chunk.waiters.take() {
                 lock(&shared.pongs).push_back(waiters);
             }
@@ -432,6 +431,7 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
                 chunk.written = std::mem::take(&mut out.direct_written);
                 if !out.flush_waiters.is_empty() || out.ping_wanted {
                     let encoder = out.encoder;
+                    chunk.ping_at = Some(chunk.bytes.len());
                     encoder.ping(&mut chunk.bytes);
                     chunk.waiters = Some(std::mem::take(&mut out.flush_waiters));
                     out.ping_wanted = false;

@@ -138,8 +138,10 @@ async fn handshake(
                 info = *new;
             }
             ServerOp::Ping => {
+                let mut pong = BytesMut::new();
+                encoder.pong(&mut pong);
                 transport
-                    .write_all(b"PONG\r\n")
+                    .write_all(&pong)
                     .await
                     .map_err(|e| transport_error(&server, &e))?;
             }

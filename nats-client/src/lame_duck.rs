@@ -22,10 +22,11 @@ use tracing::{debug, info, warn};
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
 use crate::lock;
-use crate::outbound::{Chunk, Outbound, cut_frame_end};
+use crate::outbound::{Chunk, Outbound};
 use crate::shared::Shared;
 use crate::subscription::Target;
 use crate::transport::{Reader, Writer};
+use nats_proto::client_frame::cut_frame_end;
 
 /// Time given to the other nodes of the cluster to learn our new subscriptions, once the old
 /// server is known to have them.
@@ -249,10 +250,12 @@ impl Drop for ProbeSub<'_> {
 
 /// Writes `bytes` to the old connection, after the PONGs owed to its PINGs.
 async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
+    let mut out = BytesMut::new();
     for _ in 0..std::mem::take(&mut old.owed_pongs) {
-        old.wr.write_all(b"PONG\r\n").await?;
+        Encoder::default().pong(&mut out);
     }
-    old.wr.write_all(bytes).await
+    out.extend_from_slice(bytes);
+    old.wr.write_all(&out).await
 }
 
 /// Routes the old connection's messages. With `until_pong`, returns at the first PONG that
@@ -298,6 +301,7 @@ mod tests {
             bytes: BytesMut::from(bytes),
             written,
             waiters: None,
+            ping_at: None,
         }
     }
 

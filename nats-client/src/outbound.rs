@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use nats_proto::Encoder;
+use nats_proto::client_frame::{cut_frame_end, frame_start_at};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
@@ -130,6 +131,8 @@ pub(crate) struct Chunk {
     pub written: usize,
     /// Flush waiters whose PING ends this chunk; they move to the PONG queue once it is sent.
     pub waiters: Option<Vec<FlushWaiter>>,
+    /// Where that PING starts in `bytes` (it is left out when the chunk is sent again).
+    pub ping_at: Option<usize>,
 }
 
 impl Chunk {
@@ -148,57 +151,16 @@ impl Chunk {
     pub fn take_unsent(&mut self) -> BytesMut {
         let from = frame_start_at(&self.bytes, self.written);
         let mut rest = self.bytes.split_off(0);
+        // The trailing PING of flush waiters, when not fully sent: they ride the next one.
+        if let Some(at) = self.ping_at.take()
+            && at >= from
+        {
+            rest.truncate(at);
+        }
         let _ = rest.split_to(from);
         self.written = 0;
         rest
     }
-}
-
-/// Offset of the client op containing byte `pos` of `buf` (a buffer of whole client ops, as
-/// the encoder writes them), or `buf.len()` when `pos` is at the end.
-pub(crate) fn frame_start_at(buf: &[u8], pos: usize) -> usize {
-    let mut start = 0;
-    while start < buf.len() {
-        let end = match frame_len(&buf[start..]) {
-            Some(len) => start + len,
-            // Cannot happen for encoder output; resend from here rather than lose data.
-            None => return start,
-        };
-        if end > pos {
-            return start;
-        }
-        start = end;
-    }
-    buf.len()
-}
-
-/// When byte `pos` of `buf` lies strictly inside an op (the op started before it): where that
-/// op ends. `None` at an op boundary or at the end.
-pub(crate) fn cut_frame_end(buf: &[u8], pos: usize) -> Option<usize> {
-    let start = frame_start_at(buf, pos);
-    if start >= pos {
-        return None;
-    }
-    Some(start + frame_len(&buf[start..])?)
-}
-
-/// Length of the client op at the front of `buf`: its control line, plus payload and CRLF for
-/// PUB/HPUB (whose last argument is the total size).
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let nl = memchr_newline(buf)?;
-    let line = &buf[..nl];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let is_pub = line.starts_with(b"PUB ") || line.starts_with(b"HPUB ");
-    if !is_pub {
-        return Some(nl + 1);
-    }
-    let size_text = line.rsplit(|&b| b == b' ').next()?;
-    let size: usize = std::str::from_utf8(size_text).ok()?.parse().ok()?;
-    Some(nl + 1 + size + 2)
-}
-
-fn memchr_newline(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
 }
 
 #[cfg(test)]
@@ -206,31 +168,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn resume_point_is_a_frame_boundary() {
-        let buf = b"PUB a 3\r\nabc\r\nSUB b 1\r\nHPUB c 12 14\r\nNATS/1.0\r\n\r\nxy\r\nPING\r\n";
-        let boundaries = [0usize, 14, 23, 53];
-        for pos in 0..buf.len() {
-            let start = frame_start_at(buf, pos);
-            assert!(boundaries.contains(&start), "pos {pos} -> {start}");
-            assert!(start <= pos);
-            let next = boundaries
-                .iter()
-                .find(|&&b| b > start)
-                .copied()
-                .unwrap_or(buf.len());
-            assert!(pos < next, "pos {pos} must lie in the frame at {start}");
-        }
-        assert_eq!(frame_start_at(buf, buf.len()), buf.len());
-    }
-
-    #[test]
     fn take_unsent_keeps_the_cut_frame() {
         let mut chunk = Chunk {
             bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPUB b 1\r\ny\r\n"[..]),
             written: 15,
             waiters: None,
+            ping_at: None,
         };
         assert_eq!(&chunk.take_unsent()[..], b"PUB b 1\r\ny\r\n");
+    }
+
+    #[test]
+    fn take_unsent_leaves_out_a_cut_flush_ping() {
+        let mut chunk = Chunk {
+            bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]),
+            written: 5,
+            waiters: None,
+            ping_at: Some(12),
+        };
+        assert_eq!(&chunk.take_unsent()[..], b"PUB a 1\r\nx\r\n");
+        chunk.bytes = BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]);
+        chunk.written = 14;
+        chunk.ping_at = Some(12);
+        assert!(chunk.take_unsent().is_empty());
     }
 
     #[test]
@@ -240,6 +200,7 @@ mod tests {
             bytes: BytesMut::from(buf),
             written: 0,
             waiters: None,
+            ping_at: None,
         };
         for written in 0..=buf.len() {
             chunk.written = written;
