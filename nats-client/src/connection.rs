@@ -16,9 +16,9 @@ use crate::error::ConnectError;
 use crate::events::{DisconnectReason, Event};
 use crate::handshake::{Established, establish, inbound_limits};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
-use crate::lock;
 use crate::outbound::{Chunk, LinkState};
 use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
+use crate::session::KeepAlive;
 use crate::shared::Shared;
 
 /// Why serving a connection stopped.
@@ -64,7 +64,7 @@ pub(crate) async fn run(
                 if let DisconnectReason::ServerError(e) = &reason
                     && e.is_auth_error()
                 {
-                    lock(&shared.pool).auth_failed(&addr, &e.kind);
+                    shared.pool().auth_failed(&addr, &e.kind);
                 }
                 unsent = go_offline(&shared, &mut chunk);
                 shared.emit(Event::Disconnected { server, reason });
@@ -86,18 +86,12 @@ pub(crate) async fn run(
 pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reconnecting: bool) {
     let encoder = Encoder::for_server(&est.info);
     {
-        let mut out = lock(&shared.out);
+        let mut guard = shared.out();
+        let (out, mut session) = guard.session();
         out.encoder = encoder;
         let mut fresh = BytesMut::with_capacity(out.buf.len() + unsent.len() + 1024);
-        {
-            for (sid, e) in lock(&shared.subs).iter() {
-                // Subjects were validated when the subscription was made.
-                let _ = encoder.subscribe(&mut fresh, *sid, &e.subject, e.queue_group.as_deref());
-                if let Some(left) = e.remaining() {
-                    encoder.unsubscribe(&mut fresh, *sid, Some(left));
-                }
-            }
-        }
+        session.connected(&encoder, &mut fresh, est.addr.clone(), est.info.clone());
+        drop(session);
         fresh.extend_from_slice(&unsent);
         // A frame a publisher wrote partly to the old socket goes out whole on this one.
         out.direct_written = 0;
@@ -107,40 +101,39 @@ pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reco
             out.state = LinkState::Connected;
         }
     }
-    *lock(&shared.info) = Arc::new(est.info.clone());
-    *lock(&shared.server) = Some(est.addr.clone());
     {
-        let mut pool = lock(&shared.pool);
+        let mut pool = shared.pool();
         pool.connected(&est.addr);
-        if !shared.opts.ignore_discovered_servers {
+        if !shared.opts().ignore_discovered_servers {
             pool.update_discovered(&est.info.connect_urls, &est.addr);
         }
     }
-    shared.pings_out.store(0, Relaxed);
-    shared.stats.connects.fetch_add(1, Relaxed);
+    shared.stats().connects.fetch_add(1, Relaxed);
     let server = est.addr.to_string();
     if reconnecting {
-        shared.stats.reconnects.fetch_add(1, Relaxed);
+        shared.stats().reconnects.fetch_add(1, Relaxed);
         info!(%server, "reconnected");
         shared.emit(Event::Reconnected { server });
     } else {
         shared.emit(Event::Connected { server });
     }
-    shared.writer_wake.notify_one();
-    shared.space.notify_waiters();
+    shared.wake_writer();
+    shared.wake_publishers();
 }
 
 /// Marks the link down and collects what must be sent again on the next connection.
 fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
     let unsent = requeue_unsent(shared, chunk);
     {
-        let mut out = lock(&shared.out);
+        let mut out = shared.out();
         if out.state == LinkState::Connected {
             out.state = LinkState::Disconnected;
         }
     }
     // In-flight requests cannot get their reply on this connection any more.
-    shared.requests.fail_all(crate::inbox::Ended::Disconnected);
+    shared
+        .requests()
+        .fail_all(crate::inbox::Ended::Disconnected);
     unsent
 }
 
@@ -155,10 +148,10 @@ fn requeue_unsent(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
         requeue.extend(waiters);
     }
     // PINGs sent whose PONG never came: their flushes are not proven; ask again.
-    for group in lock(&shared.pongs).drain(..) {
-        requeue.extend(group);
-    }
-    let mut out = lock(&shared.out);
+    let mut guard = shared.out();
+    let (out, mut session) = guard.session();
+    requeue.extend(session.take_unproven());
+    drop(session);
     requeue.append(&mut out.flush_waiters);
     out.flush_waiters = requeue;
     unsent
@@ -173,7 +166,7 @@ async fn reconnect(
         if matches!(shared.state(), LinkState::Closing | LinkState::Closed) {
             return None;
         }
-        let next = lock(&shared.pool).next(Instant::now());
+        let next = shared.pool().next(Instant::now());
         let Some((addr, wait, attempt)) = next else {
             warn!("no server left to reconnect to");
             shared.emit(Event::ReconnectsExhausted);
@@ -187,18 +180,20 @@ async fn reconnect(
         if !wait.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = shared.close_wake.notified() => continue,
+                _ = shared.close_requested() => continue,
             }
         }
         debug!(server = %addr, attempt, "reconnecting");
-        match establish(&addr, &shared.opts, tls).await {
+        match establish(&addr, shared.opts(), tls).await {
             Ok(est) => return Some(est),
             Err(e) => {
                 warn!(server = %addr, error = %e, "reconnect attempt failed");
-                lock(&shared.pool).failed(&addr, &shared.opts.reconnect_delay, Instant::now());
+                shared
+                    .pool()
+                    .failed(&addr, &shared.opts().reconnect_delay, Instant::now());
                 if let Some(error) = handshake_server_error(&e) {
                     if error.is_auth_error() {
-                        lock(&shared.pool).auth_failed(&addr, &error.kind);
+                        shared.pool().auth_failed(&addr, &error.kind);
                     }
                     shared.emit(Event::ServerError {
                         server: addr.to_string(),
@@ -225,7 +220,7 @@ async fn serve(
         ..
     } = est;
     let (mut rd, mut wr, socket) = transport.into_halves();
-    lock(&shared.out).direct = socket;
+    shared.out().direct = socket;
     let lame_duck = Notify::new();
     let retire_old = async {
         match retiring {
@@ -241,18 +236,18 @@ async fn serve(
         never = retire_old => match never {},
     };
     // Publishers write to this connection's socket no more (and the socket can close).
-    lock(&shared.out).direct = None;
+    shared.out().direct = None;
     match stop {
         Stop::Closed => {
             let _ = wr.shutdown().await;
             (stop, None)
         }
         Stop::Handoff(_) => {
-            let clean = finish_cut_op(&shared.out, chunk, &mut wr).await;
+            let clean = finish_cut_op(shared, chunk, &mut wr).await;
             // Every PING sent there (including the chunk's last op, when it is all written)
             // is answered there before the retirement's own PING is.
-            let stray_pongs =
-                lock(&shared.pongs).len() + usize::from(chunk.is_done() && chunk.waiters.is_some());
+            let stray_pongs = shared.session(|s| s.pongs_awaited())
+                + usize::from(chunk.is_done() && chunk.waiters.is_some());
             let old = Retiring {
                 rd,
                 wr,
@@ -308,7 +303,7 @@ fn handle_buffered(
             Err(e) => return Err(Stop::Lost(DisconnectReason::Protocol(e))),
         };
         if let ServerOp::Msg(msg) = op {
-            let table = subs.get_or_insert_with(|| lock(&shared.subs));
+            let table = subs.get_or_insert_with(|| shared.session_for_delivery());
             if let Some((handler, msg)) = shared.dispatch(table, msg) {
                 subs = None;
                 handler(msg);
@@ -318,27 +313,28 @@ fn handle_buffered(
         subs = None; // other ops may take the write lock, which comes first in lock order
         match op {
             ServerOp::Ping => {
-                let mut out = lock(&shared.out);
+                let mut out = shared.out();
                 let encoder = out.encoder;
                 encoder.pong(&mut out.buf);
                 drop(out);
-                shared.writer_wake.notify_one();
+                shared.wake_writer();
             }
             ServerOp::Pong => shared.pong(),
             ServerOp::Info(info) => {
-                let ldm = info.ldm;
-                if !shared.opts.ignore_discovered_servers
-                    && let Some(current) = lock(&shared.server).clone()
-                {
-                    lock(&shared.pool).update_discovered(&info.connect_urls, &current);
-                }
-                let server = lock(&shared.server)
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
                 parser.set_limits(inbound_limits(&info));
-                *lock(&shared.info) = Arc::new(*info);
+                let urls = info.connect_urls.clone();
+                let (ldm, current) =
+                    shared.session(|s| (s.info_update(*info), s.server().cloned()));
+                if !shared.opts().ignore_discovered_servers
+                    && let Some(current) = &current
+                {
+                    shared.pool().update_discovered(&urls, current);
+                }
                 if ldm {
+                    let server = current
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
                     shared.emit(Event::LameDuck { server });
                     lame_duck.notify_one();
                 }
@@ -355,10 +351,7 @@ fn handle_buffered(
 /// auth errors end the connection (the server closes it anyway).
 fn server_error(shared: &Shared, text: &str) -> Result<(), Stop> {
     let error = ServerError::parse(text);
-    let server = lock(&shared.server)
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let server = shared.server_name();
     warn!(%server, error = %error, "server error");
     shared.emit(Event::ServerError {
         server,
@@ -395,7 +388,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
             chunk.written = 0;
             chunk.ping_at = None;
             if let Some(waiters) = chunk.waiters.take() {
-                lock(&shared.pongs).push_back(waiters);
+                shared.session(|s| s.ping_sent(waiters));
             }
             if let Err(stop) = next_chunk(shared, chunk).await {
                 return stop;
@@ -421,9 +414,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
 /// Waits for buffered bytes and swaps them into `chunk` (plus a PING when flushes wait).
 async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
     loop {
-        let notified = shared.writer_wake.notified();
+        let notified = shared.writer_woken();
         {
-            let mut out = lock(&shared.out);
+            let mut out = shared.out();
             if out.has_work() {
                 out.writer_idle = false;
                 std::mem::swap(&mut out.buf, &mut chunk.bytes);
@@ -437,7 +430,7 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
                     out.ping_wanted = false;
                 }
                 drop(out);
-                shared.space.notify_waiters();
+                shared.wake_publishers();
                 return Ok(());
             }
             if out.state == LinkState::Closing {
@@ -452,15 +445,15 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
 /// Sends a PING every `ping_interval`; too many without a PONG means the link is dead (this
 /// also catches a write that stalls: its PINGs never go out, so no PONG comes back).
 async fn keep_alive(shared: &Shared) -> Stop {
-    let period = shared.opts.ping_interval.max(Duration::from_millis(10));
+    let period = shared.opts().ping_interval.max(Duration::from_millis(10));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
-        let out = shared.pings_out.fetch_add(1, Relaxed);
-        if out >= shared.opts.max_pings_out {
-            return Stop::Lost(DisconnectReason::PingTimeout { unanswered: out });
+        let max = shared.opts().max_pings_out;
+        if let KeepAlive::Dead { unanswered } = shared.session(|s| s.keep_alive_tick(max)) {
+            return Stop::Lost(DisconnectReason::PingTimeout { unanswered });
         }
-        lock(&shared.out).ping_wanted = true;
-        shared.writer_wake.notify_one();
+        shared.out().ping_wanted = true;
+        shared.wake_writer();
     }
 }

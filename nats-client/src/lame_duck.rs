@@ -65,7 +65,7 @@ pub(crate) struct Retiring {
 /// connection. Returns whether the stream is clean; if completing fails or stalls it is not,
 /// and the op goes out whole on the new connection, as after a lost connection.
 pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
-    out: &Mutex<Outbound>,
+    out: &impl LockOut,
     chunk: &mut Chunk,
     wr: &mut W,
 ) -> bool {
@@ -79,7 +79,7 @@ pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
     // A direct write cut short, its op still at the front of the shared buffer (the writer
     // had not taken it yet). Publishers may append meanwhile; nobody else takes from the front.
     let cut = {
-        let out = lock(out);
+        let out = out.lock_out();
         cut_frame_end(&out.buf, out.direct_written).map(|end| {
             (
                 Bytes::copy_from_slice(&out.buf[out.direct_written..end]),
@@ -91,11 +91,28 @@ pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
         if !write_within(wr, &rest).await {
             return false;
         }
-        let mut out = lock(out);
+        let mut out = out.lock_out();
         out.buf.advance(end);
         out.direct_written = 0;
     }
     true
+}
+
+/// The write side, locked (the client's [`Shared`], or a bare buffer in tests).
+pub(crate) trait LockOut {
+    fn lock_out(&self) -> impl std::ops::DerefMut<Target = Outbound>;
+}
+
+impl LockOut for Shared {
+    fn lock_out(&self) -> impl std::ops::DerefMut<Target = Outbound> {
+        self.out()
+    }
+}
+
+impl LockOut for Mutex<Outbound> {
+    fn lock_out(&self) -> impl std::ops::DerefMut<Target = Outbound> {
+        lock(self)
+    }
 }
 
 async fn write_within<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> bool {
@@ -118,26 +135,29 @@ pub(crate) async fn find_replacement(
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Box<Established> {
     signal.notified().await;
-    let max = shared.opts.lame_duck_jitter;
+    let max = shared.opts().lame_duck_jitter;
     if !max.is_zero() {
         let jitter = rand::rng().random_range(Duration::ZERO..=max);
         tokio::time::sleep(jitter).await;
     }
     loop {
-        let candidates: Vec<ServerAddr> = lock(&shared.pool)
+        let candidates: Vec<ServerAddr> = shared
+            .pool()
             .addrs()
             .into_iter()
             .filter(|a| a != current)
             .collect();
         for addr in candidates {
-            match establish(&addr, &shared.opts, tls).await {
+            match establish(&addr, shared.opts(), tls).await {
                 Ok(est) => {
                     info!(from = %current, to = %addr, "moving off a lame-duck server");
                     return Box::new(est);
                 }
                 Err(e) => {
                     warn!(server = %addr, error = %e, "lame-duck move attempt failed");
-                    lock(&shared.pool).failed(&addr, &shared.opts.reconnect_delay, Instant::now());
+                    shared
+                        .pool()
+                        .failed(&addr, &shared.opts().reconnect_delay, Instant::now());
                 }
             }
         }
@@ -152,7 +172,7 @@ pub(crate) async fn find_replacement(
 pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
     // A probe subscription on the new connection only, sent after every re-sent SUB; the
     // flush's PONG then proves the new server holds them all.
-    let probe_subject = format!("{}.{}.ldm", shared.opts.inbox_prefix, nuid::next());
+    let probe_subject = format!("{}.{}.ldm", shared.opts().inbox_prefix, nuid::next());
     let arrived = Arc::new(Notify::new());
     let signal = arrived.clone();
     let probe = ProbeSub {
@@ -166,8 +186,8 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             .ok(),
     };
     let (tx, rx) = oneshot::channel();
-    lock(&shared.out).flush_waiters.push(tx);
-    shared.writer_wake.notify_one();
+    shared.out().flush_waiters.push(tx);
+    shared.wake_writer();
     // `old` moves into this block, so the connection closes when it ends (for plain TCP,
     // `shutdown` is a no-op: the socket closes when its last handle is dropped).
     let done = async move {
@@ -217,7 +237,7 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
         }
         // 3. UNSUB everything on the old connection, PING, and read until its PONG.
         let mut out = BytesMut::new();
-        let sids: Vec<u64> = lock(&shared.subs).keys().copied().collect();
+        let sids = shared.session(|s| s.sids());
         for sid in sids {
             encoder.unsubscribe(&mut out, sid, None);
         }
@@ -267,7 +287,7 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
         loop {
             match old.parser.parse(&mut old.buf) {
                 Ok(Some(ServerOp::Msg(msg))) => {
-                    let handed_back = shared.dispatch(&mut lock(&shared.subs), msg);
+                    let handed_back = shared.dispatch(&mut shared.session_for_delivery(), msg);
                     if let Some((handler, msg)) = handed_back {
                         handler(msg);
                     }

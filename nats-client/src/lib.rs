@@ -78,6 +78,7 @@ mod request;
 mod request_many;
 mod server_error;
 mod server_pool;
+mod session;
 mod shared;
 mod stats;
 mod subscription;

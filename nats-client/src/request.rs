@@ -173,7 +173,7 @@ fn reply_result(
 impl Drop for ReplyFuture {
     fn drop(&mut self) {
         if !self.done {
-            self.shared.requests.cancel(self.token);
+            self.shared.requests().cancel(self.token);
         }
     }
 }
@@ -220,7 +220,7 @@ impl RequestWindow {
             .map_err(|_| RequestError::Closed)?;
         let timeout = request
             .timeout
-            .unwrap_or(self.client.shared().opts.request_timeout);
+            .unwrap_or(self.client.shared().opts().request_timeout);
         self.client
             .start_request(
                 &request.subject,
@@ -255,7 +255,7 @@ impl Client {
         subject: impl AsRef<str>,
         payload: impl AsRef<[u8]>,
     ) -> Result<Message, RequestError> {
-        let timeout = self.shared().opts.request_timeout;
+        let timeout = self.shared().opts().request_timeout;
         self.request_with(subject.as_ref(), None, payload.as_ref(), timeout)
             .await
     }
@@ -267,7 +267,7 @@ impl Client {
         headers: &HeaderMap,
         payload: impl AsRef<[u8]>,
     ) -> Result<Message, RequestError> {
-        let timeout = self.shared().opts.request_timeout;
+        let timeout = self.shared().opts().request_timeout;
         self.request_with(subject.as_ref(), Some(headers), payload.as_ref(), timeout)
             .await
     }
@@ -277,7 +277,7 @@ impl Client {
     pub async fn request_value(&self, request: Request) -> Result<Message, RequestError> {
         let timeout = request
             .timeout
-            .unwrap_or(self.shared().opts.request_timeout);
+            .unwrap_or(self.shared().opts().request_timeout);
         self.request_with(
             &request.subject,
             request.headers.as_ref(),
@@ -341,10 +341,10 @@ impl Client {
     ) -> Result<ReplyFuture, RequestError> {
         self.ensure_request_inbox(subject)?;
         let shared = self.shared_arc();
-        if timeout.is_some() && shared.requests.start_ticker() {
+        if timeout.is_some() && shared.requests().start_ticker() {
             tokio::spawn(tick(Arc::downgrade(shared)));
         }
-        let (ticket, rx) = shared.requests.register(timeout, permit);
+        let (ticket, rx) = shared.requests().register(timeout, permit);
         // Built before publishing: if the publish fails, dropping it cancels the entry.
         let future = ReplyFuture {
             shared: shared.clone(),
@@ -363,15 +363,15 @@ impl Client {
     /// the error.
     pub(crate) fn ensure_request_inbox(&self, subject: &str) -> Result<(), RequestError> {
         let shared = self.shared();
-        if shared.requests.subscribed.load(Ordering::Acquire) {
+        if shared.requests().subscribed.load(Ordering::Acquire) {
             return Ok(());
         }
-        let mut sid = lock(&shared.requests.sid);
+        let mut sid = lock(&shared.requests().sid);
         if sid.is_none() {
-            let filter = format!("{}*", shared.requests.prefix);
+            let filter = format!("{}*", shared.requests().prefix);
             let added = self.add_subscription(&filter, None, Target::Requests);
             *sid = Some(added.map_err(|e| client_to_request(e, subject))?);
-            shared.requests.subscribed.store(true, Ordering::Release);
+            shared.requests().subscribed.store(true, Ordering::Release);
         }
         Ok(())
     }
@@ -416,7 +416,7 @@ async fn tick(shared: std::sync::Weak<Shared>) {
         if shared.state() == LinkState::Closed {
             return;
         }
-        shared.requests.tick();
+        shared.requests().tick();
     }
 }
 

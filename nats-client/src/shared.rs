@@ -1,49 +1,77 @@
 //! State shared by the client handles and the connection task.
+//!
+//! Two locks, and only one order: the write side ([`Outbound`]) and the [`Session`] (sid
+//! table, PONG FIFO, server INFO). [`Shared::out`] locks the write side and reaches the session
+//! from its guard ([`OutGuard::session`]); [`Shared::session`] locks the session alone and hands
+//! it to a closure that gets nothing else. No field is public: every change goes through a
+//! method here.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use nats_proto::ServerInfo;
-use tokio::sync::{Notify, broadcast, watch};
+use nats_proto::{HeaderMap, ServerInfo};
+use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tracing::warn;
 
 use crate::addr::ServerAddr;
-use crate::error::ClientError;
+use crate::error::{ClientError, PublishError};
 use crate::events::Event;
 use crate::inbox::{Ended, Inbox};
 use crate::lock;
-use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::{FlushWaiter, LinkState, Outbound};
 use crate::server_error::ServerError;
 use crate::server_pool::ServerPool;
-use crate::stats::Counters;
-use crate::subscription::{Handler, Pushed, SubEntry, SubscriptionError, Target};
+use crate::session::{Delivery, Session};
+use crate::stats::{Counters, Statistics};
+use crate::subscription::Target;
+
+/// The session as the client holds it: flush waiters are oneshot senders.
+pub(crate) type ClientSession = Session<FlushWaiter>;
 
 pub(crate) struct Shared {
-    /// The write buffer; lock order: `out` before `subs`.
-    pub out: Mutex<Outbound>,
+    out: Mutex<Outbound>,
+    session: Mutex<ClientSession>,
     /// Wakes the writer: there is something to send (or to stop).
-    pub writer_wake: Notify,
+    writer_wake: Notify,
     /// Wakes publishers waiting for buffer space.
-    pub space: Notify,
+    space: Notify,
     /// Wakes the supervisor out of a reconnect wait when the client closes.
-    pub close_wake: Notify,
-    pub subs: Mutex<HashMap<u64, SubEntry>>,
-    pub next_sid: AtomicU64,
-    /// PINGs sent, oldest first, each with the flush calls waiting for its PONG.
-    pub pongs: Mutex<VecDeque<Vec<FlushWaiter>>>,
-    /// Keep-alive PINGs without any PONG since.
-    pub pings_out: AtomicUsize,
-    pub requests: Inbox,
-    pub info: Mutex<Arc<ServerInfo>>,
-    pub server: Mutex<Option<ServerAddr>>,
-    pub pool: Mutex<ServerPool>,
-    pub stats: Counters,
-    pub events: broadcast::Sender<Event>,
-    pub closed: watch::Sender<bool>,
-    pub opts: ConnectOptions,
+    close_wake: Notify,
+    requests: Inbox,
+    pool: Mutex<ServerPool>,
+    stats: Counters,
+    events: broadcast::Sender<Event>,
+    closed: watch::Sender<bool>,
+    opts: ConnectOptions,
+}
+
+/// The write side locked; the session is reachable from here (lock order: out, then session).
+pub(crate) struct OutGuard<'a> {
+    out: MutexGuard<'a, Outbound>,
+    session: &'a Mutex<ClientSession>,
+}
+
+impl OutGuard<'_> {
+    /// Locks the session too, while the write side stays locked.
+    pub fn session(&mut self) -> (&mut Outbound, MutexGuard<'_, ClientSession>) {
+        (&mut self.out, lock(self.session))
+    }
+}
+
+impl Deref for OutGuard<'_> {
+    type Target = Outbound;
+    fn deref(&self) -> &Outbound {
+        &self.out
+    }
+}
+
+impl DerefMut for OutGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Outbound {
+        &mut self.out
+    }
 }
 
 impl Shared {
@@ -54,22 +82,101 @@ impl Shared {
                 opts.write_buffer_limit,
                 opts.reconnect_buffer_size,
             )),
+            session: Mutex::default(),
             writer_wake: Notify::new(),
             space: Notify::new(),
             close_wake: Notify::new(),
-            subs: Mutex::default(),
-            next_sid: AtomicU64::new(1),
-            pongs: Mutex::default(),
-            pings_out: AtomicUsize::new(0),
             requests: Inbox::new(&opts.inbox_prefix),
-            info: Mutex::default(),
-            server: Mutex::default(),
             pool: Mutex::new(pool),
             stats: Counters::default(),
             events,
             closed: watch::Sender::new(false),
             opts,
         }
+    }
+
+    pub fn opts(&self) -> &ConnectOptions {
+        &self.opts
+    }
+
+    pub fn requests(&self) -> &Inbox {
+        &self.requests
+    }
+
+    pub fn stats(&self) -> &Counters {
+        &self.stats
+    }
+
+    /// Locks the write side (see [`OutGuard::session`] for the session as well).
+    pub fn out(&self) -> OutGuard<'_> {
+        OutGuard {
+            out: lock(&self.out),
+            session: &self.session,
+        }
+    }
+
+    /// Runs `f` on the session alone. `f` must not lock anything of `Shared` (it gets only
+    /// the session, which is what keeps the lock order).
+    pub fn session<R>(&self, f: impl FnOnce(&mut ClientSession) -> R) -> R {
+        f(&mut lock(&self.session))
+    }
+
+    /// The session locked alone, for a run of message deliveries by the reader (which holds
+    /// nothing else meanwhile).
+    pub fn session_for_delivery(&self) -> MutexGuard<'_, ClientSession> {
+        lock(&self.session)
+    }
+
+    pub fn pool(&self) -> MutexGuard<'_, ServerPool> {
+        lock(&self.pool)
+    }
+
+    pub fn wake_writer(&self) {
+        self.writer_wake.notify_one();
+    }
+
+    pub fn writer_woken(&self) -> Notified<'_> {
+        self.writer_wake.notified()
+    }
+
+    pub fn wake_publishers(&self) {
+        self.space.notify_waiters();
+    }
+
+    pub fn close_requested(&self) -> Notified<'_> {
+        self.close_wake.notified()
+    }
+
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// The latest INFO.
+    pub fn info(&self) -> Arc<ServerInfo> {
+        self.session(|s| s.info())
+    }
+
+    /// The current (or last) server.
+    pub fn server(&self) -> Option<ServerAddr> {
+        self.session(|s| s.server().cloned())
+    }
+
+    /// The current server as text.
+    pub fn server_name(&self) -> String {
+        self.session(|s| s.server_name())
+    }
+
+    /// The counters, with the outbound ones kept under the write lock.
+    pub fn statistics(&self) -> Statistics {
+        let mut stats = self.stats.snapshot();
+        let out = self.out();
+        stats.out_msgs = out.out_msgs;
+        stats.out_bytes = out.out_bytes;
+        stats
     }
 
     /// Sends an event without ever blocking (to the callback first, if there is one); counts
@@ -88,13 +195,13 @@ impl Shared {
     }
 
     pub fn state(&self) -> LinkState {
-        lock(&self.out).state
+        self.out().state
     }
 
     /// Asks the connection to close after sending what is buffered.
     pub fn request_close(&self) {
         {
-            let mut out = lock(&self.out);
+            let mut out = self.out();
             match out.state {
                 LinkState::Closing | LinkState::Closed => return,
                 _ => out.state = LinkState::Closing,
@@ -105,6 +212,69 @@ impl Shared {
         self.space.notify_waiters();
     }
 
+    /// Encodes a publish into the write buffer (or writes it straight to the socket when it
+    /// is a lone message and the writer is idle, see [`Outbound::try_direct_write`]). Returns
+    /// `false` when the buffer is full: wait for [`Shared::space_freed`], then try again.
+    pub fn try_publish(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<bool, PublishError> {
+        let mut out = self.out();
+        let over = match out.state {
+            LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
+            LinkState::Connected => !out.buf.is_empty() && out.buf.len() >= out.write_limit,
+            LinkState::Disconnected => false,
+        };
+        if over {
+            return Ok(false);
+        }
+        let before = out.buf.len();
+        let encoder = out.encoder;
+        encoder.publish(&mut out.buf, subject, reply, headers, payload)?;
+        let size = out.buf.len() - before;
+        if out.state == LinkState::Disconnected && out.buf.len() > out.reconnect_limit {
+            out.buf.truncate(before);
+            return Err(PublishError::ReconnectBufferFull {
+                buffered: before,
+                limit: out.reconnect_limit,
+                size,
+            });
+        }
+        out.out_msgs += 1;
+        out.out_bytes += payload.len() as u64;
+        if out.writer_idle && before == 0 && out.try_direct_write() {
+            return Ok(true); // on the wire already; the writer stays idle
+        }
+        let wake = std::mem::take(&mut out.writer_idle);
+        drop(out);
+        if wake {
+            self.writer_wake.notify_one();
+        }
+        Ok(true)
+    }
+
+    /// The writer's "space" signal (see [`Shared::try_publish`]).
+    pub fn space_freed(&self) -> Notified<'_> {
+        self.space.notified()
+    }
+
+    /// A flush: its waiter rides the next PING; resolved by its PONG.
+    pub fn flush_waiter(&self) -> Result<oneshot::Receiver<()>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut out = self.out();
+            if matches!(out.state, LinkState::Closing | LinkState::Closed) {
+                return Err(ClientError::Closed);
+            }
+            out.flush_waiters.push(tx);
+        }
+        self.writer_wake.notify_one();
+        Ok(rx)
+    }
+
     /// Registers a subscription and sends its SUB (when connected; otherwise the reconnect
     /// sends it).
     pub fn add_subscription(
@@ -113,32 +283,16 @@ impl Shared {
         queue_group: Option<String>,
         target: Target,
     ) -> Result<u64, ClientError> {
-        let sid = self.next_sid.fetch_add(1, Relaxed);
-        let mut out = lock(&self.out);
-        match out.state {
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let live = match out.state {
             LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
-            LinkState::Connected => {
-                let encoder = out.encoder;
-                encoder.subscribe(&mut out.buf, sid, subject, queue_group.as_deref())?;
-            }
-            LinkState::Disconnected => {
-                // Validate now even though the SUB is sent later.
-                let mut scratch = bytes::BytesMut::new();
-                out.encoder
-                    .subscribe(&mut scratch, sid, subject, queue_group.as_deref())?;
-            }
-        }
-        lock(&self.subs).insert(
-            sid,
-            SubEntry {
-                subject: subject.to_owned(),
-                queue_group,
-                max: None,
-                delivered: 0,
-                target,
-            },
-        );
-        drop(out);
+            LinkState::Connected => Some(&mut out.buf),
+            LinkState::Disconnected => None,
+        };
+        let sid = session.subscribe(&out.encoder, live, subject, queue_group, target)?;
+        drop(session);
+        drop(guard);
         self.writer_wake.notify_one();
         Ok(sid)
     }
@@ -146,102 +300,78 @@ impl Shared {
     /// Sends UNSUB for `sid`; with `forget`, also stops routing its messages (a stream
     /// subscription's stream ends).
     pub fn send_unsub(&self, sid: u64, max: Option<u64>, forget: bool) -> Result<(), ClientError> {
-        let mut out = lock(&self.out);
-        if matches!(out.state, LinkState::Closing | LinkState::Closed) {
-            return Err(ClientError::Closed);
-        }
-        let mut subs = lock(&self.subs);
-        let remove = match (subs.get_mut(&sid), max) {
-            (None, _) => return Ok(()),
-            (Some(e), Some(max)) => {
-                e.max = Some(max);
-                e.delivered >= max
-            }
-            (Some(_), None) => forget,
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let live = match out.state {
+            LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
+            LinkState::Connected => Some(&mut out.buf),
+            LinkState::Disconnected => None,
         };
-        if remove
-            && let Some(SubEntry {
-                target: Target::Queue(q),
-                ..
-            }) = subs.remove(&sid)
-        {
-            q.close();
-        }
-        drop(subs);
-        if out.state == LinkState::Connected {
-            let encoder = out.encoder;
-            encoder.unsubscribe(&mut out.buf, sid, max);
-            drop(out);
+        let wrote = live.is_some();
+        session.unsubscribe(&out.encoder, live, sid, max, forget);
+        drop(session);
+        drop(guard);
+        if wrote {
             self.writer_wake.notify_one();
         }
         Ok(())
     }
 
-    /// Delivers one message to its subscription. Called by the reader with `subs` locked.
+    /// Forgets a drained subscription and ends its stream.
+    pub fn forget(&self, sid: u64) {
+        self.session(|s| s.forget(sid));
+    }
+
+    /// The sids of every live subscription but the reply inbox (what a drain unsubscribes).
+    pub fn user_sids(&self) -> Vec<u64> {
+        let inbox = *lock(&self.requests.sid);
+        self.session(|s| s.sids())
+            .into_iter()
+            .filter(|sid| Some(*sid) != inbox)
+            .collect()
+    }
+
+    /// Counts a message and acts on where the session routed it. Called by the reader with
+    /// the session locked (`session`, for a run of messages).
     ///
     /// A handler subscription's message comes back with its handler instead: the caller must
-    /// release the table before calling it, so that the handler may use the client.
+    /// release the session before calling it, so that the handler may use the client.
     #[must_use = "a handler subscription's message is delivered by calling the handler"]
     pub fn dispatch(
         &self,
-        subs: &mut HashMap<u64, SubEntry>,
+        session: &mut ClientSession,
         msg: nats_proto::Msg,
-    ) -> Option<(Handler, Message)> {
+    ) -> Option<(crate::subscription::Handler, crate::message::Message)> {
         self.stats.in_msgs.fetch_add(1, Relaxed);
         self.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
-        let sid = msg.sid;
-        let entry = subs.get_mut(&sid)?; // None: late message for a subscription already gone
-        entry.delivered += 1;
-        let done = entry.max.is_some_and(|max| entry.delivered >= max);
-        let handed_back = match &entry.target {
-            Target::Queue(q) => {
-                if let Pushed::Dropped { first } = q.push(msg.into()) {
-                    self.stats.dropped_msgs.fetch_add(1, Relaxed);
-                    if first {
-                        self.emit(Event::SlowConsumer {
-                            sid,
-                            subject: entry.subject.clone(),
-                        });
-                    }
+        match session.deliver(msg) {
+            Delivery::Gone | Delivery::Queued => None,
+            Delivery::Dropped {
+                sid,
+                subject,
+                first,
+            } => {
+                self.stats.dropped_msgs.fetch_add(1, Relaxed);
+                if first {
+                    self.emit(Event::SlowConsumer { sid, subject });
                 }
                 None
             }
-            Target::Requests => {
-                self.requests.deliver(msg.into());
+            Delivery::Requests(msg) => {
+                self.requests.deliver(msg);
                 None
             }
-            Target::Handler(h) => Some((h.clone(), msg.into())),
-        };
-        if done
-            && let Some(SubEntry {
-                target: Target::Queue(q),
-                ..
-            }) = subs.remove(&sid)
-        {
-            q.close();
+            Delivery::Handler(handler, msg) => Some((handler, msg)),
         }
-        handed_back
     }
 
-    /// A well-framed message that cannot be a [`Message`]: counted, reported, and handed to its
-    /// subscription as an error. The connection is not affected.
+    /// A well-framed message that cannot be a [`crate::Message`]: counted, reported, and
+    /// handed to its subscription as an error. The connection is not affected.
     pub fn undeliverable(&self, bad: Box<nats_proto::BadMsg>) {
         self.stats.undeliverable_msgs.fetch_add(1, Relaxed);
         let (sid, error) = (bad.sid, bad.error.clone());
         warn!(sid, %error, "undeliverable message");
-        let mut subs = lock(&self.subs);
-        if let Some(entry) = subs.get_mut(&sid) {
-            // It used up one of the subscription's messages on the server all the same.
-            entry.delivered += 1;
-            let done = entry.max.is_some_and(|max| entry.delivered >= max);
-            if let Target::Queue(q) = &entry.target {
-                q.push_error(SubscriptionError::Undeliverable(bad), done);
-            }
-            if done {
-                subs.remove(&sid);
-            }
-        }
-        drop(subs);
+        self.session(|s| s.undeliverable(bad));
         self.emit(Event::UndeliverableMessage { sid, error });
     }
 
@@ -256,52 +386,26 @@ impl Shared {
         queue: Option<&str>,
         error: &ServerError,
     ) -> usize {
-        let mut subs = lock(&self.subs);
-        let refused: Vec<u64> = subs
-            .iter()
-            .filter(|(_, e)| {
-                e.subject == subject
-                    && e.queue_group.as_deref() == queue
-                    && !matches!(e.target, Target::Requests)
-            })
-            .map(|(sid, _)| *sid)
-            .collect();
-        for sid in &refused {
-            if let Some(SubEntry {
-                target: Target::Queue(q),
-                ..
-            }) = subs.remove(sid)
-            {
-                q.push_error(SubscriptionError::Refused(error.clone()), true);
-            }
-        }
-        refused.len()
+        self.session(|s| s.refuse(subject, queue, error))
     }
 
     /// Resolves the flush calls of the oldest outstanding PING.
     pub fn pong(&self) {
-        self.pings_out.store(0, Relaxed);
-        if let Some(group) = lock(&self.pongs).pop_front() {
-            for w in group {
-                let _ = w.send(());
-            }
+        for w in self.session(|s| s.pong()) {
+            let _ = w.send(());
         }
     }
 
     /// Ends every subscription (queued messages stay readable) and fails every waiter.
     pub fn finish(&self) {
         {
-            let mut out = lock(&self.out);
+            let mut guard = self.out();
+            let (out, mut session) = guard.session();
             out.state = LinkState::Closed;
             out.buf.clear();
             out.flush_waiters.clear();
+            session.finish();
         }
-        for (_, e) in lock(&self.subs).drain() {
-            if let Target::Queue(q) = e.target {
-                q.close();
-            }
-        }
-        lock(&self.pongs).clear();
         self.requests.fail_all(Ended::Closed);
         self.space.notify_waiters();
         self.emit(Event::Closed);

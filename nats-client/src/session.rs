@@ -1,0 +1,536 @@
+//! The connection session's bookkeeping as a plain value: no tokio, no sockets, no locks.
+//!
+//! The connection task (the driver) feeds it what happened, and acts on what it answers:
+//!
+//! | input                              | method                 | output                              |
+//! |------------------------------------|------------------------|-------------------------------------|
+//! | a user subscribes / unsubscribes   | `subscribe`, `unsubscribe` | sid; SUB/UNSUB bytes (when live) |
+//! | a connection is established        | `connected`            | the re-SUB bytes for every live sub |
+//! | a server `MSG`/`HMSG`              | `deliver`              | a [`Delivery`] (queue, inbox, handler) |
+//! | a server `INFO`                    | `info_update`          | whether the server is in lame duck  |
+//! | the writer sent a PING             | `ping_sent`            | -                                   |
+//! | a server `PONG`                    | `pong`                 | the flush waiters it proves         |
+//! | the keep-alive timer fired         | `keep_alive_tick`      | send a PING, or the link is dead    |
+//! | the connection is lost             | `take_unproven`        | flush waiters to ask again          |
+//! | the client is closed               | `finish`               | every subscription ended            |
+//!
+//! It is generic over the flush waiter `W` (a oneshot sender in the client, anything in tests)
+//! so that its own tests need no runtime.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use nats_proto::{Encoder, ProtoError, ServerInfo};
+
+use crate::addr::ServerAddr;
+use crate::message::Message;
+use crate::server_error::ServerError;
+use crate::subscription::{Handler, Pushed, SubEntry, SubscriptionError, Target};
+
+/// The session state of one client (it outlives each connection).
+pub(crate) struct Session<W> {
+    subs: HashMap<u64, SubEntry>,
+    next_sid: u64,
+    /// PINGs sent, oldest first, each with the flush calls waiting for its PONG.
+    pongs: VecDeque<Vec<W>>,
+    /// Keep-alive PINGs without any PONG since.
+    pings_out: usize,
+    info: Arc<ServerInfo>,
+    server: Option<ServerAddr>,
+}
+
+/// Where a message went (see [`Session::deliver`]).
+#[must_use = "a delivery may still have to be handed on"]
+pub(crate) enum Delivery {
+    /// No such subscription (a late message for one already gone).
+    Gone,
+    /// Pushed into the subscription's queue.
+    Queued,
+    /// The queue was full: dropped. `first` starts a slow-consumer episode.
+    Dropped {
+        sid: u64,
+        subject: String,
+        first: bool,
+    },
+    /// For the client's reply inbox.
+    Requests(Message),
+    /// For a handler, to be called once the session is released (it may use the client).
+    Handler(Handler, Message),
+}
+
+/// What the keep-alive timer leads to (see [`Session::keep_alive_tick`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum KeepAlive {
+    /// Send a PING.
+    Ping,
+    /// Too many PINGs without a PONG: the link is dead.
+    Dead { unanswered: usize },
+}
+
+impl<W> Default for Session<W> {
+    fn default() -> Self {
+        Session {
+            subs: HashMap::new(),
+            next_sid: 1,
+            pongs: VecDeque::new(),
+            pings_out: 0,
+            info: Arc::default(),
+            server: None,
+        }
+    }
+}
+
+impl<W> Session<W> {
+    /// The latest INFO of the current (or last) server.
+    pub fn info(&self) -> Arc<ServerInfo> {
+        self.info.clone()
+    }
+
+    /// The current (or last) server.
+    pub fn server(&self) -> Option<&ServerAddr> {
+        self.server.as_ref()
+    }
+
+    /// The current server as text ("" before the first connection).
+    pub fn server_name(&self) -> String {
+        self.server
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    /// Registers a subscription; with `out` (the link is up), writes its SUB there. The
+    /// subject is validated either way, and nothing is registered if it is refused.
+    pub fn subscribe(
+        &mut self,
+        encoder: &Encoder,
+        out: Option<&mut BytesMut>,
+        subject: &str,
+        queue_group: Option<String>,
+        target: Target,
+    ) -> Result<u64, ProtoError> {
+        let sid = self.next_sid;
+        match out {
+            Some(out) => encoder.subscribe(out, sid, subject, queue_group.as_deref())?,
+            None => {
+                // Validate now even though the SUB is sent on the next connection.
+                encoder.subscribe(&mut BytesMut::new(), sid, subject, queue_group.as_deref())?;
+            }
+        }
+        self.next_sid += 1;
+        self.subs.insert(
+            sid,
+            SubEntry {
+                subject: subject.to_owned(),
+                queue_group,
+                max: None,
+                delivered: 0,
+                target,
+            },
+        );
+        Ok(sid)
+    }
+
+    /// UNSUB for `sid` (written to `out` when the link is up). With `max`, the subscription
+    /// runs on to `max` messages in total; without, `forget` stops routing its messages now
+    /// (a stream subscription's stream ends), else they keep coming until [`Session::forget`].
+    pub fn unsubscribe(
+        &mut self,
+        encoder: &Encoder,
+        out: Option<&mut BytesMut>,
+        sid: u64,
+        max: Option<u64>,
+        forget: bool,
+    ) {
+        let remove = match (self.subs.get_mut(&sid), max) {
+            (None, _) => return,
+            (Some(e), Some(max)) => {
+                e.max = Some(max);
+                e.delivered >= max
+            }
+            (Some(_), None) => forget,
+        };
+        if remove {
+            self.forget(sid);
+        }
+        if let Some(out) = out {
+            encoder.unsubscribe(out, sid, max);
+        }
+    }
+
+    /// Stops routing `sid`'s messages and ends its stream.
+    pub fn forget(&mut self, sid: u64) {
+        if let Some(SubEntry {
+            target: Target::Queue(q),
+            ..
+        }) = self.subs.remove(&sid)
+        {
+            q.close();
+        }
+    }
+
+    /// Every live subscription's sid.
+    pub fn sids(&self) -> Vec<u64> {
+        self.subs.keys().copied().collect()
+    }
+
+    /// Whether `sid` is a live subscription.
+    #[cfg(test)]
+    pub fn is_subscribed(&self, sid: u64) -> bool {
+        self.subs.contains_key(&sid)
+    }
+
+    /// A new connection is live: remembers its server and INFO, forgets the last one's PING
+    /// count, and writes SUB (and the UNSUB with what is left of a limit) for every live
+    /// subscription. The PONGs still awaited are not touched: see [`Session::take_unproven`].
+    pub fn connected(
+        &mut self,
+        encoder: &Encoder,
+        out: &mut BytesMut,
+        server: ServerAddr,
+        info: ServerInfo,
+    ) {
+        for (sid, e) in &self.subs {
+            // Subjects were validated when the subscription was made.
+            let _ = encoder.subscribe(out, *sid, &e.subject, e.queue_group.as_deref());
+            if let Some(left) = e.remaining() {
+                encoder.unsubscribe(out, *sid, Some(left));
+            }
+        }
+        self.info = Arc::new(info);
+        self.server = Some(server);
+        self.pings_out = 0;
+    }
+
+    /// An INFO on a live connection. Returns whether it announces lame duck mode.
+    pub fn info_update(&mut self, info: ServerInfo) -> bool {
+        let ldm = info.ldm;
+        self.info = Arc::new(info);
+        ldm
+    }
+
+    /// Routes a message to its subscription, counting it against a limit and ending the
+    /// subscription when the limit is reached.
+    pub fn deliver(&mut self, msg: nats_proto::Msg) -> Delivery {
+        let sid = msg.sid;
+        let Some(entry) = self.subs.get_mut(&sid) else {
+            return Delivery::Gone;
+        };
+        entry.delivered += 1;
+        let done = entry.max.is_some_and(|max| entry.delivered >= max);
+        let delivery = match &entry.target {
+            Target::Queue(q) => match q.push(msg.into()) {
+                Pushed::Queued => Delivery::Queued,
+                Pushed::Dropped { first } => Delivery::Dropped {
+                    sid,
+                    subject: entry.subject.clone(),
+                    first,
+                },
+            },
+            Target::Requests => Delivery::Requests(msg.into()),
+            Target::Handler(h) => Delivery::Handler(h.clone(), msg.into()),
+        };
+        if done {
+            self.forget(sid);
+        }
+        delivery
+    }
+
+    /// A well-framed message that cannot be a [`Message`]: it used up one of the
+    /// subscription's messages on the server all the same; a stream subscription gets the
+    /// error.
+    pub fn undeliverable(&mut self, bad: Box<nats_proto::BadMsg>) {
+        let sid = bad.sid;
+        let Some(entry) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        entry.delivered += 1;
+        let done = entry.max.is_some_and(|max| entry.delivered >= max);
+        if let Target::Queue(q) = &entry.target {
+            q.push_error(SubscriptionError::Undeliverable(bad), done);
+        }
+        if done {
+            self.subs.remove(&sid);
+        }
+    }
+
+    /// The server refused subscriptions to `subject` (in `queue`): their streams end with the
+    /// error (handler subscriptions are forgotten; the reply inbox is kept). Returns how many.
+    pub fn refuse(&mut self, subject: &str, queue: Option<&str>, error: &ServerError) -> usize {
+        let refused: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|(_, e)| {
+                e.subject == subject
+                    && e.queue_group.as_deref() == queue
+                    && !matches!(e.target, Target::Requests)
+            })
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in &refused {
+            if let Some(SubEntry {
+                target: Target::Queue(q),
+                ..
+            }) = self.subs.remove(sid)
+            {
+                q.push_error(SubscriptionError::Refused(error.clone()), true);
+            }
+        }
+        refused.len()
+    }
+
+    /// The writer sent a PING answering for `waiters` (maybe none: a keep-alive PING).
+    pub fn ping_sent(&mut self, waiters: Vec<W>) {
+        self.pongs.push_back(waiters);
+    }
+
+    /// A PONG: the link is alive, and the oldest PING's flush calls are proven.
+    pub fn pong(&mut self) -> Vec<W> {
+        self.pings_out = 0;
+        self.pongs.pop_front().unwrap_or_default()
+    }
+
+    /// PINGs sent whose PONG has not come yet.
+    pub fn pongs_awaited(&self) -> usize {
+        self.pongs.len()
+    }
+
+    /// The keep-alive timer fired.
+    pub fn keep_alive_tick(&mut self, max_pings_out: usize) -> KeepAlive {
+        let out = self.pings_out;
+        self.pings_out += 1;
+        if out >= max_pings_out {
+            KeepAlive::Dead { unanswered: out }
+        } else {
+            KeepAlive::Ping
+        }
+    }
+
+    /// The connection is gone: flush calls whose PING was sent but never answered are not
+    /// proven; they must ride a PING on the next connection.
+    pub fn take_unproven(&mut self) -> Vec<W> {
+        self.pongs.drain(..).flatten().collect()
+    }
+
+    /// The client is closed: every subscription ends (queued messages stay readable) and
+    /// every flush waiter is dropped.
+    pub fn finish(&mut self) {
+        for (_, e) in self.subs.drain() {
+            if let Target::Queue(q) = e.target {
+                q.close();
+            }
+        }
+        self.pongs.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::subscription::SubQueue;
+
+    type S = Session<u32>;
+
+    fn addr(port: u16) -> ServerAddr {
+        ServerAddr::parse(&format!("nats://127.0.0.1:{port}")).expect("valid address")
+    }
+
+    fn msg(sid: u64, payload: &'static [u8]) -> nats_proto::Msg {
+        let mut wire = BytesMut::from(
+            format!(
+                "MSG s {sid} {}\r\n{}\r\n",
+                payload.len(),
+                String::from_utf8_lossy(payload)
+            )
+            .as_bytes(),
+        );
+        match nats_proto::Parser::new().parse(&mut wire) {
+            Ok(Some(nats_proto::ServerOp::Msg(m))) => m,
+            other => panic!("not a message: {other:?}"),
+        }
+    }
+
+    fn queue() -> Arc<SubQueue> {
+        SubQueue::new(100, 1 << 20)
+    }
+
+    #[test]
+    fn subscribe_writes_sub_only_when_live_and_validates_always() {
+        let enc = Encoder::default();
+        let mut s = S::default();
+        let mut out = BytesMut::new();
+        let a = s
+            .subscribe(&enc, Some(&mut out), "a", None, Target::Requests)
+            .expect("valid");
+        assert_eq!(&out[..], format!("SUB a {a}\r\n").as_bytes());
+        let b = s
+            .subscribe(&enc, None, "b", Some("q".into()), Target::Requests)
+            .expect("valid");
+        assert_ne!(a, b);
+        assert!(
+            s.subscribe(&enc, None, "bad subject", None, Target::Requests)
+                .is_err()
+        );
+        assert_eq!(s.sids().len(), 2);
+    }
+
+    #[test]
+    fn connected_resubscribes_with_what_is_left_of_a_limit() {
+        let enc = Encoder::default();
+        let mut s = S::default();
+        let q = queue();
+        let sid = s
+            .subscribe(&enc, None, "a", Some("g".into()), Target::Queue(q.clone()))
+            .expect("valid");
+        s.unsubscribe(&enc, None, sid, Some(3), false);
+        assert!(matches!(s.deliver(msg(sid, b"x")), Delivery::Queued));
+        let mut out = BytesMut::new();
+        s.connected(&enc, &mut out, addr(4222), ServerInfo::default());
+        assert_eq!(
+            &out[..],
+            format!("SUB a g {sid}\r\nUNSUB {sid} 2\r\n").as_bytes()
+        );
+        assert_eq!(s.server_name(), "nats://127.0.0.1:4222");
+    }
+
+    #[test]
+    fn a_limit_reached_ends_the_subscription() {
+        let enc = Encoder::default();
+        let mut s = S::default();
+        let sid = s
+            .subscribe(&enc, None, "a", None, Target::Queue(queue()))
+            .expect("valid");
+        let mut out = BytesMut::new();
+        s.unsubscribe(&enc, Some(&mut out), sid, Some(2), true);
+        assert_eq!(&out[..], format!("UNSUB {sid} 2\r\n").as_bytes());
+        assert!(matches!(s.deliver(msg(sid, b"1")), Delivery::Queued));
+        assert!(s.is_subscribed(sid));
+        assert!(matches!(s.deliver(msg(sid, b"2")), Delivery::Queued));
+        assert!(!s.is_subscribed(sid));
+        assert!(matches!(s.deliver(msg(sid, b"3")), Delivery::Gone));
+    }
+
+    #[test]
+    fn replies_and_handlers_are_handed_back() {
+        let enc = Encoder::default();
+        let mut s = S::default();
+        let inbox = s
+            .subscribe(&enc, None, "_INBOX.>", None, Target::Requests)
+            .expect("valid");
+        let seen = Arc::new(Mutex::new(Vec::<Bytes>::new()));
+        let sink = seen.clone();
+        let h = s
+            .subscribe(
+                &enc,
+                None,
+                "h",
+                None,
+                Target::Handler(Arc::new(move |m| {
+                    sink.lock().expect("not poisoned").push(m.payload)
+                })),
+            )
+            .expect("valid");
+        assert!(matches!(s.deliver(msg(inbox, b"r")), Delivery::Requests(m) if m.payload == "r"));
+        match s.deliver(msg(h, b"x")) {
+            Delivery::Handler(handler, m) => handler(m),
+            _ => panic!("a handler subscription's message comes back with its handler"),
+        }
+        assert_eq!(*seen.lock().expect("not poisoned"), vec![Bytes::from("x")]);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_reports_once_per_episode() {
+        let enc = Encoder::default();
+        let mut s = S::default();
+        let sid = s
+            .subscribe(
+                &enc,
+                None,
+                "a",
+                None,
+                Target::Queue(SubQueue::new(1, 1 << 20)),
+            )
+            .expect("valid");
+        assert!(matches!(s.deliver(msg(sid, b"1")), Delivery::Queued));
+        assert!(matches!(
+            s.deliver(msg(sid, b"2")),
+            Delivery::Dropped { first: true, .. }
+        ));
+        assert!(matches!(
+            s.deliver(msg(sid, b"3")),
+            Delivery::Dropped { first: false, .. }
+        ));
+    }
+
+    #[test]
+    fn pongs_resolve_flushes_in_order_and_a_loss_asks_again() {
+        let mut s = S::default();
+        s.ping_sent(vec![1, 2]);
+        s.ping_sent(vec![]);
+        s.ping_sent(vec![3]);
+        assert_eq!(s.pong(), vec![1, 2]);
+        assert_eq!(s.pongs_awaited(), 2);
+        assert_eq!(s.take_unproven(), vec![3]);
+        assert_eq!(s.pong(), Vec::<u32>::new(), "a stray PONG proves nothing");
+    }
+
+    #[test]
+    fn keep_alive_declares_the_link_dead_after_max_pings_out() {
+        let mut s = S::default();
+        assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+        assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+        let _ = s.pong();
+        assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+        assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+        assert_eq!(s.keep_alive_tick(2), KeepAlive::Dead { unanswered: 2 });
+        let mut out = BytesMut::new();
+        s.connected(
+            &Encoder::default(),
+            &mut out,
+            addr(1),
+            ServerInfo::default(),
+        );
+        assert_eq!(
+            s.keep_alive_tick(2),
+            KeepAlive::Ping,
+            "a new link starts afresh"
+        );
+    }
+
+    #[test]
+    fn refusal_ends_matching_streams_but_not_the_inbox() {
+        let enc = Encoder::default();
+        let mut s = S::default();
+        let q = queue();
+        let a = s
+            .subscribe(&enc, None, "a", None, Target::Queue(q.clone()))
+            .expect("valid");
+        let ag = s
+            .subscribe(&enc, None, "a", Some("g".into()), Target::Queue(queue()))
+            .expect("valid");
+        let inbox = s
+            .subscribe(&enc, None, "a", None, Target::Requests)
+            .expect("valid");
+        let error = ServerError::parse("Permissions Violation for Subscription to \"a\"");
+        assert_eq!(s.refuse("a", None, &error), 1);
+        assert!(!s.is_subscribed(a));
+        assert!(s.is_subscribed(ag) && s.is_subscribed(inbox));
+    }
+
+    #[test]
+    fn lame_duck_info_is_reported() {
+        let mut s = S::default();
+        assert!(!s.info_update(ServerInfo::default()));
+        let info = ServerInfo {
+            ldm: true,
+            ..ServerInfo::default()
+        };
+        assert!(s.info_update(info));
+        assert!(s.info().ldm);
+    }
+}
