@@ -68,6 +68,10 @@ mod handler;
 mod handshake;
 mod inbox;
 mod lame_duck;
+#[cfg(test)]
+mod memory;
+#[cfg(test)]
+mod memory_tests;
 mod message;
 mod options;
 mod outbound;
