@@ -234,3 +234,114 @@ async fn lame_duck_move_skips_the_pong_of_a_ping_sent_before_the_handoff() {
     assert_eq!(&msg.payload[..], b"in flight");
     assert!(c1.closed_by_client().await, "the old connection is closed");
 }
+
+#[tokio::test(start_paused = true)]
+async fn lame_duck_move_completes_a_cut_publish_on_the_old_connection_only() {
+    // A pipe of 64 bytes, and an old server that reads nothing until the move: the writer is
+    // stopped inside the 1000-byte PUB when the handoff happens.
+    let net = MemoryNet::new(64);
+    let mut s1 = net.listen("s1:4222");
+    let mut s2 = net.listen("s2:4222");
+    let pending = connect(options(&net), &["s1:4222", "s2:4222"]);
+    let mut c1 = s1.accept_client(&info("s1")).await;
+    let client = pending.await.expect("joined").expect("connected");
+    let _sub = client.subscribe("a").await.expect("subscribed");
+    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let payload = vec![b'z'; 1000];
+    client.publish("big", &payload).await.expect("buffered");
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let mut ldm = info("s1");
+    ldm.ldm = true;
+    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    // The old server, from now on: reads every op (a malformed one fails the test) and
+    // answers PINGs.
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let (ops_tx, mut ops) = tokio::sync::mpsc::unbounded_channel();
+    let old = tokio::spawn(async move {
+        let _ = gate.await;
+        while let Some(op) = c1.next_op().await {
+            if op == ClientOp::Ping {
+                c1.send(ServerOp::Pong).await;
+            }
+            let _ = ops_tx.send(op);
+        }
+    });
+    let mut c2 = s2.accept_client(&info("s2")).await;
+    let _ = go.send(());
+    let mut probe = None;
+    let mut on_new = Vec::new();
+    loop {
+        match c2.next_op().await.expect("the new connection stays") {
+            ClientOp::Ping => {
+                c2.send(ServerOp::Pong).await;
+                if probe.is_some() {
+                    break; // the probe's SUB is proven
+                }
+            }
+            ClientOp::Sub { subject, sid, .. } if subject.ends_with(".ldm") => {
+                probe = Some((subject, sid));
+            }
+            op => on_new.push(op),
+        }
+    }
+    let (probe_subject, probe_sid) = probe.expect("a probe");
+    let first = ops.recv().await.expect("the old server reads on");
+    match first {
+        ClientOp::Pub {
+            subject,
+            payload: got,
+            ..
+        } => {
+            assert_eq!(subject, "big");
+            assert_eq!(&got[..], &payload[..], "the cut PUB is completed there");
+        }
+        other => panic!("expected the rest of the PUB first, got {other:?}"),
+    }
+    // The probe reaches the old server; it comes back through the new one.
+    loop {
+        let Some(op) = ops.recv().await else {
+            let end = old.await;
+            panic!("the old connection ended before the probe: {end:?}");
+        };
+        match op {
+            ClientOp::Pub { subject, .. } if subject == probe_subject => break,
+            op => assert!(!matches!(op, ClientOp::Unsub { .. }), "{op:?}"),
+        }
+    }
+    c2.send_msg(&probe_subject, probe_sid, b"").await;
+    let mut unsubs = Vec::new();
+    loop {
+        match ops.recv().await {
+            Some(ClientOp::Unsub { sid, .. }) => unsubs.push(sid),
+            Some(_) => {}
+            None => break, // the client closed the old connection
+        }
+    }
+    assert!(unsubs.contains(&1), "{unsubs:?}");
+    old.await
+        .expect("the old server's reads were all well-framed");
+    // Nothing of the completed PUB went to the new server.
+    let flusher = client.clone();
+    let flush = tokio::spawn(async move { flusher.flush().await });
+    loop {
+        match c2.next_op().await.expect("the new connection stays") {
+            ClientOp::Ping => {
+                c2.send(ServerOp::Pong).await;
+                if flush.is_finished() {
+                    break;
+                }
+                tokio::task::yield_now().await;
+                if flush.is_finished() {
+                    break;
+                }
+            }
+            op => on_new.push(op),
+        }
+    }
+    assert!(
+        !on_new
+            .iter()
+            .any(|op| matches!(op, ClientOp::Pub { subject, .. } if subject == "big")),
+        "the PUB completed on the old server was sent again: {on_new:?}"
+    );
+}
