@@ -18,7 +18,7 @@ use crate::handshake::{Established, establish, inbound_limits};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
 use crate::outbound::{Chunk, LinkState};
 use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
-use crate::session::KeepAlive;
+use crate::session::{KeepAlive, Retirement};
 use crate::shared::Shared;
 
 /// Why serving a connection stopped.
@@ -246,16 +246,14 @@ async fn serve(
             let clean = finish_cut_op(shared, chunk, &mut wr).await;
             // Every PING sent there (including the chunk's last op, when it is all written)
             // is answered there before the retirement's own PING is.
-            let stray_pongs = shared.session(|s| s.pongs_awaited())
+            let unanswered = shared.session(|s| s.pongs_awaited())
                 + usize::from(chunk.is_done() && chunk.waiters.is_some());
             let old = Retiring {
                 rd,
                 wr,
                 parser,
                 buf: read_buf,
-                clean,
-                stray_pongs,
-                owed_pongs: 0,
+                state: Retirement::new(clean, unanswered),
             };
             (stop, Some(old))
         }

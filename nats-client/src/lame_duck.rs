@@ -23,6 +23,7 @@ use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
 use crate::lock;
 use crate::outbound::{Chunk, Outbound};
+use crate::session::Retirement;
 use crate::shared::Shared;
 use crate::subscription::Target;
 use crate::transport::{Reader, Writer};
@@ -47,14 +48,7 @@ pub(crate) struct Retiring {
     pub wr: Writer,
     pub parser: Parser,
     pub buf: BytesMut,
-    /// Every op written to it is whole (see [`finish_cut_op`]): more may be written (the
-    /// retirement's UNSUBs and PING).
-    pub clean: bool,
-    /// PINGs sent to it before the handoff whose PONGs are still to come: not the
-    /// retirement's (their flush calls ride the new connection's PING).
-    pub stray_pongs: usize,
-    /// PINGs from the old server not answered yet (see [`pump`]).
-    pub owed_pongs: usize,
+    pub state: Retirement,
 }
 
 /// A handoff stops the writer where it is, which may be inside an op (or a publisher's direct
@@ -196,7 +190,7 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             _ = rx => {}
             _ = pump(shared, &mut old, false) => return,
         }
-        if !old.clean {
+        if !old.state.is_clean() {
             // An op is cut short on the old connection: nothing more may be written to it.
             // Keep delivering until the server closes it.
             pump(shared, &mut old, false).await;
@@ -271,10 +265,7 @@ impl Drop for ProbeSub<'_> {
 /// Writes `bytes` to the old connection, after the PONGs owed to its PINGs.
 async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
     let mut out = BytesMut::new();
-    for _ in 0..std::mem::take(&mut old.owed_pongs) {
-        Encoder::default().pong(&mut out);
-    }
-    out.extend_from_slice(bytes);
+    old.state.write(&Encoder::default(), &mut out, bytes);
     old.wr.write_all(&out).await
 }
 
@@ -293,9 +284,12 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
                     }
                 }
                 Ok(Some(ServerOp::BadMsg(bad))) => shared.undeliverable(bad),
-                Ok(Some(ServerOp::Pong)) if old.stray_pongs > 0 => old.stray_pongs -= 1,
-                Ok(Some(ServerOp::Pong)) if until_pong => return,
-                Ok(Some(ServerOp::Ping)) => old.owed_pongs += 1,
+                Ok(Some(ServerOp::Pong)) => {
+                    if old.state.pong() && until_pong {
+                        return;
+                    }
+                }
+                Ok(Some(ServerOp::Ping)) => old.state.ping(),
                 Ok(Some(_)) => {}
                 Ok(None) => break,
                 Err(_) => return,
