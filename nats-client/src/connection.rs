@@ -93,8 +93,6 @@ pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reco
         session.connected(&encoder, &mut fresh, est.addr.clone(), est.info.clone());
         drop(session);
         fresh.extend_from_slice(&unsent);
-        // A frame a publisher wrote partly to the old socket goes out whole on this one.
-        out.direct_written = 0;
         fresh.extend_from_slice(&out.buf);
         out.buf = fresh;
         if out.state == LinkState::Disconnected {
@@ -219,8 +217,7 @@ async fn serve(
         addr,
         ..
     } = est;
-    let (mut rd, mut wr, socket) = transport.into_halves();
-    shared.out().direct = socket;
+    let (mut rd, mut wr) = transport.into_halves();
     let lame_duck = Notify::new();
     let retire_old = async {
         match retiring {
@@ -235,15 +232,13 @@ async fn serve(
         new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
         never = retire_old => match never {},
     };
-    // Publishers write to this connection's socket no more (and the socket can close).
-    shared.out().direct = None;
     match stop {
         Stop::Closed => {
             let _ = wr.shutdown().await;
             (stop, None)
         }
         Stop::Handoff(_) => {
-            let clean = finish_cut_op(shared, chunk, &mut wr).await;
+            let clean = finish_cut_op(chunk, &mut wr).await;
             // Every PING sent there (including the chunk's last op, when it is all written)
             // is answered there before the retirement's own PING is.
             let unanswered = shared.session(|s| s.pongs_awaited())
@@ -418,8 +413,6 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
             if out.has_work() {
                 out.writer_idle = false;
                 std::mem::swap(&mut out.buf, &mut chunk.bytes);
-                // What a publisher's direct write already sent of the chunk's first frame.
-                chunk.written = std::mem::take(&mut out.direct_written);
                 if !out.flush_waiters.is_empty() || out.ping_wanted {
                     let encoder = out.encoder;
                     chunk.ping_at = Some(chunk.bytes.len());

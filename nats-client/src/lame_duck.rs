@@ -9,10 +9,10 @@
 //! is that a message published during the overlap can arrive twice. An op the writer was
 //! cut in the middle of is completed on the old connection (see [`finish_cut_op`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use nats_proto::{Encoder, Parser, ServerOp};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,13 +21,11 @@ use tracing::{debug, info, warn};
 
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
-use crate::lock;
-use crate::outbound::{Chunk, Outbound};
+use crate::outbound::Chunk;
 use crate::session::Retirement;
 use crate::shared::Shared;
 use crate::subscription::Target;
 use crate::transport::{Reader, Writer};
-use nats_proto::client_frame::cut_frame_end;
 
 /// Time given to the other nodes of the cluster to learn our new subscriptions, once the old
 /// server is known to have them.
@@ -51,62 +49,21 @@ pub(crate) struct Retiring {
     pub state: Retirement,
 }
 
-/// A handoff stops the writer where it is, which may be inside an op (or a publisher's direct
-/// write may have been cut short). The old connection is healthy, so the op is completed there
-/// rather than abandoned: whatever is written to that connection later (the retirement's
+/// A handoff stops the writer where it is, which may be inside an op. The old connection is
+/// healthy, so the op is completed there rather than abandoned: whatever is written to that connection later (the retirement's
 /// UNSUBs) would otherwise be read by the server as the rest of the op, and could even
 /// complete a PUB with the wrong payload. The completed op is then not sent again on the new
 /// connection. Returns whether the stream is clean; if completing fails or stalls it is not,
 /// and the op goes out whole on the new connection, as after a lost connection.
-pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
-    out: &impl LockOut,
-    chunk: &mut Chunk,
-    wr: &mut W,
-) -> bool {
-    if let Some(rest) = chunk.cut_frame_rest() {
-        if !write_within(wr, &chunk.bytes[rest.clone()]).await {
-            return false;
-        }
-        chunk.written = rest.end;
+pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(chunk: &mut Chunk, wr: &mut W) -> bool {
+    let Some(rest) = chunk.cut_frame_rest() else {
         return true;
-    }
-    // A direct write cut short, its op still at the front of the shared buffer (the writer
-    // had not taken it yet). Publishers may append meanwhile; nobody else takes from the front.
-    let cut = {
-        let out = out.lock_out();
-        cut_frame_end(&out.buf, out.direct_written).map(|end| {
-            (
-                Bytes::copy_from_slice(&out.buf[out.direct_written..end]),
-                end,
-            )
-        })
     };
-    if let Some((rest, end)) = cut {
-        if !write_within(wr, &rest).await {
-            return false;
-        }
-        let mut out = out.lock_out();
-        out.buf.advance(end);
-        out.direct_written = 0;
+    if !write_within(wr, &chunk.bytes[rest.clone()]).await {
+        return false;
     }
+    chunk.written = rest.end;
     true
-}
-
-/// The write side, locked (the client's [`Shared`], or a bare buffer in tests).
-pub(crate) trait LockOut {
-    fn lock_out(&self) -> impl std::ops::DerefMut<Target = Outbound>;
-}
-
-impl LockOut for Shared {
-    fn lock_out(&self) -> impl std::ops::DerefMut<Target = Outbound> {
-        self.out()
-    }
-}
-
-impl LockOut for Mutex<Outbound> {
-    fn lock_out(&self) -> impl std::ops::DerefMut<Target = Outbound> {
-        lock(self)
-    }
 }
 
 async fn write_within<W: AsyncWrite + Unpin>(wr: &mut W, bytes: &[u8]) -> bool {
@@ -306,10 +263,6 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
 mod tests {
     use super::*;
 
-    fn outbound() -> Mutex<Outbound> {
-        Mutex::new(Outbound::new(1 << 20, 1 << 20))
-    }
-
     fn chunk(bytes: &[u8], written: usize) -> Chunk {
         Chunk {
             bytes: BytesMut::from(bytes),
@@ -321,10 +274,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_publish_is_completed_and_not_sent_again() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\nPUB b 1\r\nx\r\n", 5);
         let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b" 3\r\nabc\r\n");
         assert_eq!(&c.take_unsent()[..], b"PUB b 1\r\nx\r\n");
@@ -332,49 +284,29 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_ping_is_completed() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 1\r\nx\r\nPING\r\n", 14);
         let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b"NG\r\n");
         assert!(c.take_unsent().is_empty());
     }
 
     #[tokio::test]
-    async fn a_cut_direct_write_is_completed_and_removed_from_the_buffer() {
-        let out = outbound();
-        {
-            let mut o = lock(&out);
-            o.buf.extend_from_slice(b"PUB c 2\r\nhi\r\nPUB d 0\r\n\r\n");
-            o.direct_written = 4;
-        }
-        let mut c = Chunk::default();
-        let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
-        assert!(clean);
-        assert_eq!(&wire[..], b"c 2\r\nhi\r\n");
-        let o = lock(&out);
-        assert_eq!((&o.buf[..], o.direct_written), (&b"PUB d 0\r\n\r\n"[..], 0));
-    }
-
-    #[tokio::test]
     async fn a_failed_completion_leaves_the_op_to_the_new_connection() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 5);
         let (mut wr, rd) = tokio::io::duplex(64);
         drop(rd);
-        let clean = finish_cut_op(&out, &mut c, &mut wr).await;
+        let clean = finish_cut_op(&mut c, &mut wr).await;
         assert!(!clean);
         assert_eq!(&c.take_unsent()[..], b"PUB a 3\r\nabc\r\n");
     }
 
     #[tokio::test]
     async fn nothing_cut_nothing_written() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 14);
         let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert!(wire.is_empty());
     }

@@ -5,18 +5,10 @@
 //! the same buffer is the reconnect buffer, bounded by its own limit, and a publish that does
 //! not fit fails with a typed error instead of waiting or growing without bound.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use bytes::BytesMut;
 use nats_proto::Encoder;
 use nats_proto::client_frame::{cut_frame_end, frame_start_at};
-use tokio::net::TcpStream;
 use tokio::sync::oneshot;
-
-/// Publishes closer together than this (finding the writer idle each time) are a burst: see
-/// [`Outbound::try_direct_write`].
-pub(crate) const DIRECT_WRITE_GAP: Duration = Duration::from_micros(10);
 
 /// A flush waiter: resolved when the server's PONG for the PING sent after its data arrives.
 pub(crate) type FlushWaiter = oneshot::Sender<()>;
@@ -48,13 +40,6 @@ pub(crate) struct Outbound {
     /// Messages and payload bytes accepted (counted here, under the lock already held).
     pub out_msgs: u64,
     pub out_bytes: u64,
-    /// The connection's socket while it is live over plain TCP (see
-    /// [`Outbound::try_direct_write`]).
-    pub direct: Option<Arc<TcpStream>>,
-    /// How much of the first frame in `buf` a direct write already sent (it was cut short).
-    pub direct_written: usize,
-    /// When a publish last found the writer idle with nothing buffered.
-    pub last_idle_publish: Option<Instant>,
 }
 
 impl Outbound {
@@ -70,50 +55,6 @@ impl Outbound {
             writer_idle: false,
             out_msgs: 0,
             out_bytes: 0,
-            direct: None,
-            direct_written: 0,
-            last_idle_publish: None,
-        }
-    }
-
-    /// Called by a publisher that just encoded the only frame in the buffer and found the
-    /// writer idle: writes it to the socket itself, sparing the hand-over to the writer (a
-    /// task wake-up on each side of every request/reply round trip). Returns whether it was
-    /// all written; if not, the writer takes over from where the socket stopped.
-    ///
-    /// Only for lone messages: a publish that comes within [`DIRECT_WRITE_GAP`] of the last
-    /// one that found the writer idle is the start of a burst, and is left to the writer so
-    /// that a burst is written in a few large writes, not a system call per message.
-    pub fn try_direct_write(&mut self) -> bool {
-        if self.state != LinkState::Connected
-            || !self.flush_waiters.is_empty()
-            || self.ping_wanted
-            || self.direct_written != 0
-        {
-            return false;
-        }
-        let Some(socket) = &self.direct else {
-            return false;
-        };
-        let now = Instant::now();
-        let lone = self
-            .last_idle_publish
-            .is_none_or(|t| now.duration_since(t) >= DIRECT_WRITE_GAP);
-        self.last_idle_publish = Some(now);
-        if !lone {
-            return false;
-        }
-        match socket.try_write(&self.buf) {
-            Ok(n) if n == self.buf.len() => {
-                self.buf.clear();
-                true
-            }
-            Ok(n) => {
-                self.direct_written = n;
-                false
-            }
-            // Would block, or failed: the writer meets the same and handles it.
-            Err(_) => false,
         }
     }
 

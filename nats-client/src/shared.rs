@@ -212,8 +212,7 @@ impl Shared {
         self.space.notify_waiters();
     }
 
-    /// Encodes a publish into the write buffer (or writes it straight to the socket when it
-    /// is a lone message and the writer is idle, see [`Outbound::try_direct_write`]). Returns
+    /// Encodes a publish into the write buffer, waking the writer if it is idle. Returns
     /// `false` when the buffer is full: wait for [`Shared::space_freed`], then try again.
     pub fn try_publish(
         &self,
@@ -245,9 +244,6 @@ impl Shared {
         }
         out.out_msgs += 1;
         out.out_bytes += payload.len() as u64;
-        if out.writer_idle && before == 0 && out.try_direct_write() {
-            return Ok(true); // on the wire already; the writer stays idle
-        }
         let wake = std::mem::take(&mut out.writer_idle);
         drop(out);
         if wake {

@@ -81,17 +81,16 @@ pub(crate) enum Writer {
 }
 
 impl Transport {
-    /// Splits the stream; for plain TCP also returns the socket itself, which publishers may
-    /// write a lone frame to when the writer is idle (see `Outbound::try_direct_write`).
-    pub fn into_halves(self) -> (Reader, Writer, Option<Arc<TcpStream>>) {
+    /// Splits the stream.
+    pub fn into_halves(self) -> (Reader, Writer) {
         match self {
             Transport::Tcp(s) => {
                 let s = Arc::new(s);
-                (Reader::Tcp(s.clone()), Writer::Tcp(s.clone()), Some(s))
+                (Reader::Tcp(s.clone()), Writer::Tcp(s))
             }
             other => {
                 let (rd, wr) = tokio::io::split(other);
-                (Reader::Split(rd), Writer::Split(wr), None)
+                (Reader::Split(rd), Writer::Split(wr))
             }
         }
     }
@@ -163,7 +162,7 @@ impl AsyncWrite for Writer {
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            // The socket is shared with the reader (and publishers): it closes when the last
+            // The socket is shared with the reader: it closes when the last
             // handle is dropped, which the connection task does right after this.
             Writer::Tcp(_) => Poll::Ready(Ok(())),
             Writer::Split(w) => Pin::new(w).poll_shutdown(cx),
