@@ -2,6 +2,7 @@
 //! client, against one `nats-server` started for the run. See bench/README.md.
 
 mod common;
+mod kv;
 mod limit;
 mod memory;
 mod ours;
@@ -309,13 +310,19 @@ async fn run_one(kind: Kind, client: ClientKind, w: Workload) -> Result<Sample, 
             (ClientKind::AsyncNats, Kind::ReqRep) => theirs::reqrep(w).await,
             (ClientKind::AsyncNats, Kind::JsPublish) => theirs::js_publish(w).await,
             (ClientKind::AsyncNats, Kind::JsConsume) => theirs::js_consume(w).await,
+            (ClientKind::Ours, Kind::KvPut) => kv::ours::put(w).await,
+            (ClientKind::Ours, Kind::KvPutParallel) => kv::ours::put_parallel(w).await,
+            (ClientKind::Ours, Kind::KvGet) => kv::ours::get(w).await,
+            (ClientKind::Ours, Kind::OrderedReplay) => kv::ours::ordered(w).await,
+            (ClientKind::AsyncNats, Kind::KvPut) => kv::theirs::put(w).await,
+            (ClientKind::AsyncNats, Kind::KvPutParallel) => kv::theirs::put_parallel(w).await,
+            (ClientKind::AsyncNats, Kind::KvGet) => kv::theirs::get(w).await,
+            (ClientKind::AsyncNats, Kind::OrderedReplay) => kv::theirs::ordered(w).await,
             (ClientKind::Limit, kind) => tokio::task::spawn_blocking(move || match kind {
                 Kind::Publish => limit::publish(w),
                 Kind::PubSub => limit::pubsub(w),
                 Kind::ReqRep => limit::reqrep(w),
-                Kind::JsPublish | Kind::JsConsume => {
-                    Err("the limit client has no JetStream".into())
-                }
+                _ => Err("the limit client has no JetStream".into()),
             })
             .await
             .map_err(|e| -> BenchError { format!("limit client failed: {e}").into() })?,

@@ -158,6 +158,18 @@ fn targets(rows: &[Row]) -> Vec<Target> {
             ">= 1.0",
             1.0,
         ),
+        (
+            "kv-put-par-128",
+            "kv put 128 B, 64 in flight, msgs/s ours/async-nats",
+            ">= 1.0",
+            1.0,
+        ),
+        (
+            "ordered-128",
+            "ordered consumer replay 128 B, msgs/s ours/async-nats",
+            ">= 1.0",
+            1.0,
+        ),
     ] {
         if let Some(r) = ours(scenario)
             && let Some(ratio) = r.ratio_vs_async_nats
@@ -167,6 +179,21 @@ fn targets(rows: &[Row]) -> Vec<Target> {
                 measured: ratio,
                 goal,
                 met: ratio >= min,
+            });
+        }
+    }
+    for (scenario, what) in [
+        ("kv-put-128", "kv put 128 B, p50 ours/async-nats"),
+        ("kv-get-128", "kv get 128 B, p50 ours/async-nats"),
+    ] {
+        if let Some(r) = ours(scenario)
+            && let Some(ratio) = r.p50_ratio_vs_async_nats
+        {
+            out.push(Target {
+                what,
+                measured: ratio,
+                goal: "<= 1.0",
+                met: ratio <= 1.0,
             });
         }
     }
@@ -211,7 +238,7 @@ pub fn text(results: &Results) -> String {
         }
         last = r.scenario;
         let ratio = match (r.kind, r.ratio_vs_async_nats, r.p50_ratio_vs_async_nats) {
-            (Kind::ReqRep, _, Some(p)) => format!("p50 {p:.2}x"),
+            (k, _, Some(p)) if k.is_latency() => format!("p50 {p:.2}x"),
             (_, Some(t), _) => format!("{t:.2}x"),
             _ => String::new(),
         };

@@ -23,12 +23,25 @@ pub enum Kind {
     /// pull consumer (explicit ack, batches of [`JS_BATCH`]) takes and acks all N; the run ends
     /// with the last ack and a server round trip after it.
     JsConsume,
+    /// Key-value: N sequential puts to a fresh memory bucket; latency per put.
+    KvPut,
+    /// Key-value: N puts with `kv::KV_IN_FLIGHT` in flight; throughput.
+    KvPutParallel,
+    /// Key-value: N sequential gets from a bucket of 1000 keys; latency per get.
+    KvGet,
+    /// An ordered consumer replays a stream pre-filled with N messages (untimed).
+    OrderedReplay,
 }
 
 impl Kind {
     /// Whether the scenario needs the JetStream server (and has no limit client).
     pub fn is_jetstream(self) -> bool {
-        matches!(self, Kind::JsPublish | Kind::JsConsume)
+        !matches!(self, Kind::Publish | Kind::PubSub | Kind::ReqRep)
+    }
+
+    /// Whether the scenario reports latency percentiles (ratios compare p50).
+    pub fn is_latency(self) -> bool {
+        matches!(self, Kind::ReqRep | Kind::KvPut | Kind::KvGet)
     }
 }
 
@@ -104,6 +117,30 @@ pub const SCENARIOS: &[Scenario] = &[
     Scenario {
         name: "js-consume-128",
         kind: Kind::JsConsume,
+        payload: 128,
+        default_messages: 100_000,
+    },
+    Scenario {
+        name: "kv-put-128",
+        kind: Kind::KvPut,
+        payload: 128,
+        default_messages: 20_000,
+    },
+    Scenario {
+        name: "kv-put-par-128",
+        kind: Kind::KvPutParallel,
+        payload: 128,
+        default_messages: 100_000,
+    },
+    Scenario {
+        name: "kv-get-128",
+        kind: Kind::KvGet,
+        payload: 128,
+        default_messages: 20_000,
+    },
+    Scenario {
+        name: "ordered-128",
+        kind: Kind::OrderedReplay,
         payload: 128,
         default_messages: 100_000,
     },

@@ -42,6 +42,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             Ok(DeadLetterOutcome::Malformed { subject, reason }) => {
                 println!("ignored a malformed advisory on {subject}: {reason}")
             }
+            Ok(DeadLetterOutcome::Unprocessable { subject, error, .. }) => {
+                println!("gave up on the advisory on {subject}: {error}")
+            }
+            Ok(other) => println!("{other:?}"),
             Err(e) => eprintln!("will retry: {e}"),
         })
         .await?;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::context::Context;
 use crate::error::{JetStreamError, check_name};
 use crate::models::{ConsumerConfig, ConsumerInfo, Page};
+use crate::priority::Pin;
 use crate::stream::{PagedResponse, Stream, collect_pages};
 
 /// What a create request may do to an existing consumer.
@@ -247,6 +248,7 @@ pub struct Consumer {
     pub(crate) stream: String,
     pub(crate) name: String,
     info: ConsumerInfo,
+    pub(crate) pin: Pin,
 }
 
 impl Consumer {
@@ -256,6 +258,7 @@ impl Consumer {
             stream: info.stream.clone(),
             name: info.name.clone(),
             info,
+            pin: Pin::default(),
         }
     }
 

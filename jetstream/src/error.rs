@@ -21,6 +21,9 @@ impl ErrorCode {
     pub const CONSUMER_NAME_EXISTS: ErrorCode = ErrorCode(10013);
     /// 10014: consumer not found.
     pub const CONSUMER_NOT_FOUND: ErrorCode = ErrorCode(10014);
+    /// 10026: the stream has as many consumers as it may (`max_consumers`; on 2.15 a stream
+    /// without an explicit limit stops at the server's `default_max_consumers`, 1000).
+    pub const MAXIMUM_CONSUMERS_LIMIT: ErrorCode = ErrorCode(10026);
     /// 10037: no message found.
     pub const NO_MESSAGE_FOUND: ErrorCode = ErrorCode(10037);
     /// 10039: JetStream not enabled for the account.
@@ -31,6 +34,9 @@ impl ErrorCode {
     pub const STREAM_NOT_FOUND: ErrorCode = ErrorCode(10059);
     /// 10060: the expected stream (`Nats-Expected-Stream`) does not match.
     pub const STREAM_NOT_MATCH: ErrorCode = ErrorCode(10060);
+    /// 10065: the subjects overlap with those of another stream (two streams may not capture
+    /// one subject).
+    pub const STREAM_SUBJECT_OVERLAP: ErrorCode = ErrorCode(10065);
     /// 10070: wrong last message id (`Nats-Expected-Last-Msg-Id`).
     pub const STREAM_WRONG_LAST_MSG_ID: ErrorCode = ErrorCode(10070);
     /// 10071: wrong last sequence (`Nats-Expected-Last-Sequence` or
@@ -38,12 +44,35 @@ impl ErrorCode {
     pub const STREAM_WRONG_LAST_SEQUENCE: ErrorCode = ErrorCode(10071);
     /// 10076: JetStream not enabled.
     pub const NOT_ENABLED: ErrorCode = ErrorCode(10076);
+    /// 10077: the stream could not store the message. With `discard: new` this is a full
+    /// stream refusing a publish ("maximum messages exceeded", "maximum bytes exceeded",
+    /// "maximum messages per subject exceeded"): AMQP's `x-overflow: reject-publish`. The
+    /// server answers `503` with it, so [`JetStreamError::is_transient`] says true; check
+    /// `is_api(ErrorCode::STREAM_STORE_FAILED)` first.
+    pub const STREAM_STORE_FAILED: ErrorCode = ErrorCode(10077);
+    /// 10100: on a work-queue stream, a consumer's filter overlaps another consumer's.
+    pub const CONSUMER_WQ_NOT_UNIQUE: ErrorCode = ErrorCode(10100);
+    /// 10119: the consumer is offline (an R1 consumer whose server is down, for example).
+    pub const CONSUMER_OFFLINE: ErrorCode = ErrorCode(10119);
+    /// 10134: on an Interest stream, a consumer must have as many replicas as the stream (an
+    /// R1 or memory consumer on an R3 Interest stream is refused).
+    pub const CONSUMER_REPLICAS_SHOULD_MATCH_STREAM: ErrorCode = ErrorCode(10134);
+    /// 10138: a consumer's `filter_subjects` overlap (one is a subset of another).
+    pub const CONSUMER_OVERLAPPING_SUBJECT_FILTERS: ErrorCode = ErrorCode(10138);
     /// 10148: consumer already exists (create with a different configuration).
     pub const CONSUMER_ALREADY_EXISTS: ErrorCode = ErrorCode(10148);
     /// 10149: consumer does not exist (update of a missing consumer).
     pub const CONSUMER_DOES_NOT_EXIST: ErrorCode = ErrorCode(10149);
     /// 10164: wrong last sequence (newer servers, no sequence in the text).
     pub const STREAM_WRONG_LAST_SEQUENCE_CONSTANT: ErrorCode = ErrorCode(10164);
+    /// 10165: invalid per-message TTL (`Nats-TTL` not a whole number of seconds >= 1 s, or
+    /// `never`).
+    pub const MESSAGE_TTL_INVALID: ErrorCode = ErrorCode(10165);
+    /// 10166: a `Nats-TTL` was sent to a stream without `allow_msg_ttl`.
+    pub const MESSAGE_TTL_DISABLED: ErrorCode = ErrorCode(10166);
+    /// 10204: a consumer reset was refused (e.g. below the consumer's start sequence, or a
+    /// sequence given to a consumer whose deliver policy is not `all`/`by_start_*`).
+    pub const CONSUMER_INVALID_RESET: ErrorCode = ErrorCode(10204);
 }
 
 impl fmt::Display for ErrorCode {

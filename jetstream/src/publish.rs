@@ -21,6 +21,17 @@ pub const EXPECTED_LAST_SEQUENCE: &str = "Nats-Expected-Last-Sequence";
 pub const EXPECTED_LAST_SUBJECT_SEQUENCE: &str = "Nats-Expected-Last-Subject-Sequence";
 /// Header: the stream's last message id must be this.
 pub const EXPECTED_LAST_MSG_ID: &str = "Nats-Expected-Last-Msg-Id";
+/// Header: the message's own time to live (`Nats-TTL`, server 2.11+).
+pub const TTL: &str = "Nats-TTL";
+
+/// A per-message TTL the server cannot store: it takes whole seconds, at least one (see
+/// [`PublishOptions::ttl`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("invalid message TTL {ttl:?}: the server takes whole seconds, at least 1 s")]
+pub struct InvalidTtl {
+    /// The TTL as given.
+    pub ttl: Duration,
+}
 
 /// The stream's acknowledgement of a stored message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +112,7 @@ pub struct PublishOptions {
     expected_last_sequence: Option<u64>,
     expected_last_subject_sequence: Option<u64>,
     expected_last_msg_id: Option<String>,
+    ttl: Option<u64>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry_attempts: Option<u32>,
     pub(crate) retry_wait: Option<Duration>,
@@ -159,6 +171,31 @@ impl PublishOptions {
         self
     }
 
+    /// `Nats-TTL`: the stream removes the message this long after storing it (server 2.11+,
+    /// on a stream with [`allow_msg_ttl`](crate::StreamConfig::allow_msg_ttl), else the
+    /// publish fails with [`ErrorCode::MESSAGE_TTL_DISABLED`](crate::ErrorCode::MESSAGE_TTL_DISABLED)).
+    ///
+    /// The server counts whole seconds and refuses less than one, so anything else is an
+    /// [`InvalidTtl`] here, before a byte is sent. A stream's `max_age` still wins when
+    /// shorter, and its `subject_delete_marker_ttl` raises shorter TTLs to itself. Expiry
+    /// is silent: no advisory, no dead letter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use jetstream::PublishOptions;
+    /// let opts = PublishOptions::new().ttl(Duration::from_secs(90)).unwrap();
+    /// assert_eq!(opts.build_headers().unwrap().get("Nats-TTL"), Some("90s"));
+    /// assert!(PublishOptions::new().ttl(Duration::from_millis(1500)).is_err());
+    /// assert!(PublishOptions::new().ttl(Duration::ZERO).is_err());
+    /// ```
+    pub fn ttl(mut self, ttl: Duration) -> Result<Self, InvalidTtl> {
+        if ttl.subsec_nanos() != 0 || ttl.as_secs() == 0 {
+            return Err(InvalidTtl { ttl });
+        }
+        self.ttl = Some(ttl.as_secs());
+        Ok(self)
+    }
+
     /// How long to wait for the ack (default: the context's timeout).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = Some(timeout);
@@ -196,6 +233,7 @@ impl PublishOptions {
                 self.expected_last_subject_sequence.map(|s| s.to_string()),
             ),
             (EXPECTED_LAST_MSG_ID, self.expected_last_msg_id.clone()),
+            (TTL, self.ttl.map(|s| format!("{s}s"))),
         ];
         if self.headers.is_none() && fields.iter().all(|(_, v)| v.is_none()) {
             return None;

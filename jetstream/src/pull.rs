@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use crate::consumer::Consumer;
 use crate::error::JetStreamError;
 use crate::message::JsMessage;
-use crate::models::nanos;
+use crate::models::{PriorityPolicy, nanos};
+use crate::priority::{PriorityGroup, PullPriority};
 
 /// How long past `expires` a fetch waits for the server's `408` before giving up on its own.
 pub(crate) const EXPIRY_GRACE: Duration = Duration::from_secs(1);
@@ -28,6 +29,8 @@ pub(crate) struct PullRequest {
     pub(crate) no_wait: bool,
     #[serde(with = "nanos", skip_serializing_if = "Duration::is_zero")]
     pub(crate) idle_heartbeat: Duration,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub(crate) priority: Option<PullPriority>,
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -47,6 +50,13 @@ pub struct FetchOptions {
     /// Ask the server for idle heartbeats at this interval while it waits (zero: none); two
     /// missed make the fetch fail with [`JetStreamError::HeartbeatMissed`].
     pub idle_heartbeat: Duration,
+    /// The priority group to pull in (server 2.11+). `None` on a consumer with priority
+    /// groups pulls in its first group. On a pinned-client consumer the pin this handle holds
+    /// ([`Consumer::pin_id`]) goes with the pull; a pin the server no longer knows (`423`) is
+    /// dropped and the pull made again without it. The server keeps a pin only while pulls
+    /// carrying it come within `priority_timeout`: a pinned client that fetches must fetch
+    /// again well inside it ([`Consumer::consume`] does this by itself).
+    pub priority_group: Option<PriorityGroup>,
 }
 
 impl Default for FetchOptions {
@@ -56,6 +66,7 @@ impl Default for FetchOptions {
             expires: Duration::from_secs(5),
             max_bytes: 0,
             idle_heartbeat: Duration::ZERO,
+            priority_group: None,
         }
     }
 }
@@ -70,6 +81,9 @@ pub(crate) enum Status {
     Ended { pending: Option<(usize, usize)> },
     /// The request ended in a way the caller should hear about, but pulling may go on.
     Report { pending: Option<(usize, usize)> },
+    /// `423`: the pin the request carried is not (or no longer) the consumer's; pull again
+    /// without it.
+    PinMismatch { pending: Option<(usize, usize)> },
     /// A leader moved: forget outstanding requests and pull again.
     Reset,
     /// The consumer is gone.
@@ -108,6 +122,7 @@ pub(crate) fn classify(msg: &Message) -> Option<Status> {
             }
         }
         StatusCode::BAD_REQUEST => Status::Fatal,
+        c if c.as_u16() == 423 => Status::PinMismatch { pending: pending() },
         _ => Status::Report { pending: None },
     })
 }
@@ -127,6 +142,21 @@ impl Consumer {
             stream: self.stream.clone(),
             consumer: self.name.clone(),
         }
+    }
+
+    /// Sends a pull request to `subject` (see `next_subject`) whose replies go to `inbox`.
+    pub(crate) async fn send_pull(
+        &self,
+        subject: &str,
+        inbox: &str,
+        request: &PullRequest,
+    ) -> Result<(), JetStreamError> {
+        let body = serde_json::to_vec(request).map_err(|e| JetStreamError::json("pull", &e))?;
+        self.context
+            .client
+            .publish_message(subject, Some(inbox), None, &body)
+            .await?;
+        Ok(())
     }
 
     pub(crate) fn wrap(&self, msg: Message) -> JsMessage {
@@ -158,7 +188,8 @@ impl Consumer {
         let inbox = client.new_inbox();
         let mut sub = client.subscribe(inbox.clone()).await?;
         let no_wait = options.expires.is_zero();
-        let request = PullRequest {
+        let next = self.next_subject();
+        let mut request = PullRequest {
             batch: options.batch.max(1),
             expires: options.expires,
             max_bytes: options.max_bytes,
@@ -169,11 +200,11 @@ impl Consumer {
             } else {
                 options.idle_heartbeat.min(options.expires / 2)
             },
+            priority: self.pull_priority(options.priority_group.as_ref()),
         };
-        let body = serde_json::to_vec(&request).map_err(|e| JetStreamError::json("pull", &e))?;
-        client
-            .publish_message(&self.next_subject(), Some(&inbox), None, &body)
-            .await?;
+        self.send_pull(&next, &inbox, &request).await?;
+        let mut repulled = false;
+        let pinned = self.cached_info().config.priority_policy == PriorityPolicy::PinnedClient;
         let start = Instant::now();
         let deadline = start
             + if no_wait {
@@ -211,6 +242,9 @@ impl Consumer {
             }
             match classify(&msg) {
                 None => {
+                    if pinned {
+                        self.pin.observe(&msg);
+                    }
                     messages.push(self.wrap(msg));
                     if messages.len() >= request.batch {
                         break;
@@ -218,6 +252,15 @@ impl Consumer {
                 }
                 Some(Status::Heartbeat) => {}
                 Some(Status::Ended { .. }) => break,
+                Some(Status::PinMismatch { .. }) if !repulled && messages.is_empty() => {
+                    // The pin moved to another client: pull again as a candidate.
+                    self.pin.clear();
+                    if let Some(p) = request.priority.as_mut() {
+                        p.id = None;
+                    }
+                    self.send_pull(&next, &inbox, &request).await?;
+                    repulled = true;
+                }
                 Some(Status::Deleted) => {
                     failure = Some(self.deleted_error());
                     break;
@@ -289,6 +332,12 @@ mod tests {
             Some(Status::Report { pending: None })
         );
         assert_eq!(
+            classify(&status(423, "Nats-Wrong-Pin-Id", Some((5, 0)))),
+            Some(Status::PinMismatch {
+                pending: Some((5, 0))
+            })
+        );
+        assert_eq!(
             classify(&status(400, "Bad Request", None)),
             Some(Status::Fatal)
         );
@@ -306,6 +355,7 @@ mod tests {
             max_bytes: 0,
             no_wait: false,
             idle_heartbeat: Duration::from_millis(500),
+            priority: None,
         };
         assert_eq!(
             serde_json::to_string(&r).unwrap(),

@@ -220,49 +220,7 @@ impl Context {
             }
             other => other?,
         };
-        match msg.status {
-            None => {}
-            Some(StatusCode::NOT_FOUND) => {
-                return Err(JetStreamError::Api(ApiError {
-                    code: 404,
-                    err_code: ErrorCode::NO_MESSAGE_FOUND,
-                    description: msg
-                        .description
-                        .as_deref()
-                        .unwrap_or("no message found")
-                        .to_owned(),
-                }));
-            }
-            Some(code) => {
-                return Err(JetStreamError::Api(ApiError {
-                    code: code.as_u16(),
-                    err_code: ErrorCode(0),
-                    description: msg.description.as_deref().unwrap_or_default().to_owned(),
-                }));
-            }
-        }
-        let mut headers = msg
-            .headers
-            .ok_or_else(|| JetStreamError::invalid(&subject, "direct get reply without headers"))?;
-        let field = |h: &HeaderMap, name: &str| h.get(name).map(str::to_owned);
-        let sequence = field(&headers, "Nats-Sequence")
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| JetStreamError::invalid(&subject, "missing or bad Nats-Sequence"))?;
-        let stored_subject = field(&headers, "Nats-Subject")
-            .ok_or_else(|| JetStreamError::invalid(&subject, "missing Nats-Subject"))?;
-        let time = field(&headers, "Nats-Time-Stamp")
-            .as_deref()
-            .and_then(timestamp::parse);
-        for name in DIRECT_HEADERS {
-            headers.remove(name);
-        }
-        Ok(StoredMessage {
-            subject: stored_subject,
-            sequence,
-            headers: (!headers.is_empty()).then_some(headers),
-            payload: msg.payload,
-            time,
-        })
+        decode_direct(&subject, msg)
     }
 
     /// Deletes message `seq` (`$JS.API.STREAM.MSG.DELETE.<stream>`), marking it deleted without
@@ -318,6 +276,57 @@ impl Stream {
     pub async fn delete_message(&self, seq: u64) -> Result<bool, JetStreamError> {
         self.context.delete_message(&self.name, seq).await
     }
+}
+
+/// Decodes one direct get reply: a 404 is [`ErrorCode::NO_MESSAGE_FOUND`], other statuses are
+/// API errors, and the `Nats-*` headers the server adds become the [`StoredMessage`] fields.
+pub(crate) fn decode_direct(
+    subject: &str,
+    msg: nats_client::Message,
+) -> Result<StoredMessage, JetStreamError> {
+    match msg.status {
+        None => {}
+        Some(StatusCode::NOT_FOUND) => {
+            return Err(JetStreamError::Api(ApiError {
+                code: 404,
+                err_code: ErrorCode::NO_MESSAGE_FOUND,
+                description: msg
+                    .description
+                    .as_deref()
+                    .unwrap_or("no message found")
+                    .to_owned(),
+            }));
+        }
+        Some(code) => {
+            return Err(JetStreamError::Api(ApiError {
+                code: code.as_u16(),
+                err_code: ErrorCode(0),
+                description: msg.description.as_deref().unwrap_or_default().to_owned(),
+            }));
+        }
+    }
+    let mut headers = msg
+        .headers
+        .ok_or_else(|| JetStreamError::invalid(subject, "direct get reply without headers"))?;
+    let field = |h: &HeaderMap, name: &str| h.get(name).map(str::to_owned);
+    let sequence = field(&headers, "Nats-Sequence")
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| JetStreamError::invalid(subject, "missing or bad Nats-Sequence"))?;
+    let stored_subject = field(&headers, "Nats-Subject")
+        .ok_or_else(|| JetStreamError::invalid(subject, "missing Nats-Subject"))?;
+    let time = field(&headers, "Nats-Time-Stamp")
+        .as_deref()
+        .and_then(timestamp::parse);
+    for name in DIRECT_HEADERS {
+        headers.remove(name);
+    }
+    Ok(StoredMessage {
+        subject: stored_subject,
+        sequence,
+        headers: (!headers.is_empty()).then_some(headers),
+        payload: msg.payload,
+        time,
+    })
 }
 
 #[cfg(test)]

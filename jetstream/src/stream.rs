@@ -202,6 +202,99 @@ impl Context {
     }
 }
 
+/// What [`Context::stream_info_with`] asks for beyond the plain info.
+///
+/// ```
+/// let opts = jetstream::StreamInfoOptions::subjects("orders.>").deleted_details();
+/// assert_eq!(
+///     serde_json::to_string(&opts).unwrap(),
+///     r#"{"subjects_filter":"orders.>","deleted_details":true}"#
+/// );
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct StreamInfoOptions {
+    /// Count messages per subject for the subjects matching this filter (wildcards allowed),
+    /// into [`StreamState::subjects`](crate::StreamState::subjects).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subjects_filter: Option<String>,
+    /// List the deleted sequences in [`StreamState::deleted`](crate::StreamState::deleted).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deleted_details: bool,
+    /// Skip this many subjects (the server sends at most 100,000 per reply).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub offset: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+impl StreamInfoOptions {
+    /// Per-subject counts for `filter`.
+    pub fn subjects(filter: impl Into<String>) -> StreamInfoOptions {
+        StreamInfoOptions {
+            subjects_filter: Some(filter.into()),
+            ..StreamInfoOptions::default()
+        }
+    }
+
+    /// Also list deleted sequences.
+    pub fn deleted_details(mut self) -> StreamInfoOptions {
+        self.deleted_details = true;
+        self
+    }
+}
+
+/// A stream info reply with its paging of subjects.
+#[derive(Deserialize)]
+struct InfoPage {
+    #[serde(flatten)]
+    info: StreamInfo,
+    #[serde(default)]
+    total: usize,
+    #[serde(default)]
+    offset: usize,
+}
+
+impl Context {
+    /// A stream's info with per-subject counts and/or deleted sequences (one page of
+    /// subjects: see [`Context::stream_subjects`] for all of them).
+    pub async fn stream_info_with(
+        &self,
+        name: &str,
+        options: &StreamInfoOptions,
+    ) -> Result<StreamInfo, JetStreamError> {
+        check_name("stream", name)?;
+        let page: InfoPage = self
+            .request(&format!("STREAM.INFO.{name}"), options)
+            .await?;
+        Ok(page.info)
+    }
+
+    /// How many messages each subject matching `filter` holds (every page).
+    pub async fn stream_subjects(
+        &self,
+        name: &str,
+        filter: &str,
+    ) -> Result<std::collections::HashMap<String, u64>, JetStreamError> {
+        check_name("stream", name)?;
+        let mut options = StreamInfoOptions::subjects(filter);
+        let mut all = std::collections::HashMap::new();
+        loop {
+            let page: InfoPage = self
+                .request(&format!("STREAM.INFO.{name}"), &options)
+                .await?;
+            let got = page.info.state.subjects.len();
+            all.extend(page.info.state.subjects);
+            let next = page.offset + got;
+            if got == 0 || next >= page.total {
+                return Ok(all);
+            }
+            options.offset = next;
+        }
+    }
+}
+
 /// A handle to one stream: its last known info, message access and its consumers.
 #[derive(Debug, Clone)]
 pub struct Stream {

@@ -102,9 +102,11 @@ async fn max_deliveries_land_in_the_dlq_exactly_once() {
 
     let outcomes = handle(&worker, 1).await;
     let DeadLetterOutcome::DeadLettered {
+        consumer,
         stream_seq,
         deliveries,
         reason,
+        subject,
         ack: dlq_ack,
         deleted_original,
     } = &outcomes[0]
@@ -113,6 +115,8 @@ async fn max_deliveries_land_in_the_dlq_exactly_once() {
     };
     assert_eq!((*stream_seq, *deliveries), (ack.seq, 2));
     assert_eq!(*reason, DeadLetterReason::MaxDeliveries);
+    assert_eq!(consumer, "work");
+    assert_eq!(*subject, format!("dlq.{}.work", f.stream));
     assert!(!dlq_ack.duplicate);
     assert!(!deleted_original);
     let dlq_stream = format!("DLQ_{}_work", f.stream);
@@ -249,10 +253,12 @@ async fn a_vanished_original_is_recorded_and_acked() {
     let outcomes = handle(&worker, 1).await;
     match &outcomes[0] {
         DeadLetterOutcome::OriginalMissing {
+            consumer,
             stream_seq,
             reason,
             error,
         } => {
+            assert_eq!(consumer, "work");
             assert_eq!(*stream_seq, ack.seq);
             assert_eq!(*reason, DeadLetterReason::Terminated(None));
             assert_eq!(error.err_code, jetstream::ErrorCode::NO_MESSAGE_FOUND);

@@ -7,7 +7,8 @@
 //! `/healthz` ([`health`], [`http`]), and kills it on drop ([`server`]). [`cluster`] runs several
 //! nodes with routes and clustered JetStream, [`tls`] makes certificates at test time, [`accounts`]
 //! is the `APP`/`SYS` accounts preset, and [`raw`] is a raw protocol connection for looking at
-//! exactly what the server sends.
+//! exactly what the server sends. [`rabbitmq`] starts a throwaway RabbitMQ for the AMQP
+//! conformance suite.
 //!
 //! Failures panic with a message that says what went wrong (the server's log, or the install
 //! command when `nats-server` is missing): a missing server fails the tests, it never skips them.
@@ -36,6 +37,7 @@ pub mod config;
 pub mod health;
 pub mod http;
 pub mod ports;
+pub mod rabbitmq;
 pub mod raw;
 pub mod server;
 pub mod tls;
@@ -47,6 +49,7 @@ pub use config::{ServerOptions, TlsOptions};
 pub use health::wait_until;
 pub use http::{http_get, monitor_json};
 pub use ports::{free_port, free_ports};
+pub use rabbitmq::{RABBITMQ_INSTALL_COMMAND, RabbitMq};
 pub use raw::{RawConnection, RawMsg};
 pub use server::NatsServer;
 pub use tls::TlsFiles;

@@ -54,6 +54,26 @@ pub enum ReplayPolicy {
     Original,
 }
 
+/// How a consumer with priority groups chooses among the pulls waiting on it (server 2.11+).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PriorityPolicy {
+    /// No priority groups.
+    #[default]
+    None,
+    /// Pulls that set `min_pending`/`min_ack_pending` are served only while the consumer is
+    /// that far behind: standby workers that take over the overflow.
+    Overflow,
+    /// One client at a time gets messages: the server pins the first puller of a group (its
+    /// messages carry `Nats-Pin-Id`), the others wait until the pinned client stops pulling
+    /// for `priority_timeout` or the pin is removed with
+    /// [`Consumer::unpin`](crate::Consumer::unpin). RabbitMQ's single active consumer.
+    PinnedClient,
+    /// Pulls with a lower `priority` number are served first (server 2.12+). Orders pull
+    /// requests, not messages.
+    Prioritized,
+}
+
 /// A consumer's configuration (`$JS.API.CONSUMER.CREATE`).
 ///
 /// A consumer with `durable_name` (or `name` and no `inactive_threshold`) is durable; without
@@ -170,9 +190,25 @@ pub struct ConsumerConfig {
     /// Paused until this time.
     #[serde(with = "timestamp", skip_serializing_if = "Option::is_none")]
     pub pause_until: Option<OffsetDateTime>,
+    /// Priority groups pulls must name (server 2.11+); set with a
+    /// [`priority_policy`](Self::priority_policy). Names: up to 16 of `A-Za-z0-9-_/=)+`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<String>,
+    /// How the waiting pulls of a group are chosen.
+    #[serde(skip_serializing_if = "is_no_policy")]
+    pub priority_policy: PriorityPolicy,
+    /// [`PriorityPolicy::PinnedClient`]: the pin moves when the pinned client has not pulled
+    /// for this long; zero for the server default (2 min). Takeover after a crash takes this
+    /// long, or the rest of `ack_wait` for the message in flight, whichever is longer.
+    #[serde(with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub priority_timeout: Duration,
     /// Fields this crate does not model, kept as sent so an update does not drop them.
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+fn is_no_policy(p: &PriorityPolicy) -> bool {
+    *p == PriorityPolicy::None
 }
 
 fn is_zero(n: &i64) -> bool {
@@ -248,9 +284,34 @@ pub struct ConsumerInfo {
     pub push_bound: bool,
     /// Paused.
     pub paused: bool,
+    /// How long it stays paused, when paused.
+    #[serde(with = "nanos", skip_serializing_if = "Duration::is_zero")]
+    pub pause_remaining: Duration,
+    /// The state of each priority group (the pinned client, for
+    /// [`PriorityPolicy::PinnedClient`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub priority_groups: Vec<PriorityGroupState>,
     /// Server time of this answer.
     #[serde(rename = "ts", with = "timestamp")]
     pub timestamp: Option<OffsetDateTime>,
+}
+
+/// One priority group of a consumer, as [`ConsumerInfo`] reports it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PriorityGroupState {
+    /// The group.
+    pub group: String,
+    /// The pin id of the client that gets the messages now, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pinned_client_id: Option<String>,
+    /// When that client was pinned.
+    #[serde(
+        rename = "pinned_ts",
+        with = "timestamp",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub pinned_time: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]
@@ -283,5 +344,34 @@ mod tests {
         assert_eq!(c.consumer_name(), Some("d"));
         c.name = Some("n".into());
         assert_eq!(c.consumer_name(), Some("n"));
+    }
+
+    #[test]
+    fn priority_groups_on_the_wire() {
+        let c = ConsumerConfig {
+            priority_groups: vec!["sac".into()],
+            priority_policy: PriorityPolicy::PinnedClient,
+            priority_timeout: Duration::from_secs(2),
+            ..ConsumerConfig::durable("q")
+        };
+        let v = serde_json::to_value(&c).unwrap();
+        assert_eq!(v["priority_policy"], "pinned_client");
+        assert_eq!(v["priority_timeout"], 2_000_000_000i64);
+        assert!(
+            serde_json::to_value(ConsumerConfig::default())
+                .unwrap()
+                .get("priority_policy")
+                .is_none()
+        );
+        let info: ConsumerInfo = serde_json::from_str(
+            r#"{"stream_name":"S","name":"q","priority_groups":[{"group":"sac",
+               "pinned_client_id":"abc","pinned_ts":"2026-11-29T20:00:00.5Z"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            info.priority_groups[0].pinned_client_id.as_deref(),
+            Some("abc")
+        );
+        assert!(info.priority_groups[0].pinned_time.is_some());
     }
 }

@@ -13,7 +13,8 @@ pub(crate) mod timestamp;
 
 pub use account::{AccountInfo, AccountLimits, ApiStats, Tier};
 pub use consumer::{
-    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, ReplayPolicy, SequenceInfo,
+    AckPolicy, ConsumerConfig, ConsumerInfo, DeliverPolicy, PriorityGroupState, PriorityPolicy,
+    ReplayPolicy, SequenceInfo,
 };
 pub use stream::{
     ClusterInfo, Compression, ConsumerLimits, DiscardPolicy, External, PeerInfo, Placement,

@@ -174,7 +174,14 @@ pub struct StreamConfig {
     pub subjects: Vec<String>,
     /// When messages may be removed.
     pub retention: RetentionPolicy,
-    /// Most consumers; -1 for no limit.
+    /// Most consumers; -1 (the default here) for the server's default.
+    ///
+    /// nats-server 2.15 caps the consumers of a stream at its `jetstream.limits.
+    /// default_max_consumers`, **1000** unless configured, when this is -1 or 0: -1 does not
+    /// mean "unlimited" there. A stream that may need more (a queue per consumer, an AMQP
+    /// exchange with many queues) must set an explicit value, e.g. with
+    /// [`with_max_consumers`](StreamConfig::with_max_consumers). Past the limit, creating a
+    /// consumer fails with [`ErrorCode::MAXIMUM_CONSUMERS_LIMIT`](crate::ErrorCode::MAXIMUM_CONSUMERS_LIMIT).
     pub max_consumers: i64,
     /// Most messages; -1 for no limit.
     pub max_msgs: i64,
@@ -238,9 +245,17 @@ pub struct StreamConfig {
     /// Defaults and limits for consumers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub consumer_limits: Option<ConsumerLimits>,
-    /// Allow per-message TTLs (`Nats-TTL`).
+    /// Allow per-message TTLs (`Nats-TTL`, see
+    /// [`PublishOptions::ttl`](crate::PublishOptions::ttl)); server 2.11+. Once on, it cannot
+    /// be turned off. Without it a publish with a TTL fails with
+    /// [`ErrorCode::MESSAGE_TTL_DISABLED`](crate::ErrorCode::MESSAGE_TTL_DISABLED).
     pub allow_msg_ttl: bool,
-    /// Leave a delete marker for this long when a subject's last message ages out.
+    /// Leave a delete marker (no payload) for this long when a subject's last message is
+    /// removed by `max_age` or its TTL; server 2.11+. Zero: no markers.
+    ///
+    /// Beware: the server raises every shorter per-message TTL on such a stream to this value
+    /// (a message published with a 2 s TTL is stored with this TTL), and it turns on
+    /// `allow_rollup_hdrs`. Do not set it on streams that use short TTLs as expiry.
     #[serde(with = "nanos", skip_serializing_if = "Duration::is_zero")]
     pub subject_delete_marker_ttl: Duration,
     /// User metadata.
@@ -303,6 +318,18 @@ impl StreamConfig {
             subjects: subjects.into_iter().map(Into::into).collect(),
             ..StreamConfig::default()
         }
+    }
+
+    /// Sets an explicit consumer limit (see [`max_consumers`](StreamConfig::max_consumers):
+    /// on 2.15 a stream without one stops at 1000 consumers).
+    ///
+    /// ```
+    /// let config = jetstream::StreamConfig::new("EXCHANGE", ["ex.>"]).with_max_consumers(100_000);
+    /// assert_eq!(config.max_consumers, 100_000);
+    /// ```
+    pub fn with_max_consumers(mut self, max: u32) -> Self {
+        self.max_consumers = i64::from(max);
+        self
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use futures::StreamExt;
 use jetstream::{Context, StorageType, StreamConfig};
 use nats_tests::NatsServer;
 
@@ -44,4 +45,25 @@ pub async fn within<F: std::future::Future>(secs: u64, what: &str, fut: F) -> F:
     tokio::time::timeout(Duration::from_secs(secs), fut)
         .await
         .unwrap_or_else(|_| panic!("{what}: not done within {secs} s"))
+}
+
+/// The next message of `messages` that is not a redelivery of `already_acked`, skipping
+/// reported trouble (missed heartbeats). After a server crash the server may deliver a
+/// message again although its ack was confirmed: the consumer's state reaches disk
+/// asynchronously and JetStream promises at-least-once, so a test may see it again.
+pub async fn next_new(
+    messages: &mut jetstream::Messages,
+    already_acked: &[u8],
+) -> jetstream::JsMessage {
+    loop {
+        match messages.next().await.expect("message stream ended") {
+            Ok(m) if &m.payload[..] == already_acked => {
+                eprintln!("redelivered after the restart (at-least-once): {already_acked:?}");
+                m.ack().await.expect("ack the redelivery");
+            }
+            Ok(m) => return m,
+            Err(jetstream::JetStreamError::HeartbeatMissed { .. }) => {}
+            Err(e) => panic!("unexpected {e:?}"),
+        }
+    }
 }
