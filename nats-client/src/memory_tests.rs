@@ -166,7 +166,7 @@ async fn a_publish_cut_by_a_loss_is_sent_whole_on_the_next_connection() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn lame_duck_move_skips_the_pong_of_a_ping_sent_before_the_handoff() {
+async fn lame_duck_move_skips_a_stale_pong_and_answers_the_old_servers_ping() {
     let net = MemoryNet::new(64 * 1024);
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
@@ -216,12 +216,21 @@ async fn lame_duck_move_skips_the_pong_of_a_ping_sent_before_the_handoff() {
             .any(|op| matches!(op, ClientOp::Unsub { .. })),
         "{before_probe:?}"
     );
+    // The old server PINGs us meanwhile: the answer must come before anything else is
+    // written there (reading the old connection never writes; the next write carries it).
+    c1.send(ServerOp::Ping).await;
+    tokio::time::sleep(Duration::from_millis(1)).await;
     c2.send_msg(&probe.0, probe.1, b"").await;
     let retiring = c1.until(|op| *op == ClientOp::Ping).await;
-    assert!(
-        retiring.contains(&ClientOp::Unsub { sid: 1, max: None }),
-        "{retiring:?}"
-    );
+    let unsub = retiring
+        .iter()
+        .position(|op| *op == ClientOp::Unsub { sid: 1, max: None })
+        .unwrap_or_else(|| panic!("no UNSUB of the subscription: {retiring:?}"));
+    let pong = retiring
+        .iter()
+        .position(|op| *op == ClientOp::Pong)
+        .unwrap_or_else(|| panic!("the old server's PING was not answered: {retiring:?}"));
+    assert!(pong < unsub, "{retiring:?}");
     // First the stale PONG (the flush's), then a message still in flight, then the PONG
     // that answers the retirement: the message must not be lost.
     c1.send(ServerOp::Pong).await;
