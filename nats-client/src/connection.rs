@@ -16,7 +16,7 @@ use crate::error::ConnectError;
 use crate::events::{DisconnectReason, Event};
 use crate::handshake::{Established, establish, inbound_limits};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
-use crate::outbound::{Chunk, LinkState};
+use crate::outbound::{Chunk, LinkState, Take};
 use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
 use crate::session::{KeepAlive, Retirement};
 use crate::shared::Shared;
@@ -88,16 +88,11 @@ pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reco
     {
         let mut guard = shared.out();
         let (out, mut session) = guard.session();
-        out.encoder = encoder;
-        let mut fresh = BytesMut::with_capacity(out.buf.len() + unsent.len() + 1024);
+        let mut fresh = BytesMut::with_capacity(out.buffered() + unsent.len() + 1024);
         session.connected(&encoder, &mut fresh, est.addr.clone(), est.info.clone());
         drop(session);
         fresh.extend_from_slice(&unsent);
-        fresh.extend_from_slice(&out.buf);
-        out.buf = fresh;
-        if out.state == LinkState::Disconnected {
-            out.state = LinkState::Connected;
-        }
+        out.go_live(encoder, fresh);
     }
     {
         let mut pool = shared.pool();
@@ -123,10 +118,7 @@ pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reco
 fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
     let unsent = requeue_unsent(shared, chunk);
     {
-        let mut out = shared.out();
-        if out.state == LinkState::Connected {
-            out.state = LinkState::Disconnected;
-        }
+        shared.out().go_offline();
     }
     // In-flight requests cannot get their reply on this connection any more.
     shared
@@ -150,8 +142,7 @@ fn requeue_unsent(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
     let (out, mut session) = guard.session();
     requeue.extend(session.take_unproven());
     drop(session);
-    requeue.append(&mut out.flush_waiters);
-    out.flush_waiters = requeue;
+    out.requeue_flushes(requeue);
     unsent
 }
 
@@ -306,10 +297,7 @@ fn handle_buffered(
         subs = None; // other ops may take the write lock, which comes first in lock order
         match op {
             ServerOp::Ping => {
-                let mut out = shared.out();
-                let encoder = out.encoder;
-                encoder.pong(&mut out.buf);
-                drop(out);
+                shared.out().pong();
                 shared.wake_writer();
             }
             ServerOp::Pong => shared.pong(),
@@ -408,26 +396,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
 async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
     loop {
         let notified = shared.writer_woken();
-        {
-            let mut out = shared.out();
-            if out.has_work() {
-                out.writer_idle = false;
-                std::mem::swap(&mut out.buf, &mut chunk.bytes);
-                if !out.flush_waiters.is_empty() || out.ping_wanted {
-                    let encoder = out.encoder;
-                    chunk.ping_at = Some(chunk.bytes.len());
-                    encoder.ping(&mut chunk.bytes);
-                    chunk.waiters = Some(std::mem::take(&mut out.flush_waiters));
-                    out.ping_wanted = false;
-                }
-                drop(out);
+        let took = shared.out().take_chunk(chunk);
+        match took {
+            Take::Chunk => {
                 shared.wake_publishers();
                 return Ok(());
             }
-            if out.state == LinkState::Closing {
-                return Err(Stop::Closed);
-            }
-            out.writer_idle = true;
+            Take::Closing => return Err(Stop::Closed),
+            Take::Idle => {}
         }
         notified.await;
     }
@@ -444,7 +420,7 @@ async fn keep_alive(shared: &Shared) -> Stop {
         if let KeepAlive::Dead { unanswered } = shared.session(|s| s.keep_alive_tick(max)) {
             return Stop::Lost(DisconnectReason::PingTimeout { unanswered });
         }
-        shared.out().ping_wanted = true;
+        shared.out().want_ping();
         shared.wake_writer();
     }
 }

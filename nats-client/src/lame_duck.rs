@@ -137,7 +137,7 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             .ok(),
     };
     let (tx, rx) = oneshot::channel();
-    shared.out().flush_waiters.push(tx);
+    let _ = shared.out().add_flush_waiter(tx); // refused once closing: the wait ends
     shared.wake_writer();
     // `old` moves into this block, so the connection closes when it ends (for plain TCP,
     // `shutdown` is a no-op: the socket closes when its last handle is dropped).

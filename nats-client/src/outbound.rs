@@ -6,9 +6,11 @@
 //! not fit fails with a typed error instead of waiting or growing without bound.
 
 use bytes::BytesMut;
-use nats_proto::Encoder;
 use nats_proto::client_frame::{cut_frame_end, frame_start_at};
+use nats_proto::{Encoder, HeaderMap};
 use tokio::sync::oneshot;
+
+use crate::error::PublishError;
 
 /// A flush waiter: resolved when the server's PONG for the PING sent after its data arrives.
 pub(crate) type FlushWaiter = oneshot::Sender<()>;
@@ -23,23 +25,39 @@ pub(crate) enum LinkState {
     Closed,
 }
 
-/// State behind the write-buffer mutex.
+/// State behind the write-buffer mutex: a plain value (no I/O), changed only through its
+/// methods by publishers, the writer and the connection task.
 pub(crate) struct Outbound {
-    pub buf: BytesMut,
-    pub state: LinkState,
-    pub encoder: Encoder,
+    buf: BytesMut,
+    state: LinkState,
+    encoder: Encoder,
     /// Flush calls registered since the writer last took the buffer.
-    pub flush_waiters: Vec<FlushWaiter>,
+    flush_waiters: Vec<FlushWaiter>,
     /// A keep-alive PING is wanted with the next chunk even without flush waiters.
-    pub ping_wanted: bool,
-    pub write_limit: usize,
-    pub reconnect_limit: usize,
+    ping_wanted: bool,
+    write_limit: usize,
+    reconnect_limit: usize,
     /// The writer found nothing to do and waits: the next producer must wake it. Producers
     /// that find it busy skip the wake-up (it re-checks the buffer before waiting).
-    pub writer_idle: bool,
+    writer_idle: bool,
     /// Messages and payload bytes accepted (counted here, under the lock already held).
-    pub out_msgs: u64,
-    pub out_bytes: u64,
+    out_msgs: u64,
+    out_bytes: u64,
+}
+
+/// The client is closing or closed: nothing new is accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+/// What the writer found (see [`Outbound::take_chunk`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// A chunk to write.
+    Chunk,
+    /// Nothing buffered and the client is closing: stop.
+    Closing,
+    /// Nothing to do: wait for a wake-up (the next producer sends one).
+    Idle,
 }
 
 impl Outbound {
@@ -58,8 +76,150 @@ impl Outbound {
         }
     }
 
+    pub fn state(&self) -> LinkState {
+        self.state
+    }
+
+    /// Messages and payload bytes accepted so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.out_msgs, self.out_bytes)
+    }
+
+    /// Bytes waiting for the writer.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// `close()`: stops accepting. `false` when it was closing already.
+    pub fn close(&mut self) -> bool {
+        match self.state {
+            LinkState::Closing | LinkState::Closed => false,
+            _ => {
+                self.state = LinkState::Closing;
+                true
+            }
+        }
+    }
+
+    /// Encodes a publish. `Ok(None)`: the buffer is full (connected), wait for space;
+    /// `Ok(Some(wake))`: accepted, and the writer must be woken when `wake`. While
+    /// disconnected, a publish that does not fit the reconnect buffer fails and leaves it as
+    /// it was.
+    pub fn publish(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Option<bool>, PublishError> {
+        let over = match self.state {
+            LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
+            LinkState::Connected => !self.buf.is_empty() && self.buf.len() >= self.write_limit,
+            LinkState::Disconnected => false,
+        };
+        if over {
+            return Ok(None);
+        }
+        let before = self.buf.len();
+        self.encoder
+            .publish(&mut self.buf, subject, reply, headers, payload)?;
+        let size = self.buf.len() - before;
+        if self.state == LinkState::Disconnected && self.buf.len() > self.reconnect_limit {
+            self.buf.truncate(before);
+            return Err(PublishError::ReconnectBufferFull {
+                buffered: before,
+                limit: self.reconnect_limit,
+                size,
+            });
+        }
+        self.out_msgs += 1;
+        self.out_bytes += payload.len() as u64;
+        Ok(Some(std::mem::take(&mut self.writer_idle)))
+    }
+
+    /// Where a SUB or UNSUB goes: the buffer while connected, nowhere while disconnected (the
+    /// next connection's re-SUB covers it), and never once closing.
+    pub fn control(&mut self) -> Result<(Encoder, Option<&mut BytesMut>), Closed> {
+        match self.state {
+            LinkState::Closing | LinkState::Closed => Err(Closed),
+            LinkState::Connected => Ok((self.encoder, Some(&mut self.buf))),
+            LinkState::Disconnected => Ok((self.encoder, None)),
+        }
+    }
+
+    /// A flush: its waiter rides the next chunk's PING. Given back once closing.
+    pub fn add_flush_waiter(&mut self, waiter: FlushWaiter) -> Result<(), FlushWaiter> {
+        if matches!(self.state, LinkState::Closing | LinkState::Closed) {
+            return Err(waiter);
+        }
+        self.flush_waiters.push(waiter);
+        Ok(())
+    }
+
+    /// A keep-alive PING goes with the next chunk.
+    pub fn want_ping(&mut self) {
+        self.ping_wanted = true;
+    }
+
+    /// Answers a server PING.
+    pub fn pong(&mut self) {
+        self.encoder.pong(&mut self.buf);
+    }
+
+    /// A new connection is live: `fresh` (its re-SUBs and the last connection's unsent
+    /// bytes) goes first, then what was buffered meanwhile, under the new server's limits.
+    pub fn go_live(&mut self, encoder: Encoder, mut fresh: BytesMut) {
+        self.encoder = encoder;
+        fresh.extend_from_slice(&self.buf);
+        self.buf = fresh;
+        if self.state == LinkState::Disconnected {
+            self.state = LinkState::Connected;
+        }
+    }
+
+    /// The connection is lost: publishes go to the reconnect buffer.
+    pub fn go_offline(&mut self) {
+        if self.state == LinkState::Connected {
+            self.state = LinkState::Disconnected;
+        }
+    }
+
+    /// Flush calls not proven on the last connection ride the next PING, before newer ones.
+    pub fn requeue_flushes(&mut self, mut waiters: Vec<FlushWaiter>) {
+        waiters.append(&mut self.flush_waiters);
+        self.flush_waiters = waiters;
+    }
+
+    /// The writer takes everything buffered into `chunk` (which it has finished), with a PING
+    /// at the end when flush calls wait or the keep-alive wants one.
+    pub fn take_chunk(&mut self, chunk: &mut Chunk) -> Take {
+        if self.has_work() {
+            self.writer_idle = false;
+            std::mem::swap(&mut self.buf, &mut chunk.bytes);
+            if !self.flush_waiters.is_empty() || self.ping_wanted {
+                chunk.ping_at = Some(chunk.bytes.len());
+                self.encoder.ping(&mut chunk.bytes);
+                chunk.waiters = Some(std::mem::take(&mut self.flush_waiters));
+                self.ping_wanted = false;
+            }
+            return Take::Chunk;
+        }
+        if self.state == LinkState::Closing {
+            return Take::Closing;
+        }
+        self.writer_idle = true;
+        Take::Idle
+    }
+
+    /// The client is closed: nothing is sent any more, flush calls fail.
+    pub fn finish(&mut self) {
+        self.state = LinkState::Closed;
+        self.buf.clear();
+        self.flush_waiters.clear();
+    }
+
     /// Whether the writer has anything to do.
-    pub fn has_work(&self) -> bool {
+    fn has_work(&self) -> bool {
         !self.buf.is_empty() || !self.flush_waiters.is_empty() || self.ping_wanted
     }
 }
@@ -107,6 +267,80 @@ impl Chunk {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn connected() -> Outbound {
+        let mut out = Outbound::new(32, 64);
+        out.go_live(Encoder::default(), BytesMut::new());
+        out
+    }
+
+    #[test]
+    fn a_full_buffer_makes_publishers_wait_and_the_writer_frees_it() {
+        let mut out = connected();
+        assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Idle);
+        assert_eq!(out.publish("a", None, None, b"0123456789"), Ok(Some(true)));
+        assert_eq!(out.publish("a", None, None, b"0123456789"), Ok(Some(false)));
+        assert_eq!(
+            out.publish("a", None, None, b"x"),
+            Ok(None),
+            "over the write limit"
+        );
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert_eq!(chunk.bytes.len(), 2 * b"PUB a 10\r\n0123456789\r\n".len());
+        assert!(chunk.waiters.is_none(), "no PING without flush calls");
+        assert_eq!(out.publish("a", None, None, b"x"), Ok(Some(false)));
+    }
+
+    #[test]
+    fn the_reconnect_buffer_refuses_what_does_not_fit_and_keeps_the_rest() {
+        let mut out = Outbound::new(32, 20);
+        assert_eq!(out.publish("a", None, None, b"x"), Ok(Some(false)));
+        let before = out.buffered();
+        assert!(matches!(
+            out.publish("a", None, None, b"0123456789"),
+            Err(PublishError::ReconnectBufferFull { buffered, limit: 20, .. }) if buffered == before
+        ));
+        assert_eq!(out.buffered(), before);
+        assert_eq!(out.counters(), (1, 1));
+    }
+
+    #[test]
+    fn flush_calls_ride_a_ping_and_unproven_ones_go_first_next_time() {
+        let mut out = connected();
+        let (a, _ra) = oneshot::channel();
+        let (b, _rb) = oneshot::channel();
+        assert!(out.add_flush_waiter(a).is_ok());
+        out.publish("a", None, None, b"x").expect("accepted");
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert_eq!(&chunk.bytes[..], b"PUB a 1\r\nx\r\nPING\r\n");
+        assert_eq!(chunk.ping_at, Some(12));
+        let unproven = chunk.waiters.take().expect("the flush call rides the PING");
+        assert!(out.add_flush_waiter(b).is_ok());
+        out.go_offline();
+        out.requeue_flushes(unproven);
+        assert_eq!(out.flush_waiters.len(), 2);
+        assert!(out.close());
+        assert!(!out.close());
+        let (c, _rc) = oneshot::channel();
+        assert!(out.add_flush_waiter(c).is_err());
+        assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Chunk);
+        assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Closing);
+    }
+
+    #[test]
+    fn go_live_puts_resubscriptions_before_what_was_buffered() {
+        let mut out = Outbound::new(1024, 1024);
+        out.publish("a", None, None, b"x")
+            .expect("buffered offline");
+        assert!(matches!(out.control(), Ok((_, None))));
+        out.go_live(Encoder::default(), BytesMut::from(&b"SUB s 1\r\n"[..]));
+        assert_eq!(out.state(), LinkState::Connected);
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert_eq!(&chunk.bytes[..], b"SUB s 1\r\nPUB a 1\r\nx\r\n");
+    }
 
     #[test]
     fn take_unsent_keeps_the_cut_frame() {

@@ -173,9 +173,7 @@ impl Shared {
     /// The counters, with the outbound ones kept under the write lock.
     pub fn statistics(&self) -> Statistics {
         let mut stats = self.stats.snapshot();
-        let out = self.out();
-        stats.out_msgs = out.out_msgs;
-        stats.out_bytes = out.out_bytes;
+        (stats.out_msgs, stats.out_bytes) = self.out().counters();
         stats
     }
 
@@ -195,17 +193,13 @@ impl Shared {
     }
 
     pub fn state(&self) -> LinkState {
-        self.out().state
+        self.out().state()
     }
 
     /// Asks the connection to close after sending what is buffered.
     pub fn request_close(&self) {
-        {
-            let mut out = self.out();
-            match out.state {
-                LinkState::Closing | LinkState::Closed => return,
-                _ => out.state = LinkState::Closing,
-            }
+        if !self.out().close() {
+            return;
         }
         self.writer_wake.notify_one();
         self.close_wake.notify_one();
@@ -221,35 +215,16 @@ impl Shared {
         headers: Option<&HeaderMap>,
         payload: &[u8],
     ) -> Result<bool, PublishError> {
-        let mut out = self.out();
-        let over = match out.state {
-            LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
-            LinkState::Connected => !out.buf.is_empty() && out.buf.len() >= out.write_limit,
-            LinkState::Disconnected => false,
-        };
-        if over {
-            return Ok(false);
+        let accepted = self.out().publish(subject, reply, headers, payload)?;
+        match accepted {
+            None => Ok(false),
+            Some(wake) => {
+                if wake {
+                    self.writer_wake.notify_one();
+                }
+                Ok(true)
+            }
         }
-        let before = out.buf.len();
-        let encoder = out.encoder;
-        encoder.publish(&mut out.buf, subject, reply, headers, payload)?;
-        let size = out.buf.len() - before;
-        if out.state == LinkState::Disconnected && out.buf.len() > out.reconnect_limit {
-            out.buf.truncate(before);
-            return Err(PublishError::ReconnectBufferFull {
-                buffered: before,
-                limit: out.reconnect_limit,
-                size,
-            });
-        }
-        out.out_msgs += 1;
-        out.out_bytes += payload.len() as u64;
-        let wake = std::mem::take(&mut out.writer_idle);
-        drop(out);
-        if wake {
-            self.writer_wake.notify_one();
-        }
-        Ok(true)
     }
 
     /// The writer's "space" signal (see [`Shared::try_publish`]).
@@ -260,12 +235,8 @@ impl Shared {
     /// A flush: its waiter rides the next PING; resolved by its PONG.
     pub fn flush_waiter(&self) -> Result<oneshot::Receiver<()>, ClientError> {
         let (tx, rx) = oneshot::channel();
-        {
-            let mut out = self.out();
-            if matches!(out.state, LinkState::Closing | LinkState::Closed) {
-                return Err(ClientError::Closed);
-            }
-            out.flush_waiters.push(tx);
+        if self.out().add_flush_waiter(tx).is_err() {
+            return Err(ClientError::Closed);
         }
         self.writer_wake.notify_one();
         Ok(rx)
@@ -281,12 +252,8 @@ impl Shared {
     ) -> Result<u64, ClientError> {
         let mut guard = self.out();
         let (out, mut session) = guard.session();
-        let live = match out.state {
-            LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
-            LinkState::Connected => Some(&mut out.buf),
-            LinkState::Disconnected => None,
-        };
-        let sid = session.subscribe(&out.encoder, live, subject, queue_group, target)?;
+        let (encoder, live) = out.control().map_err(|_| ClientError::Closed)?;
+        let sid = session.subscribe(&encoder, live, subject, queue_group, target)?;
         drop(session);
         drop(guard);
         self.writer_wake.notify_one();
@@ -298,13 +265,9 @@ impl Shared {
     pub fn send_unsub(&self, sid: u64, max: Option<u64>, forget: bool) -> Result<(), ClientError> {
         let mut guard = self.out();
         let (out, mut session) = guard.session();
-        let live = match out.state {
-            LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
-            LinkState::Connected => Some(&mut out.buf),
-            LinkState::Disconnected => None,
-        };
+        let (encoder, live) = out.control().map_err(|_| ClientError::Closed)?;
         let wrote = live.is_some();
-        session.unsubscribe(&out.encoder, live, sid, max, forget);
+        session.unsubscribe(&encoder, live, sid, max, forget);
         drop(session);
         drop(guard);
         if wrote {
@@ -397,9 +360,7 @@ impl Shared {
         {
             let mut guard = self.out();
             let (out, mut session) = guard.session();
-            out.state = LinkState::Closed;
-            out.buf.clear();
-            out.flush_waiters.clear();
+            out.finish();
             session.finish();
         }
         self.requests.fail_all(Ended::Closed);
