@@ -19,7 +19,7 @@ use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
 use crate::outbound::{Chunk, LinkState, Take};
 use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
 use crate::session::{KeepAlive, Retirement};
-use crate::shared::Shared;
+use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
 
 /// Why serving a connection stopped.
 enum Stop {
@@ -232,8 +232,8 @@ async fn serve(
             let clean = finish_cut_op(chunk, &mut wr).await;
             // Every PING sent there (including the chunk's last op, when it is all written)
             // is answered there before the retirement's own PING is.
-            let unanswered = shared.session(|s| s.pongs_awaited())
-                + usize::from(chunk.is_done() && chunk.waiters.is_some());
+            let unanswered =
+                shared.pongs_awaited() + usize::from(chunk.is_done() && chunk.waiters.is_some());
             let old = Retiring {
                 rd,
                 wr,
@@ -279,22 +279,20 @@ fn handle_buffered(
     buf: &mut BytesMut,
     lame_duck: &Notify,
 ) -> Result<(), Stop> {
-    let mut subs = None;
     loop {
-        let op = match parser.parse(buf) {
-            Ok(Some(op)) => op,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(Stop::Lost(DisconnectReason::Protocol(e))),
+        let read = ReadBuf {
+            parser: &mut *parser,
+            buf: &mut *buf,
         };
-        if let ServerOp::Msg(msg) = op {
-            let table = subs.get_or_insert_with(|| shared.session_for_delivery());
-            if let Some((handler, msg)) = shared.dispatch(table, msg) {
-                subs = None;
+        let op = match shared.deliver_run(read, deliver_messages) {
+            Delivered::NeedMore => return Ok(()),
+            Delivered::Failed(e) => return Err(Stop::Lost(DisconnectReason::Protocol(e))),
+            Delivered::Handler(handler, msg) => {
                 handler(msg);
+                continue;
             }
-            continue;
-        }
-        subs = None; // other ops may take the write lock, which comes first in lock order
+            Delivered::Op(op) => op,
+        };
         match op {
             ServerOp::Ping => {
                 shared.out().pong();
@@ -304,8 +302,7 @@ fn handle_buffered(
             ServerOp::Info(info) => {
                 parser.set_limits(inbound_limits(&info));
                 let urls = info.connect_urls.clone();
-                let (ldm, current) =
-                    shared.session(|s| (s.info_update(*info), s.server().cloned()));
+                let (ldm, current) = shared.info_update(*info);
                 if !shared.opts().ignore_discovered_servers
                     && let Some(current) = &current
                 {
@@ -369,7 +366,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
             chunk.written = 0;
             chunk.ping_at = None;
             if let Some(waiters) = chunk.waiters.take() {
-                shared.session(|s| s.ping_sent(waiters));
+                shared.ping_sent(waiters);
             }
             if let Err(stop) = next_chunk(shared, chunk).await {
                 return stop;
@@ -416,8 +413,7 @@ async fn keep_alive(shared: &Shared) -> Stop {
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
-        let max = shared.opts().max_pings_out;
-        if let KeepAlive::Dead { unanswered } = shared.session(|s| s.keep_alive_tick(max)) {
+        if let KeepAlive::Dead { unanswered } = shared.keep_alive_tick() {
             return Stop::Lost(DisconnectReason::PingTimeout { unanswered });
         }
         shared.out().want_ping();

@@ -23,7 +23,7 @@ use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
 use crate::outbound::Chunk;
 use crate::session::Retirement;
-use crate::shared::Shared;
+use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
 use crate::subscription::Target;
 use crate::transport::{Reader, Writer};
 
@@ -188,7 +188,7 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
         }
         // 3. UNSUB everything on the old connection, PING, and read until its PONG.
         let mut out = BytesMut::new();
-        let sids = shared.session(|s| s.sids());
+        let sids = shared.sids();
         for sid in sids {
             encoder.unsubscribe(&mut out, sid, None);
         }
@@ -233,23 +233,22 @@ async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
 async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
     loop {
         loop {
-            match old.parser.parse(&mut old.buf) {
-                Ok(Some(ServerOp::Msg(msg))) => {
-                    let handed_back = shared.dispatch(&mut shared.session_for_delivery(), msg);
-                    if let Some((handler, msg)) = handed_back {
-                        handler(msg);
-                    }
-                }
-                Ok(Some(ServerOp::BadMsg(bad))) => shared.undeliverable(bad),
-                Ok(Some(ServerOp::Pong)) => {
+            let read = ReadBuf {
+                parser: &mut old.parser,
+                buf: &mut old.buf,
+            };
+            match shared.deliver_run(read, deliver_messages) {
+                Delivered::Handler(handler, msg) => handler(msg),
+                Delivered::Op(ServerOp::BadMsg(bad)) => shared.undeliverable(bad),
+                Delivered::Op(ServerOp::Pong) => {
                     if old.state.pong() && until_pong {
                         return;
                     }
                 }
-                Ok(Some(ServerOp::Ping)) => old.state.ping(),
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(_) => return,
+                Delivered::Op(ServerOp::Ping) => old.state.ping(),
+                Delivered::Op(_) => {}
+                Delivered::NeedMore => break,
+                Delivered::Failed(_) => return,
             }
         }
         match old.rd.read_buf(&mut old.buf).await {

@@ -1,16 +1,20 @@
 //! State shared by the client handles and the connection task.
 //!
 //! Two locks, and only one order: the write side ([`Outbound`]) and the [`Session`] (sid
-//! table, PONG FIFO, server INFO). [`Shared::out`] locks the write side and reaches the session
-//! from its guard ([`OutGuard::session`]); [`Shared::session`] locks the session alone and hands
-//! it to a closure that gets nothing else. No field is public: every change goes through a
-//! method here.
+//! table, PONG FIFO, server INFO). No field is public, so the types decide who holds what:
+//! - [`Shared::out`] locks the write side; the session is reached from its guard
+//!   ([`OutGuard::session`]): write side first, then session.
+//! - The session alone is locked only inside this module's methods (none of which takes the
+//!   write lock meanwhile), and by [`Shared::deliver_run`], whose step is a function pointer
+//!   that captures nothing and is given only the session, a [`Deliverer`] (counters, events,
+//!   the reply inbox) and the reader's buffer: it has no way to the write lock.
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use nats_proto::{HeaderMap, ServerInfo};
+use bytes::BytesMut;
+use nats_proto::{HeaderMap, Parser, ServerInfo, ServerOp};
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tracing::warn;
@@ -20,13 +24,14 @@ use crate::error::{ClientError, PublishError};
 use crate::events::Event;
 use crate::inbox::{Ended, Inbox};
 use crate::lock;
+use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::{FlushWaiter, LinkState, Outbound};
 use crate::server_error::ServerError;
 use crate::server_pool::ServerPool;
-use crate::session::{Delivery, Session};
+use crate::session::{Delivery, KeepAlive, Session};
 use crate::stats::{Counters, Statistics};
-use crate::subscription::Target;
+use crate::subscription::{Handler, Target};
 
 /// The session as the client holds it: flush waiters are oneshot senders.
 pub(crate) type ClientSession = Session<FlushWaiter>;
@@ -115,16 +120,45 @@ impl Shared {
         }
     }
 
-    /// Runs `f` on the session alone. `f` must not lock anything of `Shared` (it gets only
-    /// the session, which is what keeps the lock order).
-    pub fn session<R>(&self, f: impl FnOnce(&mut ClientSession) -> R) -> R {
+    /// The session locked alone, by the methods of this module only: none of them takes the
+    /// write lock while holding it.
+    fn session<R>(&self, f: impl FnOnce(&mut ClientSession) -> R) -> R {
         f(&mut lock(&self.session))
     }
 
-    /// The session locked alone, for a run of message deliveries by the reader (which holds
-    /// nothing else meanwhile).
-    pub fn session_for_delivery(&self) -> MutexGuard<'_, ClientSession> {
-        lock(&self.session)
+    /// Delivers the buffered messages under one lock of the session, up to the first other op
+    /// (or a handler to call, or the end of what is buffered). `step` is a function pointer:
+    /// it captures nothing, so with the session locked it can reach only the session, the
+    /// [`Deliverer`] and the reader's parser and buffer, never the write lock.
+    pub fn deliver_run(&self, read: ReadBuf<'_>, step: DeliverStep) -> Delivered {
+        let deliverer = Deliverer { shared: self };
+        step(&mut lock(&self.session), &deliverer, read)
+    }
+
+    /// PINGs written whose PONG has not come.
+    pub fn pongs_awaited(&self) -> usize {
+        self.session(|s| s.pongs_awaited())
+    }
+
+    /// The writer sent a PING for `waiters`.
+    pub fn ping_sent(&self, waiters: Vec<FlushWaiter>) {
+        self.session(|s| s.ping_sent(waiters));
+    }
+
+    /// The keep-alive timer fired.
+    pub fn keep_alive_tick(&self) -> KeepAlive {
+        let max = self.opts.max_pings_out;
+        self.session(|s| s.keep_alive_tick(max))
+    }
+
+    /// An INFO on a live connection: whether it announces lame duck, and the current server.
+    pub fn info_update(&self, info: ServerInfo) -> (bool, Option<ServerAddr>) {
+        self.session(|s| (s.info_update(info), s.server().cloned()))
+    }
+
+    /// Every live subscription's sid.
+    pub fn sids(&self) -> Vec<u64> {
+        self.session(|s| s.sids())
     }
 
     pub fn pool(&self) -> MutexGuard<'_, ServerPool> {
@@ -289,20 +323,68 @@ impl Shared {
             .filter(|sid| Some(*sid) != inbox)
             .collect()
     }
+}
 
-    /// Counts a message and acts on where the session routed it. Called by the reader with
-    /// the session locked (`session`, for a run of messages).
-    ///
-    /// A handler subscription's message comes back with its handler instead: the caller must
-    /// release the session before calling it, so that the handler may use the client.
+/// The reader's parser and read buffer, lent to a run of deliveries.
+pub(crate) struct ReadBuf<'a> {
+    pub parser: &'a mut Parser,
+    pub buf: &'a mut BytesMut,
+}
+
+/// One run of deliveries (see [`Shared::deliver_run`]).
+pub(crate) type DeliverStep = fn(&mut ClientSession, &Deliverer<'_>, ReadBuf<'_>) -> Delivered;
+
+/// How a run of deliveries ended.
+pub(crate) enum Delivered {
+    /// Nothing more buffered.
+    NeedMore,
+    /// An op that is not a message, for the caller (who holds no lock now).
+    Op(ServerOp),
+    /// A handler subscription's message: call the handler (the session is released).
+    Handler(Handler, Message),
+    /// The stream is broken.
+    Failed(nats_proto::ProtoError),
+}
+
+/// The standard run: parse and deliver messages until something else comes.
+pub(crate) fn deliver_messages(
+    session: &mut ClientSession,
+    deliverer: &Deliverer<'_>,
+    read: ReadBuf<'_>,
+) -> Delivered {
+    loop {
+        match read.parser.parse(read.buf) {
+            Ok(Some(ServerOp::Msg(msg))) => {
+                if let Some((handler, msg)) = deliverer.dispatch(session, msg) {
+                    return Delivered::Handler(handler, msg);
+                }
+            }
+            Ok(Some(op)) => return Delivered::Op(op),
+            Ok(None) => return Delivered::NeedMore,
+            Err(e) => return Delivered::Failed(e),
+        }
+    }
+}
+
+/// What a run of deliveries may use besides the session: counters, events and the reply
+/// inbox. Not the write side.
+pub(crate) struct Deliverer<'a> {
+    shared: &'a Shared,
+}
+
+impl Deliverer<'_> {
+    /// Counts a message and acts on where the session routed it. A handler subscription's
+    /// message comes back with its handler instead, to be called once the session is
+    /// released (the handler may use the client).
     #[must_use = "a handler subscription's message is delivered by calling the handler"]
     pub fn dispatch(
         &self,
         session: &mut ClientSession,
         msg: nats_proto::Msg,
-    ) -> Option<(crate::subscription::Handler, crate::message::Message)> {
-        self.stats.in_msgs.fetch_add(1, Relaxed);
-        self.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
+    ) -> Option<(Handler, Message)> {
+        let shared = self.shared;
+        shared.stats.in_msgs.fetch_add(1, Relaxed);
+        shared.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
         match session.deliver(msg) {
             Delivery::Gone | Delivery::Queued => None,
             Delivery::Dropped {
@@ -310,20 +392,22 @@ impl Shared {
                 subject,
                 first,
             } => {
-                self.stats.dropped_msgs.fetch_add(1, Relaxed);
+                shared.stats.dropped_msgs.fetch_add(1, Relaxed);
                 if first {
-                    self.emit(Event::SlowConsumer { sid, subject });
+                    shared.emit(Event::SlowConsumer { sid, subject });
                 }
                 None
             }
             Delivery::Requests(msg) => {
-                self.requests.deliver(msg);
+                shared.requests.deliver(msg);
                 None
             }
             Delivery::Handler(handler, msg) => Some((handler, msg)),
         }
     }
+}
 
+impl Shared {
     /// A well-framed message that cannot be a [`crate::Message`]: counted, reported, and
     /// handed to its subscription as an error. The connection is not affected.
     pub fn undeliverable(&self, bad: Box<nats_proto::BadMsg>) {
