@@ -6,7 +6,6 @@ use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::client::Client;
 use crate::error::{ClientError, PublishError, RequestError};
 use crate::inbox::{Ended, Outcome};
-use crate::lock;
 use crate::message::Message;
 use crate::outbound::LinkState;
 use crate::shared::Shared;
@@ -362,17 +360,10 @@ impl Client {
     /// Creates the wildcard reply subscription on first use. `subject` is the request's, for
     /// the error.
     pub(crate) fn ensure_request_inbox(&self, subject: &str) -> Result<(), RequestError> {
-        let shared = self.shared();
-        if shared.requests().subscribed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut sid = lock(&shared.requests().sid);
-        if sid.is_none() {
-            let filter = format!("{}*", shared.requests().prefix);
-            let added = self.add_subscription(&filter, None, Target::Requests);
-            *sid = Some(added.map_err(|e| client_to_request(e, subject))?);
-            shared.requests().subscribed.store(true, Ordering::Release);
-        }
+        self.shared().requests().ensure_subscribed(|filter| {
+            self.add_subscription(filter, None, Target::Requests)
+                .map_err(|e| client_to_request(e, subject))
+        })?;
         Ok(())
     }
 }

@@ -317,7 +317,7 @@ impl Shared {
 
     /// The sids of every live subscription but the reply inbox (what a drain unsubscribes).
     pub fn user_sids(&self) -> Vec<u64> {
-        let inbox = *lock(&self.requests.sid);
+        let inbox = self.requests.sid();
         self.session(|s| s.sids())
             .into_iter()
             .filter(|sid| Some(*sid) != inbox)
