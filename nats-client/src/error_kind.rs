@@ -2,6 +2,8 @@
 //! about, so a caller maps failures without matching each enum's variants.
 
 use crate::error::{ClientError, ConnectError, PublishError, RequestError};
+use crate::server_error::{ServerError, ServerErrorKind};
+use crate::subscription::SubscriptionError;
 
 /// What kind of failure an error is, the same for [`ConnectError`], [`ClientError`],
 /// [`PublishError`] and [`RequestError`] (and for `jetstream::JetStreamError`).
@@ -76,7 +78,13 @@ macro_rules! kind_predicates {
     )*};
 }
 
-kind_predicates!(ConnectError, ClientError, PublishError, RequestError);
+kind_predicates!(
+    ConnectError,
+    ClientError,
+    PublishError,
+    RequestError,
+    SubscriptionError
+);
 
 impl ConnectError {
     /// What kind of failure this is.
@@ -144,6 +152,35 @@ impl RequestError {
             | RequestError::Disconnected { subject } => Some(subject),
             RequestError::Publish(PublishError::NoReplySubject { subject }) => Some(subject),
             RequestError::Publish(_) | RequestError::Closed => None,
+        }
+    }
+}
+
+impl SubscriptionError {
+    /// What kind of failure this is: a refused subscription is the server error's kind
+    /// (a permissions violation is [`ErrorKind::Permission`]); a message the client cannot
+    /// represent is [`ErrorKind::Protocol`].
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            SubscriptionError::Undeliverable(_) => ErrorKind::Protocol,
+            SubscriptionError::Refused(e) => e.error_kind(),
+        }
+    }
+}
+
+impl ServerError {
+    /// The [`ErrorKind`] of this `-ERR` (named so beside the [`kind`](ServerError::kind)
+    /// field, which is the finer [`ServerErrorKind`]).
+    pub fn error_kind(&self) -> ErrorKind {
+        match self.kind {
+            ServerErrorKind::PermissionsViolation { .. } => ErrorKind::Permission,
+            ServerErrorKind::AuthorizationViolation
+            | ServerErrorKind::AuthenticationExpired
+            | ServerErrorKind::AuthenticationRevoked
+            | ServerErrorKind::AccountAuthenticationExpired => ErrorKind::Authorization,
+            ServerErrorKind::StaleConnection => ErrorKind::ConnectionLost,
+            #[allow(unreachable_patterns)] // kinds added later are server errors until sorted
+            _ => ErrorKind::Server,
         }
     }
 }
@@ -273,5 +310,22 @@ mod tests {
             Some("svc")
         );
         assert_eq!(RequestError::Closed.subject(), None);
+    }
+
+    #[test]
+    fn server_errors_and_refused_subscriptions_have_kinds() {
+        let denied = ServerError::parse("'Permissions Violation for Subscription to \"secret.>\"'");
+        assert_eq!(denied.error_kind(), ErrorKind::Permission);
+        let refused = SubscriptionError::Refused(denied);
+        assert!(refused.is_permission());
+        assert_eq!(
+            ServerError::parse("'Authorization Violation'").error_kind(),
+            ErrorKind::Authorization
+        );
+        assert_eq!(
+            ServerError::parse("'Stale Connection'").error_kind(),
+            ErrorKind::ConnectionLost
+        );
+        assert_eq!(ServerError::parse("").error_kind(), ErrorKind::Server);
     }
 }

@@ -90,10 +90,8 @@ pub(crate) struct Inbox {
     subscribed: AtomicBool,
     pending: Mutex<HashMap<u64, Entry, BuildHasherDefault<TokenHasher>>>,
     next: AtomicU64,
+    /// Deadlines are milliseconds since this instant.
     epoch: Instant,
-    /// The coarse clock (ms since `epoch`), advanced by the ticker: registering an entry with a
-    /// deadline costs an atomic load, not a clock read.
-    now_ms: AtomicU64,
     /// Whether the ticker task was started (it runs until the client closes).
     ticking: AtomicBool,
 }
@@ -107,7 +105,6 @@ impl Inbox {
             pending: Mutex::default(),
             next: AtomicU64::new(1),
             epoch: Instant::now(),
-            now_ms: AtomicU64::new(0),
             ticking: AtomicBool::new(false),
         }
     }
@@ -153,10 +150,11 @@ impl Inbox {
     ) -> (Ticket, oneshot::Receiver<Outcome>) {
         let ticket = self.ticket();
         let (tx, rx) = oneshot::channel();
+        // The clock is read here, not taken from the last tick (which may lag under load): an
+        // entry never expires early, and at most one tick (plus scheduling) late.
         let expires = timeout.map(|t| {
-            // The clock is read at the tick: an entry may expire up to one tick late, never early.
             let ms = u64::try_from(t.as_millis()).unwrap_or(u64::MAX / 2);
-            self.now_ms.load(Relaxed).saturating_add(ms)
+            self.elapsed_ms().saturating_add(ms)
         });
         let entry = Entry {
             sink: Sink::One(tx),
@@ -233,10 +231,13 @@ impl Inbox {
         }
     }
 
-    /// Advances the coarse clock and ends the entries whose deadline passed.
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX / 2)
+    }
+
+    /// Ends the entries whose deadline passed.
     pub fn tick(&self) {
-        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX / 2);
-        self.now_ms.store(now, Relaxed);
+        let now = self.elapsed_ms();
         let expired: Vec<Entry> = {
             let mut pending = lock(&self.pending);
             let due: Vec<u64> = pending
