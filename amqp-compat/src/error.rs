@@ -93,6 +93,20 @@ pub enum ConnectionState {
     Error,
 }
 
+impl ChannelState {
+    /// True when the channel is open (lapin's `ChannelStatus::connected`).
+    pub fn connected(&self) -> bool {
+        *self == ChannelState::Connected
+    }
+}
+
+impl ConnectionState {
+    /// True when the connection is open (lapin's `ConnectionStatus::connected`).
+    pub fn connected(&self) -> bool {
+        *self == ConnectionState::Connected
+    }
+}
+
 impl Error {
     /// What went wrong.
     pub fn kind(&self) -> &ErrorKind {

@@ -1,7 +1,14 @@
 //! A lapin-shaped AMQP layer over NATS and JetStream, so services leaving RabbitMQ port with
 //! little more than new imports: `use lapin as amqp` becomes `use amqp_compat as amqp`.
 //!
-//! Built so far (the pure foundations; `docs/amqp-mapping.md` has the whole design):
+//! Over NATS: [`Connection`] (`connect(uri, ConnectionProperties)`, `create_channel`, `close`),
+//! [`Channel`] (exchanges, queues, bindings, `basic_publish` -> [`PublisherConfirm`],
+//! `basic_consume` -> [`Consumer`], qos, ack/nack/reject, get, cancel, confirms), [`Queue`];
+//! the topology shared through a KV bucket ([`store`]), a stream per queue ([`storage`], design
+//! B) or a consumer on an exchange stream ([`exchange_storage`], design D). `examples/wire.rs`
+//! runs Wire's usage end to end.
+//!
+//! The pure foundations (`docs/amqp-mapping.md` has the whole design):
 //! - lapin 4.12's data types: [`types`] (amq-protocol-types), [`BasicProperties`], the option
 //!   structs in [`options`], [`ExchangeKind`], [`Confirmation`], the messages in [`message`],
 //!   [`Error`]/[`ErrorKind`] with AMQP reply codes, [`ConnectionProperties`];
@@ -32,25 +39,40 @@ pub use amq_protocol::protocol::BasicProperties;
 pub use amq_protocol::protocol::{AMQPError, AMQPErrorKind, AMQPHardError, AMQPSoftError};
 
 pub mod acks;
+pub mod channel;
 pub mod confirmation;
+pub mod connection;
 pub mod connection_properties;
+pub mod consume;
 pub mod dead_letter;
+pub mod envelope;
 pub mod error;
 pub mod exchange;
+pub mod exchange_storage;
 pub mod expiration;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod message;
 pub mod options;
+mod placement;
+pub mod publish;
+pub mod queue;
 pub mod routing;
+pub mod storage;
+pub mod store;
 pub mod subject;
 pub mod uri;
 
+pub use channel::Channel;
 pub use confirmation::Confirmation;
+pub use connection::Connection;
 pub use connection_properties::ConnectionProperties;
+pub use consume::Consumer;
 pub use error::{ChannelState, ConnectionState, Error, ErrorKind, Result};
 pub use exchange::ExchangeKind;
 pub use message::{Acker, BasicGetMessage, BasicReturnMessage, Delivery};
+pub use publish::PublisherConfirm;
+pub use queue::Queue;
 pub use subject::SubjectMapper;
 pub use uri::ConnectionUri;

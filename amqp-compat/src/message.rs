@@ -4,10 +4,12 @@
 use std::{
     ops::Deref,
     sync::{
-        Arc,
+        Arc, Weak,
         atomic::{AtomicBool, Ordering},
     },
 };
+
+use crate::channel::{ChannelInner, Settle};
 
 use crate::{
     BasicProperties,
@@ -73,22 +75,52 @@ impl Deref for Delivery {
 pub struct Acker {
     used: Arc<AtomicBool>,
     poisoned: Arc<AtomicBool>,
+    target: Option<(Weak<ChannelInner>, DeliveryTag)>,
 }
 
 impl Acker {
-    /// Acknowledges the delivery.
-    pub async fn ack(&self, _options: BasicAckOptions) -> Result<bool> {
-        Ok(self.take())
+    pub(crate) fn for_channel(channel: &Arc<ChannelInner>, tag: DeliveryTag) -> Self {
+        Self {
+            target: Some((Arc::downgrade(channel), tag)),
+            ..Self::default()
+        }
+    }
+
+    /// Acknowledges the delivery (`multiple` acknowledges every earlier one of the channel too).
+    pub async fn ack(&self, options: BasicAckOptions) -> Result<bool> {
+        self.settle(options.multiple, Settle::Ack).await
     }
 
     /// Negatively acknowledges the delivery (requeue or dead-letter by `options.requeue`).
-    pub async fn nack(&self, _options: BasicNackOptions) -> Result<bool> {
-        Ok(self.take())
+    pub async fn nack(&self, options: BasicNackOptions) -> Result<bool> {
+        let how = match options.requeue {
+            true => Settle::Requeue,
+            false => Settle::Drop,
+        };
+        self.settle(options.multiple, how).await
     }
 
     /// Rejects the delivery (requeue or dead-letter by `options.requeue`).
-    pub async fn reject(&self, _options: BasicRejectOptions) -> Result<bool> {
-        Ok(self.take())
+    pub async fn reject(&self, options: BasicRejectOptions) -> Result<bool> {
+        let how = match options.requeue {
+            true => Settle::Requeue,
+            false => Settle::Drop,
+        };
+        self.settle(false, how).await
+    }
+
+    async fn settle(&self, multiple: bool, how: Settle) -> Result<bool> {
+        if !self.take() {
+            return Ok(false);
+        }
+        let Some((channel, tag)) = &self.target else {
+            return Ok(true);
+        };
+        let Some(channel) = channel.upgrade() else {
+            return Ok(false);
+        };
+        channel.settle(*tag, multiple, how).await?;
+        Ok(true)
     }
 
     /// True when the channel of this delivery was closed or failed.
@@ -102,6 +134,11 @@ impl Acker {
     }
 
     fn take(&self) -> bool {
+        if let Some((channel, _)) = &self.target
+            && channel.upgrade().is_none_or(|c| c.closed_error().is_some())
+        {
+            self.poisoned.store(true, Ordering::Release);
+        }
         !self.poisoned() && !self.used.swap(true, Ordering::AcqRel)
     }
 }

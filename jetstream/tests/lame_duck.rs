@@ -8,37 +8,17 @@ mod common;
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use common::within;
+use common::{context, create_r3_stream, within};
 use futures::StreamExt;
-use jetstream::{ConsumeOptions, ConsumerConfig, Context, PublishOptions, StreamConfig};
+use jetstream::{ConsumeOptions, ConsumerConfig, PublishOptions};
 use nats_tests::Cluster;
 use tokio::task::spawn_blocking;
-
-async fn context(url: &str) -> Context {
-    let client = nats_client::ConnectOptions::new()
-        .connect(url)
-        .await
-        .unwrap();
-    jetstream::new(client).with_timeout(Duration::from_secs(5))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_copies_from_the_lame_duck_overlap() {
     let cluster = spawn_blocking(|| Cluster::start(3)).await.unwrap();
     let admin = context(&cluster.urls().join(",")).await;
-    within(30, "R3 stream", async {
-        while admin
-            .create_stream(StreamConfig {
-                num_replicas: 3,
-                ..StreamConfig::new("LDM", ["ldm.>"])
-            })
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await;
+    create_r3_stream(&admin, "LDM", "ldm.>").await;
     admin
         .create_consumer(
             "LDM",

@@ -15,42 +15,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::within;
+use common::{context, create_r3_stream, within};
 use futures::StreamExt;
-use jetstream::{ConsumeOptions, ConsumerConfig, Context, PublishOptions, StreamConfig};
+use jetstream::{ConsumeOptions, ConsumerConfig, PublishOptions};
 use nats_tests::Cluster;
 use tokio::task::spawn_blocking;
 use tokio::time::Instant;
-
-async fn context(url: &str) -> Context {
-    let client = nats_client::ConnectOptions::new()
-        .connect(url)
-        .await
-        .unwrap();
-    jetstream::new(client).with_timeout(Duration::from_secs(5))
-}
 
 /// Kills the consumer's leader while messages flow; returns the worst publish-ack-to-delivery
 /// time. Every message published is delivered.
 async fn blind_time(repull_on_leader_change: bool) -> Duration {
     let cluster = spawn_blocking(|| Cluster::start(3)).await.unwrap();
     let admin = context(&cluster.urls().join(",")).await;
-    within(30, "R3 stream", async {
-        loop {
-            let config = StreamConfig {
-                num_replicas: 3,
-                ..StreamConfig::new("LC", ["lc.>"])
-            };
-            match admin.create_stream(config).await {
-                Ok(_) => return,
-                Err(e) => {
-                    eprintln!("create stream: {e}; again");
-                    tokio::time::sleep(Duration::from_millis(300)).await;
-                }
-            }
-        }
-    })
-    .await;
+    create_r3_stream(&admin, "LC", "lc.>").await;
     let info = admin
         .create_consumer(
             "LC",
@@ -189,19 +166,7 @@ async fn blind_time_without_the_repull() {
 async fn the_leader_elected_advisory_makes_the_consumer_pull_again() {
     let cluster = spawn_blocking(|| Cluster::start(3)).await.unwrap();
     let js = context(&cluster.urls().join(",")).await;
-    within(30, "R3 stream", async {
-        while js
-            .create_stream(StreamConfig {
-                num_replicas: 3,
-                ..StreamConfig::new("ADV", ["adv.>"])
-            })
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await;
+    create_r3_stream(&js, "ADV", "adv.>").await;
     let consumer = js
         .create_consumer("ADV", ConsumerConfig::durable("c"))
         .await

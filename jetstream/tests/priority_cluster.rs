@@ -7,22 +7,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::within;
+use common::{context, create_r3_stream, within};
 use futures::StreamExt;
-use jetstream::{ConsumerConfig, Context, PriorityPolicy, PublishOptions, StreamConfig};
+use jetstream::{ConsumerConfig, Context, PriorityPolicy, PublishOptions};
 use nats_tests::Cluster;
 use tokio::sync::mpsc;
 use tokio::task::spawn_blocking;
 
 const TOTAL: u64 = 60;
-
-async fn context(url: &str) -> Context {
-    let client = nats_client::ConnectOptions::new()
-        .connect(url)
-        .await
-        .unwrap();
-    jetstream::new(client).with_timeout(Duration::from_secs(5))
-}
 
 /// Consumes on its own connection, reports `(payload, who)`, acks everything.
 fn worker(js: Context, who: &'static str, tx: mpsc::UnboundedSender<(u64, &'static str)>) {
@@ -48,19 +40,7 @@ fn worker(js: Context, who: &'static str, tx: mpsc::UnboundedSender<(u64, &'stat
 async fn pinned_consumer_survives_the_kill_of_its_leader_in_order() {
     let cluster = spawn_blocking(|| Cluster::start(3)).await.unwrap();
     let admin = context(&cluster.urls().join(",")).await;
-    within(30, "R3 stream", async {
-        while admin
-            .create_stream(StreamConfig {
-                num_replicas: 3,
-                ..StreamConfig::new("SACR3", ["sacr3.>"])
-            })
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await;
+    create_r3_stream(&admin, "SACR3", "sacr3.>").await;
     let consumer = admin
         .create_consumer(
             "SACR3",

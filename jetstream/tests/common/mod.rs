@@ -67,3 +67,28 @@ pub async fn next_new(
         }
     }
 }
+
+/// A context on a client connected to `url` (one URL or a comma-separated list).
+pub async fn context(url: &str) -> Context {
+    let client = nats_client::ConnectOptions::new()
+        .connect(url)
+        .await
+        .expect("connect");
+    jetstream::new(client).with_timeout(Duration::from_secs(5))
+}
+
+/// Creates the R3 stream `name` on `subject`, retrying while a just-formed cluster has no
+/// JetStream meta leader yet (creation fails until the election is over).
+pub async fn create_r3_stream(js: &Context, name: &str, subject: &str) {
+    within(30, "R3 stream", async {
+        let config = StreamConfig {
+            num_replicas: 3,
+            ..StreamConfig::new(name, [subject])
+        };
+        while let Err(e) = js.create_stream(config.clone()).await {
+            eprintln!("create stream {name}: {e}; again");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+}

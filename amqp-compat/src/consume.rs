@@ -1,0 +1,548 @@
+//! Consuming on design B (`docs/amqp-mapping.md` §5): `basic_consume`, the [`Consumer`]
+//! stream, `basic_qos`, `basic_ack`/`nack`/`reject`, `basic_get`, `basic_cancel`. Each queue
+//! stream has one durable pull consumer `amqp` shared by every AMQP consumer of the queue;
+//! a channel's pull loops request only what its prefetch window allows.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use futures_util::Stream;
+use jetstream::models::{AckPolicy, ConsumerConfig, PriorityPolicy};
+use jetstream::{ErrorCode, FetchOptions, JsMessage, PriorityGroup};
+use tokio::sync::mpsc;
+
+use crate::channel::{Channel, ChannelInner, Settle};
+use crate::dead_letter::{self, Death, DeathReason};
+use crate::envelope::{ENVELOPE_HEADER, Envelope};
+use crate::error::{Error, Result};
+use crate::exchange_storage as xs;
+use crate::message::{Acker, BasicGetMessage, Delivery};
+use crate::options::{
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicNackOptions,
+    BasicQosOptions, BasicRejectOptions,
+};
+use crate::placement::{Place, place};
+use crate::store::nats_error;
+use crate::types::{DeliveryTag, FieldTable, ShortString};
+use crate::{acks::Unacked, routing::generated_name};
+
+/// The JetStream consumer every AMQP consumer of a queue pulls from.
+const PULLER: &str = "amqp";
+/// How long one pull waits for messages (also how long a cancel may take to stop a loop).
+const PULL_EXPIRES: Duration = Duration::from_millis(500);
+/// The priority group of single-active-consumer queues.
+const SAC_GROUP: &str = "sac";
+/// How long a crashed active consumer keeps the pin.
+const SAC_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest pull when the prefetch is unlimited.
+const MAX_BATCH: usize = 256;
+/// RabbitMQ's default consumer timeout: an unacked delivery of a crashed process comes back
+/// after this long.
+const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// An unacknowledged delivery: the JetStream message to settle.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    msg: JsMessage,
+    queue: String,
+}
+
+/// One running consumer of a channel.
+#[derive(Debug)]
+struct Running {
+    queue: String,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Result<Delivery>>,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+/// The consuming state of one channel.
+#[derive(Debug, Default)]
+pub(crate) struct ConsumeState {
+    unacked: Unacked<Pending>,
+    prefetch: u16,
+    consumers: HashMap<String, Running>,
+}
+
+/// A consumer's deliveries, lapin's `Consumer`: a `Stream` of `Result<Delivery>` that ends
+/// when the consumer is cancelled and yields the error when its channel fails.
+#[derive(Debug)]
+pub struct Consumer {
+    tag: ShortString,
+    queue: ShortString,
+    rx: mpsc::UnboundedReceiver<Result<Delivery>>,
+}
+
+impl Consumer {
+    /// The consumer tag (server-generated `amq.ctag-…` when none was given).
+    pub fn tag(&self) -> ShortString {
+        self.tag.clone()
+    }
+
+    /// The queue consumed.
+    pub fn queue(&self) -> ShortString {
+        self.queue.clone()
+    }
+}
+
+impl Stream for Consumer {
+    type Item = Result<Delivery>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+/// The envelope of a stored message (a message stored without one, by a plain NATS
+/// publisher, reads as published to the default exchange with the queue's name).
+fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
+    msg.message()
+        .headers
+        .as_ref()
+        .and_then(|h| h.get(ENVELOPE_HEADER))
+        .and_then(Envelope::decode)
+        .unwrap_or_else(|| Envelope {
+            routing_key: queue.to_owned(),
+            ..Envelope::default()
+        })
+}
+
+/// Builds the delivery of a stored message for `queue`.
+fn delivery(channel: &Arc<ChannelInner>, queue: &str, msg: &JsMessage, tag: u64) -> Delivery {
+    let envelope = envelope_of(msg, queue);
+    let redelivered = msg.info().is_ok_and(|i| i.delivered > 1);
+    Delivery {
+        delivery_tag: tag,
+        exchange: envelope.exchange.into(),
+        routing_key: envelope.routing_key.into(),
+        redelivered,
+        properties: envelope.properties,
+        data: msg.message().payload.to_vec(),
+        acker: Acker::for_channel(channel, tag),
+    }
+}
+
+impl ChannelInner {
+    fn consume_state(&self) -> std::sync::MutexGuard<'_, ConsumeState> {
+        self.consume.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// What a consumer of `queue` pulls from: the shared `amqp` consumer of its stream
+    /// (design B, created on first use), or its own consumer on its exchange's stream
+    /// (design D; `None` while the queue is unbound).
+    async fn puller(&self, queue: &str) -> Result<Option<jetstream::Consumer>> {
+        let conn = &self.conn;
+        let js = &conn.js;
+        let storage = match conn.store.read(|t| place(t, conn, queue)) {
+            None => return Ok(None),
+            Some(Place::Consumer(None)) => return Ok(None),
+            Some(Place::Consumer(Some(x))) => {
+                return xs::queue_puller(js, &conn.mapper, queue, &x).await;
+            }
+            Some(Place::Stream(s)) => s,
+        };
+        match js.get_consumer(&storage.stream, PULLER).await {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) => {}
+            Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => return Ok(None),
+            Err(e) => return Err(nats_error(e)),
+        }
+        let sac = conn.store.read(|t| {
+            t.queue(queue)
+                .is_some_and(|d| d.arguments.single_active_consumer)
+        });
+        let mut config = ConsumerConfig {
+            durable_name: Some(PULLER.to_owned()),
+            ack_policy: AckPolicy::Explicit,
+            ack_wait: ACK_WAIT,
+            max_ack_pending: -1,
+            max_waiting: 4096,
+            ..ConsumerConfig::default()
+        };
+        if sac {
+            // x-single-active-consumer: a pinned-client group; only the pinned puller gets
+            // messages, the pin moves when it stops pulling or is unpinned (§6).
+            config.priority_groups = vec![SAC_GROUP.to_owned()];
+            config.priority_policy = PriorityPolicy::PinnedClient;
+            config.priority_timeout = SAC_TIMEOUT;
+        }
+        match js.create_consumer(&storage.stream, config).await {
+            Ok(c) => Ok(Some(c)),
+            // Created by another process meanwhile.
+            Err(_) => js
+                .get_consumer(&storage.stream, PULLER)
+                .await
+                .map(Some)
+                .map_err(nats_error),
+        }
+    }
+
+    /// Settles `tag` (and every earlier outstanding tag with `multiple`). An unknown tag
+    /// closes the channel with 406 asynchronously, as RabbitMQ does: the call succeeds and
+    /// the error surfaces on the next call, the pending confirms and the consumers.
+    pub(crate) async fn settle(
+        self: &Arc<Self>,
+        tag: DeliveryTag,
+        multiple: bool,
+        how: Settle,
+    ) -> Result<()> {
+        let settled = self.consume_state().unacked.settle(tag, multiple);
+        let settled = match settled {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_async(e);
+                return Ok(());
+            }
+        };
+        self.window.notify_waiters();
+        for (_, p) in settled {
+            let done = match how {
+                Settle::Ack => p.msg.ack().await,
+                Settle::Requeue => p.msg.nak().await,
+                Settle::Drop => {
+                    self.dead_letter(&p, DeathReason::Rejected).await?;
+                    p.msg.term().await
+                }
+            };
+            done.map_err(nats_error)?;
+        }
+        Ok(())
+    }
+
+    /// Copies `p` to its queue's dead-letter exchange, if it has one, with RabbitMQ's
+    /// `x-death` headers, and waits until the copy is stored: only then may the original go
+    /// (`docs/amqp-mapping.md` §6). The copy's `Nats-Msg-Id` (`dlx:<stream>:<seq>`) makes a
+    /// retry after a crash store it once.
+    async fn dead_letter(&self, p: &Pending, reason: DeathReason) -> Result<()> {
+        let Some(decl) = self.conn.store.read(|t| t.queue(&p.queue).cloned()) else {
+            return Ok(());
+        };
+        let original = envelope_of(&p.msg, &p.queue);
+        let Some(target) = dead_letter::target(&decl, &original.routing_key) else {
+            return Ok(());
+        };
+        let death = Death {
+            queue: p.queue.clone(),
+            reason,
+            exchange: original.exchange.clone(),
+            routing_keys: vec![original.routing_key.clone()],
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let copy = Envelope {
+            exchange: target.exchange,
+            routing_key: target.routing_key,
+            properties: dead_letter::dead_letter_properties(&original.properties, &death),
+        };
+        let id = match p.msg.info() {
+            Ok(i) => format!("dlx:{}:{}", i.stream, i.stream_sequence),
+            Err(_) => nuid::next().to_string(),
+        };
+        self.republish(&copy, &p.msg.message().payload, id).await
+    }
+
+    /// Stops every consumer (their streams get `err` when given) and requeues every unacked
+    /// delivery, as RabbitMQ does when a channel closes.
+    pub(crate) async fn release(&self, err: Option<Error>) {
+        let (consumers, unacked) = {
+            let mut s = self.consume_state();
+            let consumers: Vec<Running> = s.consumers.drain().map(|(_, r)| r).collect();
+            (consumers, s.unacked.take_all())
+        };
+        let mut queues = Vec::new();
+        for r in consumers {
+            r.stop.store(true, Ordering::Release);
+            if let Some(e) = &err {
+                let _ = r.tx.send(Err(e.clone()));
+            }
+            let _ = r.done.await;
+            queues.push(r.queue);
+        }
+        for (_, p) in unacked {
+            let _ = p.msg.nak().await;
+        }
+        for q in queues {
+            self.consumer_gone(&q).await;
+        }
+        self.window.notify_waiters();
+    }
+
+    /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
+    async fn consumer_gone(&self, queue: &str) {
+        let conn = &self.conn;
+        let deleted = conn
+            .store
+            .modify(|t| {
+                let p = place(t, conn, queue);
+                Ok(t.remove_consumer(queue).then_some(p).flatten())
+            })
+            .await;
+        if let Ok(Some(p)) = deleted {
+            let _ = conn.drop_queue(&p, queue).await;
+        }
+    }
+
+    /// Room left in the prefetch window (`usize::MAX` when unlimited).
+    fn room(&self) -> usize {
+        let s = self.consume_state();
+        match s.prefetch {
+            0 => usize::MAX,
+            p => usize::from(p).saturating_sub(s.unacked.len()),
+        }
+    }
+}
+
+/// The pull loop of one consumer.
+async fn pull_loop(
+    channel: Arc<ChannelInner>,
+    queue: String,
+    no_ack: bool,
+    stop: Arc<AtomicBool>,
+    tx: mpsc::UnboundedSender<Result<Delivery>>,
+) {
+    let mut puller: Option<jetstream::Consumer> = None;
+    while !stop.load(Ordering::Acquire) {
+        let room = channel.room();
+        if room == 0 {
+            let notified = channel.window.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if channel.room() == 0 && !stop.load(Ordering::Acquire) {
+                let _ = tokio::time::timeout(PULL_EXPIRES, notified).await;
+            }
+            continue;
+        }
+        let Some(p) = &puller else {
+            // Not resolved yet, or the queue's storage changed (rebound, deleted).
+            if channel.conn.store.read(|t| t.queue(&queue).is_none()) {
+                return;
+            }
+            match channel.puller(&queue).await {
+                Ok(Some(p)) => puller = Some(p),
+                _ => tokio::time::sleep(PULL_EXPIRES).await,
+            }
+            continue;
+        };
+        let sac = !p.cached_info().config.priority_groups.is_empty();
+        let fetch = FetchOptions {
+            batch: room.min(MAX_BATCH),
+            expires: PULL_EXPIRES,
+            priority_group: sac.then(|| PriorityGroup::new(SAC_GROUP)),
+            ..FetchOptions::default()
+        };
+        let msgs = match p.fetch_with(&fetch).await {
+            Ok(m) => m,
+            Err(e) => {
+                if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) || e.is_api(ErrorCode::STREAM_NOT_FOUND)
+                {
+                    puller = None;
+                    continue;
+                }
+                tokio::time::sleep(PULL_EXPIRES).await;
+                continue;
+            }
+        };
+        for msg in msgs {
+            if stop.load(Ordering::Acquire) || tx.is_closed() {
+                let _ = msg.nak().await;
+                continue;
+            }
+            let tag = {
+                let mut s = channel.consume_state();
+                match no_ack {
+                    true => s.unacked.next_tag(),
+                    false => s.unacked.deliver(Pending {
+                        msg: msg.clone(),
+                        queue: queue.clone(),
+                    }),
+                }
+            };
+            if no_ack {
+                let _ = msg.ack().await;
+            }
+            let _ = tx.send(Ok(delivery(&channel, &queue, &msg, tag)));
+        }
+    }
+    // A single active consumer hands over at once (the next pull of another consumer gets
+    // the pin) instead of after the priority timeout.
+    if let Some(p) = &puller
+        && p.pin_id().is_some()
+    {
+        let _ = p.unpin(SAC_GROUP).await;
+    }
+}
+
+impl Channel {
+    /// `basic.qos`: at most `prefetch_count` unacknowledged deliveries on this channel (0:
+    /// unlimited). `global` is applied per channel too.
+    pub async fn basic_qos(&self, prefetch_count: u16, _options: BasicQosOptions) -> Result<()> {
+        self.inner.check("basic.qos")?;
+        self.inner.consume_state().prefetch = prefetch_count;
+        self.inner.window.notify_waiters();
+        Ok(())
+    }
+
+    /// `basic.consume`: 404 for a missing queue, 405 for another connection's exclusive
+    /// queue, 403 when consuming exclusively is refused, 530 (connection) for a tag already
+    /// used on this channel. An empty tag gets a server-generated `amq.ctag-…`.
+    pub async fn basic_consume(
+        &self,
+        queue: ShortString,
+        consumer_tag: ShortString,
+        options: BasicConsumeOptions,
+        _arguments: FieldTable,
+    ) -> Result<Consumer> {
+        self.inner.check("basic.consume")?;
+        let tag = match consumer_tag.as_str() {
+            "" => generated_name("amq.ctag-"),
+            t => t.to_owned(),
+        };
+        if self.inner.consume_state().consumers.contains_key(&tag) {
+            return Err(self.inner.fail(Error::not_allowed(format!(
+                "attempt to reuse consumer tag '{tag}'"
+            ))));
+        }
+        let owner = self.inner.conn.id.clone();
+        let q = queue.as_str();
+        self.inner
+            .conn
+            .store
+            .modify(|t| t.add_consumer(q, &owner, options.exclusive))
+            .await
+            .map_err(|e| self.inner.fail(e))?;
+        if let Err(e) = self.inner.puller(q).await {
+            self.inner.consumer_gone(q).await;
+            return Err(e);
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        self.inner.consume_state().consumers.insert(
+            tag.clone(),
+            Running {
+                queue: q.to_owned(),
+                stop: stop.clone(),
+                tx: tx.clone(),
+                done,
+            },
+        );
+        let channel = self.inner.clone();
+        let queue_name = q.to_owned();
+        tokio::spawn(async move {
+            pull_loop(channel, queue_name, options.no_ack, stop, tx).await;
+            let _ = done_tx.send(());
+        });
+        Ok(Consumer {
+            tag: tag.into(),
+            queue,
+            rx,
+        })
+    }
+
+    /// `basic.cancel`: the consumer's stream ends; its unacknowledged deliveries stay on the
+    /// channel (still ackable). An auto-delete queue is deleted with its last consumer.
+    pub async fn basic_cancel(
+        &self,
+        consumer_tag: ShortString,
+        _options: BasicCancelOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.cancel")?;
+        let running = self
+            .inner
+            .consume_state()
+            .consumers
+            .remove(consumer_tag.as_str());
+        if let Some(r) = running {
+            r.stop.store(true, Ordering::Release);
+            drop(r.tx);
+            let _ = r.done.await;
+            self.inner.consumer_gone(&r.queue).await;
+        }
+        Ok(())
+    }
+
+    /// `basic.ack`. An unknown tag closes the channel with 406 asynchronously (lapin's
+    /// behaviour: this call returns `Ok`).
+    pub async fn basic_ack(
+        &self,
+        delivery_tag: DeliveryTag,
+        options: BasicAckOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.ack")?;
+        self.inner
+            .settle(delivery_tag, options.multiple, Settle::Ack)
+            .await
+    }
+
+    /// `basic.nack`: `requeue` redelivers (with `redelivered = true`), otherwise the message
+    /// is dropped.
+    pub async fn basic_nack(
+        &self,
+        delivery_tag: DeliveryTag,
+        options: BasicNackOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.nack")?;
+        let how = match options.requeue {
+            true => Settle::Requeue,
+            false => Settle::Drop,
+        };
+        self.inner.settle(delivery_tag, options.multiple, how).await
+    }
+
+    /// `basic.reject`: one delivery, requeued or dropped.
+    pub async fn basic_reject(
+        &self,
+        delivery_tag: DeliveryTag,
+        options: BasicRejectOptions,
+    ) -> Result<()> {
+        self.inner.check("basic.reject")?;
+        let how = match options.requeue {
+            true => Settle::Requeue,
+            false => Settle::Drop,
+        };
+        self.inner.settle(delivery_tag, false, how).await
+    }
+
+    /// `basic.get`: one message if the queue has one, with the number of messages left.
+    pub async fn basic_get(
+        &self,
+        queue: ShortString,
+        options: BasicGetOptions,
+    ) -> Result<Option<BasicGetMessage>> {
+        self.inner.check("basic.get")?;
+        self.check_queue(queue.as_str()).await?;
+        let Some(puller) = self.inner.puller(queue.as_str()).await? else {
+            return Ok(None);
+        };
+        let msgs = puller.fetch(1, Duration::ZERO).await.map_err(nats_error)?;
+        let Some(msg) = msgs.into_iter().next() else {
+            return Ok(None);
+        };
+        let message_count = msg
+            .info()
+            .map(|i| u32::try_from(i.pending).unwrap_or(u32::MAX))
+            .unwrap_or(0);
+        let tag = {
+            let mut s = self.inner.consume_state();
+            match options.no_ack {
+                true => s.unacked.next_tag(),
+                false => s.unacked.deliver(Pending {
+                    msg: msg.clone(),
+                    queue: queue.to_string(),
+                }),
+            }
+        };
+        if options.no_ack {
+            msg.ack().await.map_err(nats_error)?;
+        }
+        Ok(Some(BasicGetMessage {
+            delivery: delivery(&self.inner, queue.as_str(), &msg, tag),
+            message_count,
+        }))
+    }
+}

@@ -1,0 +1,74 @@
+//! Where a queue's messages are, by its tier: its own stream (design B) or its consumer on
+//! its exchange's stream (design D); counting, purging and dropping either.
+
+use crate::connection::ConnectionInner;
+use crate::error::Result;
+use crate::exchange_storage::{self as xs, d_source, is_d};
+use crate::routing::Topology;
+use crate::storage::QueueStorage;
+
+/// A queue's storage.
+#[derive(Clone, Debug)]
+pub(crate) enum Place {
+    /// Design B.
+    Stream(QueueStorage),
+    /// Design D: the consumer on this exchange's stream (`None` while unbound).
+    Consumer(Option<String>),
+}
+
+/// The storage of `queue` in `t` (`None` when the queue does not exist).
+pub(crate) fn place(t: &Topology, conn: &ConnectionInner, queue: &str) -> Option<Place> {
+    let decl = t.queue(queue)?;
+    Some(match is_d(decl) {
+        false => Place::Stream(QueueStorage::of(&conn.mapper, queue)),
+        true => Place::Consumer(
+            d_source(t, queue, &conn.mapper)
+                .ok()
+                .flatten()
+                .map(|s| s.exchange),
+        ),
+    })
+}
+
+impl ConnectionInner {
+    /// Messages ready in the queue.
+    pub(crate) async fn queue_count(&self, place: &Place, queue: &str) -> Result<u32> {
+        match place {
+            Place::Stream(s) => s.message_count(&self.js).await,
+            Place::Consumer(Some(x)) => xs::message_count(&self.js, &self.mapper, queue, x).await,
+            Place::Consumer(None) => Ok(0),
+        }
+    }
+
+    /// Removes the queue's storage (the stream, or the consumer).
+    pub(crate) async fn drop_queue(&self, place: &Place, queue: &str) -> Result<()> {
+        match place {
+            Place::Stream(s) => s.delete(&self.js).await,
+            Place::Consumer(Some(x)) => xs::delete_consumer(&self.js, &self.mapper, queue, x).await,
+            Place::Consumer(None) => Ok(()),
+        }
+    }
+
+    /// Drops every ready message; returns how many there were. A D queue's consumer is
+    /// re-created at the end of its exchange's stream.
+    pub(crate) async fn purge_queue(
+        &self,
+        t: &Topology,
+        place: &Place,
+        queue: &str,
+    ) -> Result<u32> {
+        match place {
+            Place::Stream(s) => s.purge(&self.js).await,
+            Place::Consumer(None) => Ok(0),
+            Place::Consumer(Some(x)) => {
+                let count = xs::message_count(&self.js, &self.mapper, queue, x).await?;
+                xs::delete_consumer(&self.js, &self.mapper, queue, x).await?;
+                if let Some(decl) = t.queue(queue) {
+                    let source = d_source(t, queue, &self.mapper)?;
+                    xs::sync_consumer(&self.js, &self.mapper, decl, source.as_ref()).await?;
+                }
+                Ok(count)
+            }
+        }
+    }
+}

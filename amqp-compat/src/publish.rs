@@ -1,0 +1,317 @@
+//! Publishing on design B (`docs/amqp-mapping.md` §7): `basic_publish` routes from the shared
+//! topology and stores one copy per matched queue in the queue's stream (`Nats-Msg-Id` per
+//! publish, so a retried copy is stored once per queue); [`PublisherConfirm`] resolves when
+//! every copy is stored (`confirm_select`).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context as TaskContext, Poll};
+use std::time::Duration;
+
+use jetstream::{ErrorCode, PublishOptions};
+
+use crate::BasicProperties;
+use crate::channel::{Channel, ChannelInner};
+use crate::confirmation::Confirmation;
+use crate::envelope::{ENVELOPE_HEADER, Envelope};
+use crate::error::{Error, Result};
+use crate::exchange_storage as xs;
+use crate::expiration::{check_publish, effective_ttl};
+use crate::message::{BasicReturnMessage, Delivery};
+use crate::options::{BasicPublishOptions, ConfirmSelectOptions};
+use crate::routing::Route;
+use crate::store::nats_error;
+use crate::types::ShortString;
+
+/// The publish side of a channel.
+#[derive(Debug, Default)]
+pub(crate) struct PublishState {
+    confirm: bool,
+    inflight: usize,
+    returned: Vec<BasicReturnMessage>,
+}
+
+/// What `basic_publish` returns, lapin's `PublisherConfirm`: a future of the broker's answer
+/// ([`Confirmation::Ack`]/[`Confirmation::Nack`] in confirm mode, with the message when it
+/// was returned; [`Confirmation::NotRequested`] otherwise), or of the error that closed the
+/// channel meanwhile.
+pub struct PublisherConfirm {
+    inner: Pin<Box<dyn Future<Output = Result<Confirmation>> + Send>>,
+}
+
+impl std::fmt::Debug for PublisherConfirm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PublisherConfirm").finish_non_exhaustive()
+    }
+}
+
+impl PublisherConfirm {
+    fn ready(result: Result<Confirmation>) -> Self {
+        Self {
+            inner: Box::pin(std::future::ready(result)),
+        }
+    }
+}
+
+impl Future for PublisherConfirm {
+    type Output = Result<Confirmation>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        self.inner.as_mut().poll(cx)
+    }
+}
+
+fn returned(
+    exchange: &ShortString,
+    routing_key: &ShortString,
+    payload: &[u8],
+    properties: &BasicProperties,
+) -> BasicReturnMessage {
+    let mut delivery = Delivery::mock(
+        0,
+        exchange.clone(),
+        routing_key.clone(),
+        false,
+        payload.to_vec(),
+    );
+    delivery.properties = properties.clone();
+    BasicReturnMessage {
+        delivery,
+        reply_code: 312,
+        reply_text: "NO_ROUTE".into(),
+    }
+}
+
+impl ChannelInner {
+    fn publish_state(&self) -> std::sync::MutexGuard<'_, PublishState> {
+        self.publish.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Closes the channel with `err` (asynchronously, as AMQP does) and returns a confirm
+    /// that reports it.
+    fn refuse(self: &Arc<Self>, err: Error) -> PublisherConfirm {
+        self.fail_async(err.clone());
+        PublisherConfirm::ready(Err(err))
+    }
+
+    /// Routes from the cache; a miss is checked against the server (the cache may lag
+    /// another process's declare by the watch delay).
+    async fn route(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        properties: &BasicProperties,
+    ) -> Result<Route> {
+        let headers = properties.headers().as_ref();
+        let cached = self
+            .conn
+            .store
+            .read(|t| t.route(exchange, routing_key, headers));
+        match cached {
+            Ok(r) if !r.is_unroutable() => Ok(r),
+            _ => {
+                self.conn
+                    .store
+                    .modify(|t| t.route(exchange, routing_key, headers))
+                    .await
+            }
+        }
+    }
+}
+
+impl ChannelInner {
+    /// Stores one copy per design-B queue of `route`, in its stream, and one copy in the
+    /// exchange's stream for all the design-D queues bound to it (their consumers filter it);
+    /// returns the pending PubAcks.
+    pub(crate) async fn store_copies(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        route: &Route,
+        payload: &[u8],
+        publish: &PublishOptions,
+    ) -> Result<Vec<jetstream::PublishAckFuture>> {
+        let conn = &self.conn;
+        let subjects = conn.store.read(|t| {
+            let mut subjects = Vec::new();
+            let mut to_exchange = false;
+            for q in &route.queues {
+                match t.queue(q) {
+                    Some(decl) if xs::is_d(decl) => {
+                        to_exchange |= t.bindings_of(q).any(|b| b.source == exchange);
+                    }
+                    Some(_) => subjects.push(self.storage(q).subject),
+                    None => {}
+                }
+            }
+            if to_exchange {
+                subjects.push(conn.mapper.publish_subject(exchange, routing_key));
+            }
+            subjects
+        });
+        let mut acks = Vec::with_capacity(subjects.len());
+        for subject in subjects {
+            let ack = conn
+                .js
+                .publish_async_with(&subject, payload.to_vec(), publish)
+                .await
+                .map_err(nats_error)?;
+            acks.push(ack);
+        }
+        Ok(acks)
+    }
+
+    /// Routes and stores a copy made by the facade (a dead letter), waiting until it is
+    /// stored. A missing exchange drops it, as RabbitMQ does.
+    pub(crate) async fn republish(
+        &self,
+        envelope: &Envelope,
+        payload: &[u8],
+        msg_id: String,
+    ) -> Result<()> {
+        let (x, key) = (envelope.exchange.as_str(), envelope.routing_key.as_str());
+        let Ok(route) = self.route(x, key, &envelope.properties).await else {
+            return Ok(());
+        };
+        let publish = PublishOptions::new()
+            .header(ENVELOPE_HEADER, envelope.encode())
+            .msg_id(msg_id);
+        for ack in self.store_copies(x, key, &route, payload, &publish).await? {
+            ack.await.map_err(nats_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl Channel {
+    /// `confirm.select`: from now on every publish is confirmed.
+    pub async fn confirm_select(&self, _options: ConfirmSelectOptions) -> Result<()> {
+        self.inner.check("confirm.select")?;
+        self.inner.publish_state().confirm = true;
+        Ok(())
+    }
+
+    /// `basic.publish`. A missing exchange (404), a bad `expiration` (406) or `immediate`
+    /// (540) close the channel (or connection) asynchronously, as with RabbitMQ: this call
+    /// succeeds and the error comes from the returned confirm and the next call. A
+    /// `mandatory` message no queue receives is returned (312 NO_ROUTE) in the confirm.
+    pub async fn basic_publish(
+        &self,
+        exchange: ShortString,
+        routing_key: ShortString,
+        options: BasicPublishOptions,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<PublisherConfirm> {
+        self.inner.check("basic.publish")?;
+        let ttl = match check_publish(&options, &properties) {
+            Ok(t) => t,
+            Err(e) => return Ok(self.inner.refuse(e)),
+        };
+        let route = match self
+            .inner
+            .route(exchange.as_str(), routing_key.as_str(), &properties)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => return Ok(self.inner.refuse(e)),
+        };
+        let confirm = self.inner.publish_state().confirm;
+        if route.is_unroutable() {
+            if !options.mandatory {
+                return Ok(PublisherConfirm::ready(Ok(match confirm {
+                    true => Confirmation::Ack(None),
+                    false => Confirmation::NotRequested,
+                })));
+            }
+            let msg = returned(&exchange, &routing_key, payload, &properties);
+            self.inner.publish_state().returned.push(msg);
+            let msg = returned(&exchange, &routing_key, payload, &properties);
+            return Ok(PublisherConfirm::ready(Ok(match confirm {
+                true => Confirmation::Ack(Some(msg)),
+                false => Confirmation::NotRequested,
+            })));
+        }
+        let envelope = Envelope {
+            exchange: exchange.to_string(),
+            routing_key: routing_key.to_string(),
+            properties,
+        }
+        .encode();
+        let mut publish = PublishOptions::new()
+            .header(ENVELOPE_HEADER, &envelope)
+            .msg_id(nuid::next().to_string());
+        if let Some(ms) = ttl {
+            let secs = ms.div_ceil(1000).max(1);
+            publish = publish
+                .ttl(Duration::from_secs(secs))
+                .map_err(|e| self.inner.fail(nats_error(e)))?;
+        }
+        // Expiration "0": deliver now or never: queues without a consumer do not get it.
+        let mut route = route;
+        self.inner.conn.store.read(|t| {
+            route.queues.retain(|q| {
+                let queue_ttl = t.queue(q).and_then(|d| d.arguments.message_ttl);
+                effective_ttl(ttl, queue_ttl) != Some(0) || t.consumers(q).count > 0
+            })
+        });
+        let acks = self
+            .inner
+            .store_copies(
+                exchange.as_str(),
+                routing_key.as_str(),
+                &route,
+                payload,
+                &publish,
+            )
+            .await?;
+        if !confirm {
+            return Ok(PublisherConfirm::ready(Ok(Confirmation::NotRequested)));
+        }
+        self.inner.publish_state().inflight += 1;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let channel = self.inner.clone();
+        tokio::spawn(async move {
+            let mut answer = Ok(Confirmation::Ack(None));
+            for ack in acks {
+                match ack.await {
+                    Ok(_) => {}
+                    Err(e) if e.is_api(ErrorCode::STREAM_STORE_FAILED) => {
+                        answer = Ok(Confirmation::Nack(None));
+                    }
+                    Err(e) => answer = Err(nats_error(e)),
+                }
+            }
+            if let Some(Err(e)) = channel.closed_error().map(Err::<(), _>) {
+                answer = Err(e);
+            }
+            channel.publish_state().inflight -= 1;
+            channel.confirmed.notify_waiters();
+            let _ = tx.send(answer);
+        });
+        Ok(PublisherConfirm {
+            inner: Box::pin(async move {
+                rx.await
+                    .unwrap_or_else(|_| Err(nats_error("the channel's confirm task stopped")))
+            }),
+        })
+    }
+
+    /// Waits until every publish so far is confirmed; returns the messages returned
+    /// meanwhile (mandatory, unroutable).
+    pub async fn wait_for_confirms(&self) -> Result<Vec<BasicReturnMessage>> {
+        loop {
+            let notified = self.inner.confirmed.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(e) = self.inner.closed_error() {
+                return Err(e);
+            }
+            if self.inner.publish_state().inflight == 0 {
+                return Ok(std::mem::take(&mut self.inner.publish_state().returned));
+            }
+            notified.await;
+        }
+    }
+}

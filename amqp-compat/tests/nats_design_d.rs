@@ -1,0 +1,238 @@
+//! Design D on a real JetStream server: Wire's shape (a direct exchange, client queues
+//! declared with `x-nats-tier: consumer` and bound with `<uid>` and `<uid>.<cid>`): one
+//! stored copy per publish in the exchange's stream, one filtered consumer per queue.
+
+use std::time::Duration;
+
+use amqp_compat::exchange_storage::{EXCHANGE_MAX_CONSUMERS, exchange_stream, queue_consumer};
+use amqp_compat::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions, QueuePurgeOptions,
+};
+use amqp_compat::types::{AMQPValue, FieldTable};
+use amqp_compat::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use futures_util::StreamExt;
+use nats_tests::NatsServer;
+
+fn d_args() -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-nats-tier".into(),
+        AMQPValue::LongString("consumer".into()),
+    );
+    args
+}
+
+async fn client_queue(ch: &Channel, uid: &str, cid: &str) -> String {
+    let name = format!("user-notifications.{uid}.{cid}");
+    ch.queue_declare(
+        name.as_str().into(),
+        QueueDeclareOptions::durable(),
+        d_args(),
+    )
+    .await
+    .unwrap();
+    for key in [uid.to_owned(), format!("{uid}.{cid}")] {
+        ch.queue_bind(
+            name.as_str().into(),
+            "user-notifications".into(),
+            key.into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    name
+}
+
+async fn publish(ch: &Channel, key: &str, body: &str) {
+    let c = ch
+        .basic_publish(
+            "user-notifications".into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            BasicProperties::default().with_content_type("application/json".into()),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(c, Confirmation::Ack(None));
+}
+
+async fn drain(ch: &Channel, q: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    while let Some(m) = ch
+        .basic_get(q.into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        out.push(String::from_utf8_lossy(&m.data).into_owned());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wire_fan_out_is_stored_once_and_filtered_per_queue() {
+    let server = NatsServer::jetstream();
+    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.exchange_declare(
+        "user-notifications".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions {
+            durable: true,
+            ..Default::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let c1 = client_queue(&ch, "u1", "c1").await;
+    let c2 = client_queue(&ch, "u1", "c2").await;
+    let other = client_queue(&ch, "u2", "c1").await;
+
+    publish(&ch, "u1", "to all of u1").await;
+    publish(&ch, "u1.c2", "to c2 only").await;
+    publish(&ch, "u2", "to u2").await;
+
+    // Stored once per publish, in the exchange's stream; no stream per queue.
+    let js = jetstream::Context::new(conn.nats_client().clone());
+    let stream = exchange_stream(None, "user-notifications");
+    let info = js.stream_info(&stream).await.unwrap();
+    assert_eq!(info.state.messages, 3);
+    assert_eq!(info.config.max_consumers, EXCHANGE_MAX_CONSUMERS);
+    let names = js.stream_names(None).await.unwrap();
+    assert!(!names.iter().any(|n| n.starts_with("AMQPQ_")), "{names:?}");
+    let ci = js
+        .consumer_info(&stream, &queue_consumer(&c2))
+        .await
+        .unwrap();
+    let mut filters = ci.config.filter_subjects.clone();
+    filters.sort();
+    assert_eq!(
+        filters,
+        ["x.user-notifications.u1", "x.user-notifications.u1.c2"]
+    );
+    assert_eq!(ci.config.num_replicas, 1);
+
+    let q = ch
+        .queue_declare(c2.as_str().into(), QueueDeclareOptions::durable(), d_args())
+        .await
+        .unwrap();
+    assert_eq!(q.message_count(), 2);
+
+    // A consumer with acks, as cannon does.
+    let cons = conn.create_channel().await.unwrap();
+    let mut consumer = cons
+        .basic_consume(
+            c2.as_str().into(),
+            "cannon".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let d = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(d.exchange.as_str(), "user-notifications");
+        got.push((
+            String::from_utf8_lossy(&d.data).into_owned(),
+            d.routing_key.to_string(),
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            ("to all of u1".to_owned(), "u1".to_owned()),
+            ("to c2 only".to_owned(), "u1.c2".to_owned())
+        ]
+    );
+    cons.basic_ack(2, BasicAckOptions { multiple: true })
+        .await
+        .unwrap();
+
+    assert_eq!(drain(&ch, &c1).await, ["to all of u1"]);
+    assert_eq!(drain(&ch, &other).await, ["to u2"]);
+
+    // Purge and delete act on the queue's consumer only; the exchange's stream stays.
+    publish(&ch, "u2.c1", "x").await;
+    publish(&ch, "u2", "y").await;
+    assert_eq!(
+        ch.queue_purge(other.as_str().into(), QueuePurgeOptions::default())
+            .await
+            .unwrap(),
+        2
+    );
+    assert!(drain(&ch, &other).await.is_empty());
+    publish(&ch, "u2", "after purge").await;
+    assert_eq!(drain(&ch, &other).await, ["after purge"]);
+    ch.queue_delete(other.as_str().into(), QueueDeleteOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        js.consumer_info(&stream, &queue_consumer(&other))
+            .await
+            .is_err()
+    );
+    assert!(js.stream_info(&stream).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_d_queue_refuses_bindings_it_cannot_filter_exactly() {
+    let server = NatsServer::jetstream();
+    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    for (x, kind) in [
+        ("a", ExchangeKind::Direct),
+        ("b", ExchangeKind::Direct),
+        ("h", ExchangeKind::Headers),
+    ] {
+        ch.exchange_declare(
+            x.into(),
+            kind,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
+    ch.queue_declare("d".into(), QueueDeclareOptions::durable(), d_args())
+        .await
+        .unwrap();
+    let bind = async |x: &str| {
+        let ch = conn.create_channel().await.unwrap();
+        ch.queue_bind(
+            "d".into(),
+            x.into(),
+            "k".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+    bind("a").await.unwrap();
+    for x in ["b", "h"] {
+        let e = bind(x).await.unwrap_err();
+        assert_eq!(e.reply_code(), Some(406), "{x}: {e}");
+    }
+    // Nothing of the refused bindings was stored.
+    assert_eq!(conn.topology().bindings_of("d").count(), 1);
+}
