@@ -18,6 +18,9 @@ use tokio::sync::mpsc;
 use tokio::task::spawn_blocking;
 use tokio::time::Instant;
 
+/// The publisher's ack timeout.
+const ACK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// What the cluster does to the stream's leader.
 #[derive(Debug, Clone, Copy)]
 enum Loss {
@@ -79,7 +82,10 @@ async fn publish_across(loss: Loss, on_leader: bool, retry_for: Duration, after:
         .connect(&urls)
         .await
         .unwrap();
+    // An ack timeout far above the election: only the resends on a lost connection or a
+    // leader change keep the stall near the election's length.
     let js = jetstream::new(client)
+        .with_timeout(ACK_TIMEOUT)
         .with_publish_window(512)
         .with_publish_retry_for(retry_for);
 
@@ -205,6 +211,9 @@ async fn async_publishes_survive_the_leaders_crash() {
     let out = publish_across(Loss::Crash, false, Duration::from_secs(20), 10).await;
     assert!(out.confirmed > 0);
     eprintln!("stall across a crash election: {:?}", out.stall);
+    // Without the resend on the advisory the acks in flight to the dead leader would wait out
+    // their timeout (30 s); the election takes about 5 s (loose bound for a loaded machine).
+    assert!(out.stall < ACK_TIMEOUT * 2 / 3, "stalled {:?}", out.stall);
 }
 
 /// A crash of the node the publisher is connected to, which leads the stream.
