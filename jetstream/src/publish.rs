@@ -225,7 +225,8 @@ impl PublishOptions {
     /// How long after its first failure a publish is still retried, whatever
     /// [`retry_attempts`](Self::retry_attempts) says (default 2 s, see
     /// [`Context::with_publish_retry_for`]): a leader election shorter than this surfaces no
-    /// error. [`Duration::ZERO`] leaves only the attempt count.
+    /// error. [`Duration::ZERO`] leaves only the attempt count. The price: a publish to a
+    /// subject no stream captures fails with [`JetStreamError::NoStream`] only after this long.
     pub fn retry_for(mut self, bound: Duration) -> Self {
         self.retry_for = Some(bound);
         self

@@ -124,6 +124,7 @@ async fn expectations_fail_with_typed_errors() {
 #[tokio::test]
 async fn no_stream_is_typed_and_retried() {
     let (_server, js) = setup().await;
+    // The attempt count alone: two retries, after 10-20 ms and 20-40 ms (jittered backoff).
     let started = std::time::Instant::now();
     let err = js
         .publish_with(
@@ -131,7 +132,8 @@ async fn no_stream_is_typed_and_retried() {
             "x",
             &PublishOptions::new()
                 .retry_attempts(2)
-                .retry_wait(Duration::from_millis(100)),
+                .retry_wait(Duration::from_millis(100))
+                .retry_for(Duration::ZERO),
         )
         .await
         .unwrap_err();
@@ -140,9 +142,21 @@ async fn no_stream_is_typed_and_retried() {
         "{err:?}"
     );
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
+        started.elapsed() >= Duration::from_millis(30),
         "two retries with a pause each"
     );
+    // The time bound: retried until that long after the first 503.
+    let started = std::time::Instant::now();
+    let err = js
+        .publish_with(
+            "nobody.listens",
+            "x",
+            &PublishOptions::new().retry_for(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JetStreamError::NoStream { .. }), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
 
     let err = js
         .publish_async("nobody.listens", "x")
