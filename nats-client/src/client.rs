@@ -4,20 +4,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nats_proto::{HeaderMap, ServerInfo};
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::broadcast;
 
 use crate::addr::ServerAddr;
 use crate::connection;
 use crate::error::{ClientError, ConnectError, PublishError};
 use crate::events::Event;
 use crate::handshake::establish;
-use crate::lock;
 use crate::options::ConnectOptions;
 use crate::outbound::LinkState;
 use crate::server_pool::ServerPool;
 use crate::shared::Shared;
 use crate::stats::Statistics;
-use crate::subscription::{SubEntry, SubQueue, Subscriber, Target};
+use crate::subscription::{SubQueue, Subscriber, Target};
 use crate::tls;
 
 /// A connection to a NATS server or cluster. Cheap to clone: every clone shares the one
@@ -41,7 +40,7 @@ impl Drop for Handle {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("server", &*lock(&self.shared().server))
+            .field("server", &self.shared().server())
             .field("state", &self.connection_state())
             .finish()
     }
@@ -123,7 +122,7 @@ impl Client {
 
     /// The INFO of the server currently (or last) connected to.
     pub fn server_info(&self) -> Arc<ServerInfo> {
-        lock(&self.shared().info).clone()
+        self.shared().info()
     }
 
     /// The connection state.
@@ -137,32 +136,28 @@ impl Client {
 
     /// The servers the client knows (configured and discovered), in reconnect order.
     pub fn servers(&self) -> Vec<ServerAddr> {
-        lock(&self.shared().pool).addrs()
+        self.shared().pool().addrs()
     }
 
     /// A snapshot of the counters.
     pub fn statistics(&self) -> Statistics {
-        let mut stats = self.shared().stats.snapshot();
-        let out = lock(&self.shared().out);
-        stats.out_msgs = out.out_msgs;
-        stats.out_bytes = out.out_bytes;
-        stats
+        self.shared().statistics()
     }
 
     /// Connection events from now on (connected, disconnected, slow consumer, ...).
     pub fn events(&self) -> broadcast::Receiver<Event> {
-        self.shared().events.subscribe()
+        self.shared().subscribe_events()
     }
 
     /// A new unique subject under the inbox prefix, for replies.
     pub fn new_inbox(&self) -> String {
-        format!("{}.{}", self.shared().opts.inbox_prefix, nuid::next())
+        format!("{}.{}", self.shared().opts().inbox_prefix, nuid::next())
     }
 
     /// Requests waiting for a reply right now (a request that ends for any reason, timeout
     /// and cancellation included, leaves none behind).
     pub fn pending_requests(&self) -> usize {
-        self.shared().requests.len()
+        self.shared().requests().len()
     }
 
     /// Publishes a message. Returns once the message is in the write buffer (use
@@ -213,45 +208,18 @@ impl Client {
     ) -> Result<(), PublishError> {
         let shared = self.shared();
         loop {
-            let wait = {
-                let mut out = lock(&shared.out);
-                let over = match out.state {
-                    LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
-                    LinkState::Connected => !out.buf.is_empty() && out.buf.len() >= out.write_limit,
-                    LinkState::Disconnected => false,
-                };
-                if !over {
-                    let before = out.buf.len();
-                    let encoder = out.encoder;
-                    encoder.publish(&mut out.buf, subject, reply, headers, payload)?;
-                    let size = out.buf.len() - before;
-                    if out.state == LinkState::Disconnected && out.buf.len() > out.reconnect_limit {
-                        out.buf.truncate(before);
-                        return Err(PublishError::ReconnectBufferFull {
-                            buffered: before,
-                            limit: out.reconnect_limit,
-                            size,
-                        });
-                    }
-                    out.out_msgs += 1;
-                    out.out_bytes += payload.len() as u64;
-                    if out.writer_idle && before == 0 && out.try_direct_write() {
-                        return Ok(()); // on the wire already; the writer stays idle
-                    }
-                    let wake = std::mem::take(&mut out.writer_idle);
-                    drop(out);
-                    if wake {
-                        shared.writer_wake.notify_one();
-                    }
-                    return Ok(());
-                }
-                // Full: register for the writer's "space" signal before releasing the lock,
-                // so the signal cannot slip in between. Only this slow path allocates.
-                let mut notified = Box::pin(shared.space.notified());
-                notified.as_mut().enable();
-                notified
-            };
-            wait.await;
+            if shared.try_publish(subject, reply, headers, payload)? {
+                return Ok(());
+            }
+            // Full: register for the writer's "space" signal, then try once more, so the
+            // signal cannot slip in between.
+            let notified = shared.space_freed();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if shared.try_publish(subject, reply, headers, payload)? {
+                return Ok(());
+            }
+            notified.await;
         }
     }
 
@@ -276,8 +244,8 @@ impl Client {
     ) -> Result<Subscriber, ClientError> {
         let shared = self.shared();
         let queue = SubQueue::new(
-            shared.opts.pending_msgs_limit,
-            shared.opts.pending_bytes_limit,
+            shared.opts().pending_msgs_limit,
+            shared.opts().pending_bytes_limit,
         );
         let sid = self.add_subscription(&subject, queue_group, Target::Queue(queue.clone()))?;
         Ok(Subscriber::new(sid, subject, queue, self.clone()))
@@ -305,28 +273,13 @@ impl Client {
 
     /// Forgets a drained subscription and ends its stream.
     pub(crate) fn forget_sid(&self, sid: u64) {
-        if let Some(SubEntry {
-            target: Target::Queue(q),
-            ..
-        }) = lock(&self.shared().subs).remove(&sid)
-        {
-            q.close();
-        }
+        self.shared().forget(sid);
     }
 
     /// Waits until the server has processed everything sent so far (a PING/PONG round trip
     /// behind the buffered data).
     pub async fn flush(&self) -> Result<(), ClientError> {
-        let shared = self.shared();
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut out = lock(&shared.out);
-            if matches!(out.state, LinkState::Closing | LinkState::Closed) {
-                return Err(ClientError::Closed);
-            }
-            out.flush_waiters.push(tx);
-        }
-        shared.writer_wake.notify_one();
+        let rx = self.shared().flush_waiter()?;
         rx.await.map_err(|_| ClientError::Closed)
     }
 
@@ -340,15 +293,7 @@ impl Client {
     /// Unsubscribes every subscription, waits until the server has sent all it had for them
     /// (their streams end after those messages), then flushes and closes.
     pub async fn drain(&self) -> Result<(), ClientError> {
-        let shared = self.shared();
-        let sids: Vec<u64> = {
-            let request_sid = *lock(&shared.requests.sid);
-            lock(&shared.subs)
-                .keys()
-                .copied()
-                .filter(|sid| Some(*sid) != request_sid)
-                .collect()
-        };
+        let sids = self.shared().user_sids();
         for sid in &sids {
             self.unsubscribe_sid_keep_queue(*sid)?;
         }
@@ -366,7 +311,7 @@ impl Client {
             return Err(ClientError::Closed);
         }
         shared.request_close();
-        let mut closed = shared.closed.subscribe();
+        let mut closed = shared.closed();
         let _ = closed.wait_for(|c| *c).await;
         Ok(())
     }

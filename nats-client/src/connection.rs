@@ -16,10 +16,10 @@ use crate::error::ConnectError;
 use crate::events::{DisconnectReason, Event};
 use crate::handshake::{Established, establish, inbound_limits};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
-use crate::lock;
-use crate::outbound::{Chunk, LinkState};
+use crate::outbound::{Chunk, LinkState, Take};
 use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
-use crate::shared::Shared;
+use crate::session::{KeepAlive, Retirement};
+use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
 
 /// Why serving a connection stopped.
 enum Stop {
@@ -64,7 +64,7 @@ pub(crate) async fn run(
                 if let DisconnectReason::ServerError(e) = &reason
                     && e.is_auth_error()
                 {
-                    lock(&shared.pool).auth_failed(&addr, &e.kind);
+                    shared.pool().auth_failed(&addr, &e.kind);
                 }
                 unsent = go_offline(&shared, &mut chunk);
                 shared.emit(Event::Disconnected { server, reason });
@@ -86,83 +86,63 @@ pub(crate) async fn run(
 pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reconnecting: bool) {
     let encoder = Encoder::for_server(&est.info);
     {
-        let mut out = lock(&shared.out);
-        out.encoder = encoder;
-        let mut fresh = BytesMut::with_capacity(out.buf.len() + unsent.len() + 1024);
-        {
-            for (sid, e) in lock(&shared.subs).iter() {
-                // Subjects were validated when the subscription was made.
-                let _ = encoder.subscribe(&mut fresh, *sid, &e.subject, e.queue_group.as_deref());
-                if let Some(left) = e.remaining() {
-                    encoder.unsubscribe(&mut fresh, *sid, Some(left));
-                }
-            }
-        }
+        let mut guard = shared.out();
+        let (out, mut session) = guard.session();
+        let mut fresh = BytesMut::with_capacity(out.buffered() + unsent.len() + 1024);
+        session.connected(&encoder, &mut fresh, est.addr.clone(), est.info.clone());
+        drop(session);
         fresh.extend_from_slice(&unsent);
-        // A frame a publisher wrote partly to the old socket goes out whole on this one.
-        out.direct_written = 0;
-        fresh.extend_from_slice(&out.buf);
-        out.buf = fresh;
-        if out.state == LinkState::Disconnected {
-            out.state = LinkState::Connected;
-        }
+        out.go_live(encoder, fresh);
     }
-    *lock(&shared.info) = Arc::new(est.info.clone());
-    *lock(&shared.server) = Some(est.addr.clone());
     {
-        let mut pool = lock(&shared.pool);
+        let mut pool = shared.pool();
         pool.connected(&est.addr);
-        if !shared.opts.ignore_discovered_servers {
+        if !shared.opts().ignore_discovered_servers {
             pool.update_discovered(&est.info.connect_urls, &est.addr);
         }
     }
-    shared.pings_out.store(0, Relaxed);
-    shared.stats.connects.fetch_add(1, Relaxed);
+    shared.stats().connects.fetch_add(1, Relaxed);
     let server = est.addr.to_string();
     if reconnecting {
-        shared.stats.reconnects.fetch_add(1, Relaxed);
+        shared.stats().reconnects.fetch_add(1, Relaxed);
         info!(%server, "reconnected");
         shared.emit(Event::Reconnected { server });
     } else {
         shared.emit(Event::Connected { server });
     }
-    shared.writer_wake.notify_one();
-    shared.space.notify_waiters();
+    shared.wake_writer();
+    shared.wake_publishers();
 }
 
 /// Marks the link down and collects what must be sent again on the next connection.
 fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
     let unsent = requeue_unsent(shared, chunk);
     {
-        let mut out = lock(&shared.out);
-        if out.state == LinkState::Connected {
-            out.state = LinkState::Disconnected;
-        }
+        shared.out().go_offline();
     }
     // In-flight requests cannot get their reply on this connection any more.
-    shared.requests.fail_all(crate::inbox::Ended::Disconnected);
+    shared
+        .requests()
+        .fail_all(crate::inbox::Ended::Disconnected);
     unsent
 }
 
 /// The bytes of `chunk` the server never got, with flush calls not yet proven moved back so
 /// that they ride a PING on the next connection.
 fn requeue_unsent(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
-    let mut unsent = chunk.take_unsent();
+    let unsent = chunk.take_unsent();
     let mut requeue = Vec::new();
     if let Some(waiters) = chunk.waiters.take() {
-        // The chunk's trailing PING was not fully sent: drop it, its waiters ride the next one.
-        if unsent.ends_with(b"PING\r\n") {
-            unsent.truncate(unsent.len() - 6);
-        }
+        // The chunk's trailing PING was not fully sent (`take_unsent` left it out): its
+        // waiters ride the next one.
         requeue.extend(waiters);
     }
     // PINGs sent whose PONG never came: their flushes are not proven; ask again.
-    for group in lock(&shared.pongs).drain(..) {
-        requeue.extend(group);
-    }
-    let mut out = lock(&shared.out);
-    requeue.append(&mut out.flush_waiters);
-    out.flush_waiters = requeue;
+    let mut guard = shared.out();
+    let (out, mut session) = guard.session();
+    requeue.extend(session.take_unproven());
+    drop(session);
+    out.requeue_flushes(requeue);
     unsent
 }
 
@@ -175,7 +155,7 @@ async fn reconnect(
         if matches!(shared.state(), LinkState::Closing | LinkState::Closed) {
             return None;
         }
-        let next = lock(&shared.pool).next(Instant::now());
+        let next = shared.pool().next(Instant::now());
         let Some((addr, wait, attempt)) = next else {
             warn!("no server left to reconnect to");
             shared.emit(Event::ReconnectsExhausted);
@@ -189,18 +169,20 @@ async fn reconnect(
         if !wait.is_zero() {
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = shared.close_wake.notified() => continue,
+                _ = shared.close_requested() => continue,
             }
         }
         debug!(server = %addr, attempt, "reconnecting");
-        match establish(&addr, &shared.opts, tls).await {
+        match establish(&addr, shared.opts(), tls).await {
             Ok(est) => return Some(est),
             Err(e) => {
                 warn!(server = %addr, error = %e, "reconnect attempt failed");
-                lock(&shared.pool).failed(&addr, &shared.opts.reconnect_delay, Instant::now());
+                shared
+                    .pool()
+                    .failed(&addr, &shared.opts().reconnect_delay, Instant::now());
                 if let Some(error) = handshake_server_error(&e) {
                     if error.is_auth_error() {
-                        lock(&shared.pool).auth_failed(&addr, &error.kind);
+                        shared.pool().auth_failed(&addr, &error.kind);
                     }
                     shared.emit(Event::ServerError {
                         server: addr.to_string(),
@@ -226,8 +208,7 @@ async fn serve(
         addr,
         ..
     } = est;
-    let (mut rd, mut wr, socket) = transport.into_halves();
-    lock(&shared.out).direct = socket;
+    let (mut rd, mut wr) = transport.into_halves();
     let lame_duck = Notify::new();
     let retire_old = async {
         match retiring {
@@ -242,27 +223,23 @@ async fn serve(
         new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
         never = retire_old => match never {},
     };
-    // Publishers write to this connection's socket no more (and the socket can close).
-    lock(&shared.out).direct = None;
     match stop {
         Stop::Closed => {
             let _ = wr.shutdown().await;
             (stop, None)
         }
         Stop::Handoff(_) => {
-            let clean = finish_cut_op(&shared.out, chunk, &mut wr).await;
+            let clean = finish_cut_op(chunk, &mut wr).await;
             // Every PING sent there (including the chunk's last op, when it is all written)
             // is answered there before the retirement's own PING is.
-            let stray_pongs =
-                lock(&shared.pongs).len() + usize::from(chunk.is_done() && chunk.waiters.is_some());
+            let unanswered =
+                shared.pongs_awaited() + usize::from(chunk.is_done() && chunk.waiters.is_some());
             let old = Retiring {
                 rd,
                 wr,
                 parser,
                 buf: read_buf,
-                clean,
-                stray_pongs,
-                owed_pongs: 0,
+                state: Retirement::new(clean, unanswered),
             };
             (stop, Some(old))
         }
@@ -302,45 +279,40 @@ fn handle_buffered(
     buf: &mut BytesMut,
     lame_duck: &Notify,
 ) -> Result<(), Stop> {
-    let mut subs = None;
     loop {
-        let op = match parser.parse(buf) {
-            Ok(Some(op)) => op,
-            Ok(None) => return Ok(()),
-            Err(e) => return Err(Stop::Lost(DisconnectReason::Protocol(e))),
+        let read = ReadBuf {
+            parser: &mut *parser,
+            buf: &mut *buf,
         };
-        if let ServerOp::Msg(msg) = op {
-            let table = subs.get_or_insert_with(|| lock(&shared.subs));
-            if let Some((handler, msg)) = shared.dispatch(table, msg) {
-                subs = None;
+        let op = match shared.deliver_run(read, deliver_messages) {
+            Delivered::NeedMore => return Ok(()),
+            Delivered::Failed(e) => return Err(Stop::Lost(DisconnectReason::Protocol(e))),
+            Delivered::Handler(handler, msg) => {
                 handler(msg);
+                continue;
             }
-            continue;
-        }
-        subs = None; // other ops may take the write lock, which comes first in lock order
+            Delivered::Op(op) => op,
+        };
         match op {
             ServerOp::Ping => {
-                let mut out = lock(&shared.out);
-                let encoder = out.encoder;
-                encoder.pong(&mut out.buf);
-                drop(out);
-                shared.writer_wake.notify_one();
+                shared.out().pong();
+                shared.wake_writer();
             }
             ServerOp::Pong => shared.pong(),
             ServerOp::Info(info) => {
-                let ldm = info.ldm;
-                if !shared.opts.ignore_discovered_servers
-                    && let Some(current) = lock(&shared.server).clone()
-                {
-                    lock(&shared.pool).update_discovered(&info.connect_urls, &current);
-                }
-                let server = lock(&shared.server)
-                    .as_ref()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
                 parser.set_limits(inbound_limits(&info));
-                *lock(&shared.info) = Arc::new(*info);
+                let urls = info.connect_urls.clone();
+                let (ldm, current) = shared.info_update(*info);
+                if !shared.opts().ignore_discovered_servers
+                    && let Some(current) = &current
+                {
+                    shared.pool().update_discovered(&urls, current);
+                }
                 if ldm {
+                    let server = current
+                        .as_ref()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
                     shared.emit(Event::LameDuck { server });
                     lame_duck.notify_one();
                 }
@@ -357,10 +329,7 @@ fn handle_buffered(
 /// auth errors end the connection (the server closes it anyway).
 fn server_error(shared: &Shared, text: &str) -> Result<(), Stop> {
     let error = ServerError::parse(text);
-    let server = lock(&shared.server)
-        .as_ref()
-        .map(ToString::to_string)
-        .unwrap_or_default();
+    let server = shared.server_name();
     warn!(%server, error = %error, "server error");
     shared.emit(Event::ServerError {
         server,
@@ -395,8 +364,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
         if chunk.is_done() {
             chunk.bytes.clear();
             chunk.written = 0;
+            chunk.ping_at = None;
             if let Some(waiters) = chunk.waiters.take() {
-                lock(&shared.pongs).push_back(waiters);
+                shared.ping_sent(waiters);
             }
             if let Err(stop) = next_chunk(shared, chunk).await {
                 return stop;
@@ -422,28 +392,15 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
 /// Waits for buffered bytes and swaps them into `chunk` (plus a PING when flushes wait).
 async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
     loop {
-        let notified = shared.writer_wake.notified();
-        {
-            let mut out = lock(&shared.out);
-            if out.has_work() {
-                out.writer_idle = false;
-                std::mem::swap(&mut out.buf, &mut chunk.bytes);
-                // What a publisher's direct write already sent of the chunk's first frame.
-                chunk.written = std::mem::take(&mut out.direct_written);
-                if !out.flush_waiters.is_empty() || out.ping_wanted {
-                    let encoder = out.encoder;
-                    encoder.ping(&mut chunk.bytes);
-                    chunk.waiters = Some(std::mem::take(&mut out.flush_waiters));
-                    out.ping_wanted = false;
-                }
-                drop(out);
-                shared.space.notify_waiters();
+        let notified = shared.writer_woken();
+        let took = shared.out().take_chunk(chunk);
+        match took {
+            Take::Chunk => {
+                shared.wake_publishers();
                 return Ok(());
             }
-            if out.state == LinkState::Closing {
-                return Err(Stop::Closed);
-            }
-            out.writer_idle = true;
+            Take::Closing => return Err(Stop::Closed),
+            Take::Idle => {}
         }
         notified.await;
     }
@@ -452,15 +409,14 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
 /// Sends a PING every `ping_interval`; too many without a PONG means the link is dead (this
 /// also catches a write that stalls: its PINGs never go out, so no PONG comes back).
 async fn keep_alive(shared: &Shared) -> Stop {
-    let period = shared.opts.ping_interval.max(Duration::from_millis(10));
+    let period = shared.opts().ping_interval.max(Duration::from_millis(10));
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         tick.tick().await;
-        let out = shared.pings_out.fetch_add(1, Relaxed);
-        if out >= shared.opts.max_pings_out {
-            return Stop::Lost(DisconnectReason::PingTimeout { unanswered: out });
+        if let KeepAlive::Dead { unanswered } = shared.keep_alive_tick() {
+            return Stop::Lost(DisconnectReason::PingTimeout { unanswered });
         }
-        lock(&shared.out).ping_wanted = true;
-        shared.writer_wake.notify_one();
+        shared.out().want_ping();
+        shared.wake_writer();
     }
 }

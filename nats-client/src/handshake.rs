@@ -53,6 +53,17 @@ async fn handshake(
     tls_config: Option<&Arc<rustls::ClientConfig>>,
 ) -> Result<Established, ConnectError> {
     let server = addr.to_string();
+    #[cfg(test)]
+    if let Some(net) = &opts.memory {
+        let mut t = Transport::Memory(net.connect(addr).ok_or_else(|| {
+            ConnectError::io(&server, &std::io::ErrorKind::ConnectionRefused.into())
+        })?);
+        let mut parser = Parser::new();
+        let mut buf = BytesMut::with_capacity(16 * 1024);
+        let info = read_info(&mut t, &mut parser, &mut buf, &server).await?;
+        parser.set_limits(inbound_limits(&info));
+        return introduce(addr, opts, t, info, parser, buf).await;
+    }
     let tcp = TcpStream::connect(addr.socket_addr())
         .await
         .map_err(|e| ConnectError::io(&server, &e))?;
@@ -68,7 +79,7 @@ async fn handshake(
     };
     let mut parser = Parser::new();
     let mut buf = BytesMut::with_capacity(16 * 1024);
-    let (mut transport, mut info) = if opts.tls.first {
+    let (transport, info) = if opts.tls.first {
         let tls = tls::upgrade(tcp, tls_config()?, &addr.host, &server).await?;
         let mut t = Transport::Tls(Box::new(tls));
         let info = read_info(&mut t, &mut parser, &mut buf, &server).await?;
@@ -94,7 +105,19 @@ async fn handshake(
         }
         (t, info)
     };
+    introduce(addr, opts, transport, info, parser, buf).await
+}
 
+/// CONNECT with credentials and a PING, then reads up to the PONG that proves we are in.
+async fn introduce(
+    addr: &ServerAddr,
+    opts: &ConnectOptions,
+    mut transport: Transport,
+    mut info: ServerInfo,
+    mut parser: Parser,
+    mut buf: BytesMut,
+) -> Result<Established, ConnectError> {
+    let server = addr.to_string();
     let mut connect = ConnectInfo {
         verbose: false,
         pedantic: false,
@@ -138,8 +161,10 @@ async fn handshake(
                 info = *new;
             }
             ServerOp::Ping => {
+                let mut pong = BytesMut::new();
+                encoder.pong(&mut pong);
                 transport
-                    .write_all(b"PONG\r\n")
+                    .write_all(&pong)
                     .await
                     .map_err(|e| transport_error(&server, &e))?;
             }

@@ -83,11 +83,11 @@ pub(crate) struct Ticket {
 
 pub(crate) struct Inbox {
     /// `<inbox prefix>.<nuid>.`; a reply subject is this plus the token.
-    pub prefix: String,
+    prefix: String,
     /// The sid of the wildcard subscription once it exists.
-    pub sid: Mutex<Option<u64>>,
+    sid: Mutex<Option<u64>>,
     /// `sid` is set: the lock-free check every request makes first.
-    pub subscribed: AtomicBool,
+    subscribed: AtomicBool,
     pending: Mutex<HashMap<u64, Entry, BuildHasherDefault<TokenHasher>>>,
     next: AtomicU64,
     /// Deadlines are milliseconds since this instant.
@@ -107,6 +107,29 @@ impl Inbox {
             epoch: Instant::now(),
             ticking: AtomicBool::new(false),
         }
+    }
+
+    /// The sid of the wildcard reply subscription, once it exists.
+    pub fn sid(&self) -> Option<u64> {
+        *lock(&self.sid)
+    }
+
+    /// Makes sure the wildcard reply subscription exists: `subscribe` is called with its
+    /// filter the first time (once, however many requests race), and its sid kept.
+    pub fn ensure_subscribed<E>(
+        &self,
+        subscribe: impl FnOnce(&str) -> Result<u64, E>,
+    ) -> Result<(), E> {
+        if self.subscribed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
+        let mut sid = lock(&self.sid);
+        if sid.is_none() {
+            *sid = Some(subscribe(&format!("{}*", self.prefix))?);
+            self.subscribed
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        Ok(())
     }
 
     fn ticket(&self) -> Ticket {

@@ -9,10 +9,10 @@
 //! is that a message published during the overlap can arrive twice. An op the writer was
 //! cut in the middle of is completed on the old connection (see [`finish_cut_op`]).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::BytesMut;
 use nats_proto::{Encoder, Parser, ServerOp};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -21,9 +21,9 @@ use tracing::{debug, info, warn};
 
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
-use crate::lock;
-use crate::outbound::{Chunk, Outbound, cut_frame_end};
-use crate::shared::Shared;
+use crate::outbound::Chunk;
+use crate::session::Retirement;
+use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
 use crate::subscription::Target;
 use crate::transport::{Reader, Writer};
 
@@ -46,54 +46,23 @@ pub(crate) struct Retiring {
     pub wr: Writer,
     pub parser: Parser,
     pub buf: BytesMut,
-    /// Every op written to it is whole (see [`finish_cut_op`]): more may be written (the
-    /// retirement's UNSUBs and PING).
-    pub clean: bool,
-    /// PINGs sent to it before the handoff whose PONGs are still to come: not the
-    /// retirement's (their flush calls ride the new connection's PING).
-    pub stray_pongs: usize,
-    /// PINGs from the old server not answered yet (see [`pump`]).
-    pub owed_pongs: usize,
+    pub state: Retirement,
 }
 
-/// A handoff stops the writer where it is, which may be inside an op (or a publisher's direct
-/// write may have been cut short). The old connection is healthy, so the op is completed there
-/// rather than abandoned: whatever is written to that connection later (the retirement's
+/// A handoff stops the writer where it is, which may be inside an op. The old connection is
+/// healthy, so the op is completed there rather than abandoned: whatever is written to that connection later (the retirement's
 /// UNSUBs) would otherwise be read by the server as the rest of the op, and could even
 /// complete a PUB with the wrong payload. The completed op is then not sent again on the new
 /// connection. Returns whether the stream is clean; if completing fails or stalls it is not,
 /// and the op goes out whole on the new connection, as after a lost connection.
-pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
-    out: &Mutex<Outbound>,
-    chunk: &mut Chunk,
-    wr: &mut W,
-) -> bool {
-    if let Some(rest) = chunk.cut_frame_rest() {
-        if !write_within(wr, &chunk.bytes[rest.clone()]).await {
-            return false;
-        }
-        chunk.written = rest.end;
+pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(chunk: &mut Chunk, wr: &mut W) -> bool {
+    let Some(rest) = chunk.cut_frame_rest() else {
         return true;
-    }
-    // A direct write cut short, its op still at the front of the shared buffer (the writer
-    // had not taken it yet). Publishers may append meanwhile; nobody else takes from the front.
-    let cut = {
-        let out = lock(out);
-        cut_frame_end(&out.buf, out.direct_written).map(|end| {
-            (
-                Bytes::copy_from_slice(&out.buf[out.direct_written..end]),
-                end,
-            )
-        })
     };
-    if let Some((rest, end)) = cut {
-        if !write_within(wr, &rest).await {
-            return false;
-        }
-        let mut out = lock(out);
-        out.buf.advance(end);
-        out.direct_written = 0;
+    if !write_within(wr, &chunk.bytes[rest.clone()]).await {
+        return false;
     }
+    chunk.written = rest.end;
     true
 }
 
@@ -117,26 +86,29 @@ pub(crate) async fn find_replacement(
     tls: Option<&Arc<rustls::ClientConfig>>,
 ) -> Box<Established> {
     signal.notified().await;
-    let max = shared.opts.lame_duck_jitter;
+    let max = shared.opts().lame_duck_jitter;
     if !max.is_zero() {
         let jitter = rand::rng().random_range(Duration::ZERO..=max);
         tokio::time::sleep(jitter).await;
     }
     loop {
-        let candidates: Vec<ServerAddr> = lock(&shared.pool)
+        let candidates: Vec<ServerAddr> = shared
+            .pool()
             .addrs()
             .into_iter()
             .filter(|a| a != current)
             .collect();
         for addr in candidates {
-            match establish(&addr, &shared.opts, tls).await {
+            match establish(&addr, shared.opts(), tls).await {
                 Ok(est) => {
                     info!(from = %current, to = %addr, "moving off a lame-duck server");
                     return Box::new(est);
                 }
                 Err(e) => {
                     warn!(server = %addr, error = %e, "lame-duck move attempt failed");
-                    lock(&shared.pool).failed(&addr, &shared.opts.reconnect_delay, Instant::now());
+                    shared
+                        .pool()
+                        .failed(&addr, &shared.opts().reconnect_delay, Instant::now());
                 }
             }
         }
@@ -151,7 +123,7 @@ pub(crate) async fn find_replacement(
 pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
     // A probe subscription on the new connection only, sent after every re-sent SUB; the
     // flush's PONG then proves the new server holds them all.
-    let probe_subject = format!("{}.{}.ldm", shared.opts.inbox_prefix, nuid::next());
+    let probe_subject = format!("{}.{}.ldm", shared.opts().inbox_prefix, nuid::next());
     let arrived = Arc::new(Notify::new());
     let signal = arrived.clone();
     let probe = ProbeSub {
@@ -165,8 +137,8 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             .ok(),
     };
     let (tx, rx) = oneshot::channel();
-    lock(&shared.out).flush_waiters.push(tx);
-    shared.writer_wake.notify_one();
+    let _ = shared.out().add_flush_waiter(tx); // refused once closing: the wait ends
+    shared.wake_writer();
     // `old` moves into this block, so the connection closes when it ends (for plain TCP,
     // `shutdown` is a no-op: the socket closes when its last handle is dropped).
     let done = async move {
@@ -175,7 +147,7 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             _ = rx => {}
             _ = pump(shared, &mut old, false) => return,
         }
-        if !old.clean {
+        if !old.state.is_clean() {
             // An op is cut short on the old connection: nothing more may be written to it.
             // Keep delivering until the server closes it.
             pump(shared, &mut old, false).await;
@@ -216,7 +188,7 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
         }
         // 3. UNSUB everything on the old connection, PING, and read until its PONG.
         let mut out = BytesMut::new();
-        let sids: Vec<u64> = lock(&shared.subs).keys().copied().collect();
+        let sids = shared.sids();
         for sid in sids {
             encoder.unsubscribe(&mut out, sid, None);
         }
@@ -249,10 +221,9 @@ impl Drop for ProbeSub<'_> {
 
 /// Writes `bytes` to the old connection, after the PONGs owed to its PINGs.
 async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
-    for _ in 0..std::mem::take(&mut old.owed_pongs) {
-        old.wr.write_all(b"PONG\r\n").await?;
-    }
-    old.wr.write_all(bytes).await
+    let mut out = BytesMut::new();
+    old.state.write(&Encoder::default(), &mut out, bytes);
+    old.wr.write_all(&out).await
 }
 
 /// Routes the old connection's messages. With `until_pong`, returns at the first PONG that
@@ -262,20 +233,22 @@ async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
 async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
     loop {
         loop {
-            match old.parser.parse(&mut old.buf) {
-                Ok(Some(ServerOp::Msg(msg))) => {
-                    let handed_back = shared.dispatch(&mut lock(&shared.subs), msg);
-                    if let Some((handler, msg)) = handed_back {
-                        handler(msg);
+            let read = ReadBuf {
+                parser: &mut old.parser,
+                buf: &mut old.buf,
+            };
+            match shared.deliver_run(read, deliver_messages) {
+                Delivered::Handler(handler, msg) => handler(msg),
+                Delivered::Op(ServerOp::BadMsg(bad)) => shared.undeliverable(bad),
+                Delivered::Op(ServerOp::Pong) => {
+                    if old.state.pong() && until_pong {
+                        return;
                     }
                 }
-                Ok(Some(ServerOp::BadMsg(bad))) => shared.undeliverable(bad),
-                Ok(Some(ServerOp::Pong)) if old.stray_pongs > 0 => old.stray_pongs -= 1,
-                Ok(Some(ServerOp::Pong)) if until_pong => return,
-                Ok(Some(ServerOp::Ping)) => old.owed_pongs += 1,
-                Ok(Some(_)) => {}
-                Ok(None) => break,
-                Err(_) => return,
+                Delivered::Op(ServerOp::Ping) => old.state.ping(),
+                Delivered::Op(_) => {}
+                Delivered::NeedMore => break,
+                Delivered::Failed(_) => return,
             }
         }
         match old.rd.read_buf(&mut old.buf).await {
@@ -289,24 +262,20 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
 mod tests {
     use super::*;
 
-    fn outbound() -> Mutex<Outbound> {
-        Mutex::new(Outbound::new(1 << 20, 1 << 20))
-    }
-
     fn chunk(bytes: &[u8], written: usize) -> Chunk {
         Chunk {
             bytes: BytesMut::from(bytes),
             written,
             waiters: None,
+            ping_at: None,
         }
     }
 
     #[tokio::test]
     async fn a_cut_publish_is_completed_and_not_sent_again() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\nPUB b 1\r\nx\r\n", 5);
         let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b" 3\r\nabc\r\n");
         assert_eq!(&c.take_unsent()[..], b"PUB b 1\r\nx\r\n");
@@ -314,49 +283,29 @@ mod tests {
 
     #[tokio::test]
     async fn a_cut_ping_is_completed() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 1\r\nx\r\nPING\r\n", 14);
         let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b"NG\r\n");
         assert!(c.take_unsent().is_empty());
     }
 
     #[tokio::test]
-    async fn a_cut_direct_write_is_completed_and_removed_from_the_buffer() {
-        let out = outbound();
-        {
-            let mut o = lock(&out);
-            o.buf.extend_from_slice(b"PUB c 2\r\nhi\r\nPUB d 0\r\n\r\n");
-            o.direct_written = 4;
-        }
-        let mut c = Chunk::default();
-        let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
-        assert!(clean);
-        assert_eq!(&wire[..], b"c 2\r\nhi\r\n");
-        let o = lock(&out);
-        assert_eq!((&o.buf[..], o.direct_written), (&b"PUB d 0\r\n\r\n"[..], 0));
-    }
-
-    #[tokio::test]
     async fn a_failed_completion_leaves_the_op_to_the_new_connection() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 5);
         let (mut wr, rd) = tokio::io::duplex(64);
         drop(rd);
-        let clean = finish_cut_op(&out, &mut c, &mut wr).await;
+        let clean = finish_cut_op(&mut c, &mut wr).await;
         assert!(!clean);
         assert_eq!(&c.take_unsent()[..], b"PUB a 3\r\nabc\r\n");
     }
 
     #[tokio::test]
     async fn nothing_cut_nothing_written() {
-        let out = outbound();
         let mut c = chunk(b"PUB a 3\r\nabc\r\n", 14);
         let mut wire = Vec::new();
-        let clean = finish_cut_op(&out, &mut c, &mut wire).await;
+        let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert!(wire.is_empty());
     }

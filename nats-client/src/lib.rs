@@ -27,6 +27,22 @@
 //! the socket, parses, routes messages, and reconnects through the server pool without losing
 //! what was accepted.
 //!
+//! # Design: the session and its drivers
+//! The session's bookkeeping is one plain value with no tokio, sockets or locks in it
+//! (`session.rs`, quinn-proto style): the sid table and what is re-sent on a new connection,
+//! the PONG FIFO with the flush calls each PING answers for, the keep-alive count, the
+//! server's INFO, and the lame-duck retirement's PONG accounting. Its inputs are the events of
+//! a connection's life: a user's SUB/UNSUB, "connected (INFO)", a server `MSG`, `INFO`,
+//! `PING`, `PONG`, "the keep-alive timer fired", "the connection is lost", "closed"; its
+//! outputs are bytes to write (through nats-proto's `Encoder`), deliveries (a queue, the reply
+//! inbox, a handler), events, and "send a PING" / "the link is dead". The connection task
+//! (`connection.rs`) and the lame-duck move (`lame_duck.rs`) are the drivers: they move bytes
+//! and timers and feed the session what happened. A connection's write position is a value
+//! too (`outbound.rs`: the chunk in flight, and the op a cut fell in, found by
+//! `nats_proto::client_frame`), so a connection lost or handed over mid-op resends or
+//! completes exactly that op. The same drivers run over in-memory pipes against scripted
+//! servers in the unit tests (`memory.rs`), under tokio's paused clock.
+//!
 //! # Conventions
 //! - **`async` or not**: a call that sends something to the server or waits for it is
 //!   `async` (publish, send, respond, subscribe, unsubscribe, request, flush, drain, close).
@@ -68,6 +84,10 @@ mod handler;
 mod handshake;
 mod inbox;
 mod lame_duck;
+#[cfg(test)]
+mod memory;
+#[cfg(test)]
+mod memory_tests;
 mod message;
 mod options;
 mod outbound;
@@ -78,6 +98,7 @@ mod request;
 mod request_many;
 mod server_error;
 mod server_pool;
+mod session;
 mod shared;
 mod stats;
 mod subscription;

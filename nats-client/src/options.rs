@@ -49,6 +49,9 @@ pub struct ConnectOptions {
     pub(crate) event_capacity: usize,
     pub(crate) lame_duck_jitter: Duration,
     pub(crate) event_callback: Option<EventCallback>,
+    /// Connect through in-memory pipes to scripted servers instead of TCP (tests only).
+    #[cfg(test)]
+    pub(crate) memory: Option<Arc<crate::memory::MemoryNet>>,
 }
 
 /// A function called with every [`Event`], on the connection task (see
@@ -90,6 +93,8 @@ impl Default for ConnectOptions {
             event_capacity: 256,
             lame_duck_jitter: Duration::from_millis(500),
             event_callback: None,
+            #[cfg(test)]
+            memory: None,
         }
     }
 }

@@ -5,17 +5,12 @@
 //! the same buffer is the reconnect buffer, bounded by its own limit, and a publish that does
 //! not fit fails with a typed error instead of waiting or growing without bound.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
 use bytes::BytesMut;
-use nats_proto::Encoder;
-use tokio::net::TcpStream;
+use nats_proto::client_frame::{cut_frame_end, frame_start_at};
+use nats_proto::{Encoder, HeaderMap};
 use tokio::sync::oneshot;
 
-/// Publishes closer together than this (finding the writer idle each time) are a burst: see
-/// [`Outbound::try_direct_write`].
-pub(crate) const DIRECT_WRITE_GAP: Duration = Duration::from_micros(10);
+use crate::error::PublishError;
 
 /// A flush waiter: resolved when the server's PONG for the PING sent after its data arrives.
 pub(crate) type FlushWaiter = oneshot::Sender<()>;
@@ -30,30 +25,39 @@ pub(crate) enum LinkState {
     Closed,
 }
 
-/// State behind the write-buffer mutex.
+/// State behind the write-buffer mutex: a plain value (no I/O), changed only through its
+/// methods by publishers, the writer and the connection task.
 pub(crate) struct Outbound {
-    pub buf: BytesMut,
-    pub state: LinkState,
-    pub encoder: Encoder,
+    buf: BytesMut,
+    state: LinkState,
+    encoder: Encoder,
     /// Flush calls registered since the writer last took the buffer.
-    pub flush_waiters: Vec<FlushWaiter>,
+    flush_waiters: Vec<FlushWaiter>,
     /// A keep-alive PING is wanted with the next chunk even without flush waiters.
-    pub ping_wanted: bool,
-    pub write_limit: usize,
-    pub reconnect_limit: usize,
+    ping_wanted: bool,
+    write_limit: usize,
+    reconnect_limit: usize,
     /// The writer found nothing to do and waits: the next producer must wake it. Producers
     /// that find it busy skip the wake-up (it re-checks the buffer before waiting).
-    pub writer_idle: bool,
+    writer_idle: bool,
     /// Messages and payload bytes accepted (counted here, under the lock already held).
-    pub out_msgs: u64,
-    pub out_bytes: u64,
-    /// The connection's socket while it is live over plain TCP (see
-    /// [`Outbound::try_direct_write`]).
-    pub direct: Option<Arc<TcpStream>>,
-    /// How much of the first frame in `buf` a direct write already sent (it was cut short).
-    pub direct_written: usize,
-    /// When a publish last found the writer idle with nothing buffered.
-    pub last_idle_publish: Option<Instant>,
+    out_msgs: u64,
+    out_bytes: u64,
+}
+
+/// The client is closing or closed: nothing new is accepted.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Closed;
+
+/// What the writer found (see [`Outbound::take_chunk`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Take {
+    /// A chunk to write.
+    Chunk,
+    /// Nothing buffered and the client is closing: stop.
+    Closing,
+    /// Nothing to do: wait for a wake-up (the next producer sends one).
+    Idle,
 }
 
 impl Outbound {
@@ -69,55 +73,153 @@ impl Outbound {
             writer_idle: false,
             out_msgs: 0,
             out_bytes: 0,
-            direct: None,
-            direct_written: 0,
-            last_idle_publish: None,
         }
     }
 
-    /// Called by a publisher that just encoded the only frame in the buffer and found the
-    /// writer idle: writes it to the socket itself, sparing the hand-over to the writer (a
-    /// task wake-up on each side of every request/reply round trip). Returns whether it was
-    /// all written; if not, the writer takes over from where the socket stopped.
-    ///
-    /// Only for lone messages: a publish that comes within [`DIRECT_WRITE_GAP`] of the last
-    /// one that found the writer idle is the start of a burst, and is left to the writer so
-    /// that a burst is written in a few large writes, not a system call per message.
-    pub fn try_direct_write(&mut self) -> bool {
-        if self.state != LinkState::Connected
-            || !self.flush_waiters.is_empty()
-            || self.ping_wanted
-            || self.direct_written != 0
-        {
-            return false;
-        }
-        let Some(socket) = &self.direct else {
-            return false;
-        };
-        let now = Instant::now();
-        let lone = self
-            .last_idle_publish
-            .is_none_or(|t| now.duration_since(t) >= DIRECT_WRITE_GAP);
-        self.last_idle_publish = Some(now);
-        if !lone {
-            return false;
-        }
-        match socket.try_write(&self.buf) {
-            Ok(n) if n == self.buf.len() => {
-                self.buf.clear();
+    pub fn state(&self) -> LinkState {
+        self.state
+    }
+
+    /// Messages and payload bytes accepted so far.
+    pub fn counters(&self) -> (u64, u64) {
+        (self.out_msgs, self.out_bytes)
+    }
+
+    /// Bytes waiting for the writer.
+    pub fn buffered(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// `close()`: stops accepting. `false` when it was closing already.
+    pub fn close(&mut self) -> bool {
+        match self.state {
+            LinkState::Closing | LinkState::Closed => false,
+            _ => {
+                self.state = LinkState::Closing;
                 true
             }
-            Ok(n) => {
-                self.direct_written = n;
-                false
-            }
-            // Would block, or failed: the writer meets the same and handles it.
-            Err(_) => false,
         }
+    }
+
+    /// Encodes a publish. `Ok(None)`: the buffer is full (connected), wait for space;
+    /// `Ok(Some(wake))`: accepted, and the writer must be woken when `wake`. While
+    /// disconnected, a publish that does not fit the reconnect buffer fails and leaves it as
+    /// it was.
+    pub fn publish(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<Option<bool>, PublishError> {
+        let over = match self.state {
+            LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
+            LinkState::Connected => !self.buf.is_empty() && self.buf.len() >= self.write_limit,
+            LinkState::Disconnected => false,
+        };
+        if over {
+            return Ok(None);
+        }
+        let before = self.buf.len();
+        self.encoder
+            .publish(&mut self.buf, subject, reply, headers, payload)?;
+        let size = self.buf.len() - before;
+        if self.state == LinkState::Disconnected && self.buf.len() > self.reconnect_limit {
+            self.buf.truncate(before);
+            return Err(PublishError::ReconnectBufferFull {
+                buffered: before,
+                limit: self.reconnect_limit,
+                size,
+            });
+        }
+        self.out_msgs += 1;
+        self.out_bytes += payload.len() as u64;
+        Ok(Some(std::mem::take(&mut self.writer_idle)))
+    }
+
+    /// Where a SUB or UNSUB goes: the buffer while connected, nowhere while disconnected (the
+    /// next connection's re-SUB covers it), and never once closing.
+    pub fn control(&mut self) -> Result<(Encoder, Option<&mut BytesMut>), Closed> {
+        match self.state {
+            LinkState::Closing | LinkState::Closed => Err(Closed),
+            LinkState::Connected => Ok((self.encoder, Some(&mut self.buf))),
+            LinkState::Disconnected => Ok((self.encoder, None)),
+        }
+    }
+
+    /// A flush: its waiter rides the next chunk's PING. Given back once closing.
+    pub fn add_flush_waiter(&mut self, waiter: FlushWaiter) -> Result<(), FlushWaiter> {
+        if matches!(self.state, LinkState::Closing | LinkState::Closed) {
+            return Err(waiter);
+        }
+        self.flush_waiters.push(waiter);
+        Ok(())
+    }
+
+    /// A keep-alive PING goes with the next chunk.
+    pub fn want_ping(&mut self) {
+        self.ping_wanted = true;
+    }
+
+    /// Answers a server PING.
+    pub fn pong(&mut self) {
+        self.encoder.pong(&mut self.buf);
+    }
+
+    /// A new connection is live: `fresh` (its re-SUBs and the last connection's unsent
+    /// bytes) goes first, then what was buffered meanwhile, under the new server's limits.
+    pub fn go_live(&mut self, encoder: Encoder, mut fresh: BytesMut) {
+        self.encoder = encoder;
+        fresh.extend_from_slice(&self.buf);
+        self.buf = fresh;
+        if self.state == LinkState::Disconnected {
+            self.state = LinkState::Connected;
+        }
+    }
+
+    /// The connection is lost: publishes go to the reconnect buffer.
+    pub fn go_offline(&mut self) {
+        if self.state == LinkState::Connected {
+            self.state = LinkState::Disconnected;
+        }
+    }
+
+    /// Flush calls not proven on the last connection ride the next PING, before newer ones.
+    pub fn requeue_flushes(&mut self, mut waiters: Vec<FlushWaiter>) {
+        waiters.append(&mut self.flush_waiters);
+        self.flush_waiters = waiters;
+    }
+
+    /// The writer takes everything buffered into `chunk` (which it has finished), with a PING
+    /// at the end when flush calls wait or the keep-alive wants one.
+    pub fn take_chunk(&mut self, chunk: &mut Chunk) -> Take {
+        if self.has_work() {
+            self.writer_idle = false;
+            std::mem::swap(&mut self.buf, &mut chunk.bytes);
+            if !self.flush_waiters.is_empty() || self.ping_wanted {
+                chunk.ping_at = Some(chunk.bytes.len());
+                self.encoder.ping(&mut chunk.bytes);
+                chunk.waiters = Some(std::mem::take(&mut self.flush_waiters));
+                self.ping_wanted = false;
+            }
+            return Take::Chunk;
+        }
+        if self.state == LinkState::Closing {
+            return Take::Closing;
+        }
+        self.writer_idle = true;
+        Take::Idle
+    }
+
+    /// The client is closed: nothing is sent any more, flush calls fail.
+    pub fn finish(&mut self) {
+        self.state = LinkState::Closed;
+        self.buf.clear();
+        self.flush_waiters.clear();
     }
 
     /// Whether the writer has anything to do.
-    pub fn has_work(&self) -> bool {
+    fn has_work(&self) -> bool {
         !self.buf.is_empty() || !self.flush_waiters.is_empty() || self.ping_wanted
     }
 }
@@ -130,6 +232,8 @@ pub(crate) struct Chunk {
     pub written: usize,
     /// Flush waiters whose PING ends this chunk; they move to the PONG queue once it is sent.
     pub waiters: Option<Vec<FlushWaiter>>,
+    /// Where that PING starts in `bytes` (it is left out when the chunk is sent again).
+    pub ping_at: Option<usize>,
 }
 
 impl Chunk {
@@ -148,79 +252,94 @@ impl Chunk {
     pub fn take_unsent(&mut self) -> BytesMut {
         let from = frame_start_at(&self.bytes, self.written);
         let mut rest = self.bytes.split_off(0);
+        // The trailing PING of flush waiters, when not fully sent: they ride the next one.
+        if let Some(at) = self.ping_at.take()
+            && at >= from
+        {
+            rest.truncate(at);
+        }
         let _ = rest.split_to(from);
         self.written = 0;
         rest
     }
 }
 
-/// Offset of the client op containing byte `pos` of `buf` (a buffer of whole client ops, as
-/// the encoder writes them), or `buf.len()` when `pos` is at the end.
-pub(crate) fn frame_start_at(buf: &[u8], pos: usize) -> usize {
-    let mut start = 0;
-    while start < buf.len() {
-        let end = match frame_len(&buf[start..]) {
-            Some(len) => start + len,
-            // Cannot happen for encoder output; resend from here rather than lose data.
-            None => return start,
-        };
-        if end > pos {
-            return start;
-        }
-        start = end;
-    }
-    buf.len()
-}
-
-/// When byte `pos` of `buf` lies strictly inside an op (the op started before it): where that
-/// op ends. `None` at an op boundary or at the end.
-pub(crate) fn cut_frame_end(buf: &[u8], pos: usize) -> Option<usize> {
-    let start = frame_start_at(buf, pos);
-    if start >= pos {
-        return None;
-    }
-    Some(start + frame_len(&buf[start..])?)
-}
-
-/// Length of the client op at the front of `buf`: its control line, plus payload and CRLF for
-/// PUB/HPUB (whose last argument is the total size).
-fn frame_len(buf: &[u8]) -> Option<usize> {
-    let nl = memchr_newline(buf)?;
-    let line = &buf[..nl];
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
-    let is_pub = line.starts_with(b"PUB ") || line.starts_with(b"HPUB ");
-    if !is_pub {
-        return Some(nl + 1);
-    }
-    let size_text = line.rsplit(|&b| b == b' ').next()?;
-    let size: usize = std::str::from_utf8(size_text).ok()?.parse().ok()?;
-    Some(nl + 1 + size + 2)
-}
-
-fn memchr_newline(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn connected() -> Outbound {
+        let mut out = Outbound::new(32, 64);
+        out.go_live(Encoder::default(), BytesMut::new());
+        out
+    }
+
     #[test]
-    fn resume_point_is_a_frame_boundary() {
-        let buf = b"PUB a 3\r\nabc\r\nSUB b 1\r\nHPUB c 12 14\r\nNATS/1.0\r\n\r\nxy\r\nPING\r\n";
-        let boundaries = [0usize, 14, 23, 53];
-        for pos in 0..buf.len() {
-            let start = frame_start_at(buf, pos);
-            assert!(boundaries.contains(&start), "pos {pos} -> {start}");
-            assert!(start <= pos);
-            let next = boundaries
-                .iter()
-                .find(|&&b| b > start)
-                .copied()
-                .unwrap_or(buf.len());
-            assert!(pos < next, "pos {pos} must lie in the frame at {start}");
-        }
-        assert_eq!(frame_start_at(buf, buf.len()), buf.len());
+    fn a_full_buffer_makes_publishers_wait_and_the_writer_frees_it() {
+        let mut out = connected();
+        assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Idle);
+        assert_eq!(out.publish("a", None, None, b"0123456789"), Ok(Some(true)));
+        assert_eq!(out.publish("a", None, None, b"0123456789"), Ok(Some(false)));
+        assert_eq!(
+            out.publish("a", None, None, b"x"),
+            Ok(None),
+            "over the write limit"
+        );
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert_eq!(chunk.bytes.len(), 2 * b"PUB a 10\r\n0123456789\r\n".len());
+        assert!(chunk.waiters.is_none(), "no PING without flush calls");
+        assert_eq!(out.publish("a", None, None, b"x"), Ok(Some(false)));
+    }
+
+    #[test]
+    fn the_reconnect_buffer_refuses_what_does_not_fit_and_keeps_the_rest() {
+        let mut out = Outbound::new(32, 20);
+        assert_eq!(out.publish("a", None, None, b"x"), Ok(Some(false)));
+        let before = out.buffered();
+        assert!(matches!(
+            out.publish("a", None, None, b"0123456789"),
+            Err(PublishError::ReconnectBufferFull { buffered, limit: 20, .. }) if buffered == before
+        ));
+        assert_eq!(out.buffered(), before);
+        assert_eq!(out.counters(), (1, 1));
+    }
+
+    #[test]
+    fn flush_calls_ride_a_ping_and_unproven_ones_go_first_next_time() {
+        let mut out = connected();
+        let (a, _ra) = oneshot::channel();
+        let (b, _rb) = oneshot::channel();
+        assert!(out.add_flush_waiter(a).is_ok());
+        out.publish("a", None, None, b"x").expect("accepted");
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert_eq!(&chunk.bytes[..], b"PUB a 1\r\nx\r\nPING\r\n");
+        assert_eq!(chunk.ping_at, Some(12));
+        let unproven = chunk.waiters.take().expect("the flush call rides the PING");
+        assert!(out.add_flush_waiter(b).is_ok());
+        out.go_offline();
+        out.requeue_flushes(unproven);
+        assert_eq!(out.flush_waiters.len(), 2);
+        assert!(out.close());
+        assert!(!out.close());
+        let (c, _rc) = oneshot::channel();
+        assert!(out.add_flush_waiter(c).is_err());
+        assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Chunk);
+        assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Closing);
+    }
+
+    #[test]
+    fn go_live_puts_resubscriptions_before_what_was_buffered() {
+        let mut out = Outbound::new(1024, 1024);
+        out.publish("a", None, None, b"x")
+            .expect("buffered offline");
+        assert!(matches!(out.control(), Ok((_, None))));
+        out.go_live(Encoder::default(), BytesMut::from(&b"SUB s 1\r\n"[..]));
+        assert_eq!(out.state(), LinkState::Connected);
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert_eq!(&chunk.bytes[..], b"SUB s 1\r\nPUB a 1\r\nx\r\n");
     }
 
     #[test]
@@ -229,8 +348,24 @@ mod tests {
             bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPUB b 1\r\ny\r\n"[..]),
             written: 15,
             waiters: None,
+            ping_at: None,
         };
         assert_eq!(&chunk.take_unsent()[..], b"PUB b 1\r\ny\r\n");
+    }
+
+    #[test]
+    fn take_unsent_leaves_out_a_cut_flush_ping() {
+        let mut chunk = Chunk {
+            bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]),
+            written: 5,
+            waiters: None,
+            ping_at: Some(12),
+        };
+        assert_eq!(&chunk.take_unsent()[..], b"PUB a 1\r\nx\r\n");
+        chunk.bytes = BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]);
+        chunk.written = 14;
+        chunk.ping_at = Some(12);
+        assert!(chunk.take_unsent().is_empty());
     }
 
     #[test]
@@ -240,6 +375,7 @@ mod tests {
             bytes: BytesMut::from(buf),
             written: 0,
             waiters: None,
+            ping_at: None,
         };
         for written in 0..=buf.len() {
             chunk.written = written;

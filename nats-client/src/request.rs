@@ -6,7 +6,6 @@ use std::fmt::Display;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -17,7 +16,6 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use crate::client::Client;
 use crate::error::{ClientError, PublishError, RequestError};
 use crate::inbox::{Ended, Outcome};
-use crate::lock;
 use crate::message::Message;
 use crate::outbound::LinkState;
 use crate::shared::Shared;
@@ -173,7 +171,7 @@ fn reply_result(
 impl Drop for ReplyFuture {
     fn drop(&mut self) {
         if !self.done {
-            self.shared.requests.cancel(self.token);
+            self.shared.requests().cancel(self.token);
         }
     }
 }
@@ -220,7 +218,7 @@ impl RequestWindow {
             .map_err(|_| RequestError::Closed)?;
         let timeout = request
             .timeout
-            .unwrap_or(self.client.shared().opts.request_timeout);
+            .unwrap_or(self.client.shared().opts().request_timeout);
         self.client
             .start_request(
                 &request.subject,
@@ -255,7 +253,7 @@ impl Client {
         subject: impl AsRef<str>,
         payload: impl AsRef<[u8]>,
     ) -> Result<Message, RequestError> {
-        let timeout = self.shared().opts.request_timeout;
+        let timeout = self.shared().opts().request_timeout;
         self.request_with(subject.as_ref(), None, payload.as_ref(), timeout)
             .await
     }
@@ -267,7 +265,7 @@ impl Client {
         headers: &HeaderMap,
         payload: impl AsRef<[u8]>,
     ) -> Result<Message, RequestError> {
-        let timeout = self.shared().opts.request_timeout;
+        let timeout = self.shared().opts().request_timeout;
         self.request_with(subject.as_ref(), Some(headers), payload.as_ref(), timeout)
             .await
     }
@@ -277,7 +275,7 @@ impl Client {
     pub async fn request_value(&self, request: Request) -> Result<Message, RequestError> {
         let timeout = request
             .timeout
-            .unwrap_or(self.shared().opts.request_timeout);
+            .unwrap_or(self.shared().opts().request_timeout);
         self.request_with(
             &request.subject,
             request.headers.as_ref(),
@@ -341,10 +339,10 @@ impl Client {
     ) -> Result<ReplyFuture, RequestError> {
         self.ensure_request_inbox(subject)?;
         let shared = self.shared_arc();
-        if timeout.is_some() && shared.requests.start_ticker() {
+        if timeout.is_some() && shared.requests().start_ticker() {
             tokio::spawn(tick(Arc::downgrade(shared)));
         }
-        let (ticket, rx) = shared.requests.register(timeout, permit);
+        let (ticket, rx) = shared.requests().register(timeout, permit);
         // Built before publishing: if the publish fails, dropping it cancels the entry.
         let future = ReplyFuture {
             shared: shared.clone(),
@@ -362,17 +360,10 @@ impl Client {
     /// Creates the wildcard reply subscription on first use. `subject` is the request's, for
     /// the error.
     pub(crate) fn ensure_request_inbox(&self, subject: &str) -> Result<(), RequestError> {
-        let shared = self.shared();
-        if shared.requests.subscribed.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        let mut sid = lock(&shared.requests.sid);
-        if sid.is_none() {
-            let filter = format!("{}*", shared.requests.prefix);
-            let added = self.add_subscription(&filter, None, Target::Requests);
-            *sid = Some(added.map_err(|e| client_to_request(e, subject))?);
-            shared.requests.subscribed.store(true, Ordering::Release);
-        }
+        self.shared().requests().ensure_subscribed(|filter| {
+            self.add_subscription(filter, None, Target::Requests)
+                .map_err(|e| client_to_request(e, subject))
+        })?;
         Ok(())
     }
 }
@@ -416,7 +407,7 @@ async fn tick(shared: std::sync::Weak<Shared>) {
         if shared.state() == LinkState::Closed {
             return;
         }
-        shared.requests.tick();
+        shared.requests().tick();
     }
 }
 

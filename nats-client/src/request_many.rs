@@ -93,8 +93,8 @@ impl RequestMany {
         let client = &self.client;
         client.ensure_request_inbox(&self.subject)?;
         let shared = client.shared_arc().clone();
-        let (ticket, rx) = shared.requests.register_many();
-        let timeout = self.timeout.unwrap_or(shared.opts.request_timeout);
+        let (ticket, rx) = shared.requests().register_many();
+        let timeout = self.timeout.unwrap_or(shared.opts().request_timeout);
         let mut replies = Replies {
             shared,
             token: ticket.token,
@@ -192,7 +192,7 @@ impl Replies {
     fn finish(&mut self, why: RepliesEnd) {
         if self.end.is_none() {
             self.end = Some(why);
-            self.shared.requests.cancel(self.token);
+            self.shared.requests().cancel(self.token);
             self.rx.close();
         }
     }
@@ -265,7 +265,7 @@ impl Stream for Replies {
 
 impl Drop for Replies {
     fn drop(&mut self) {
-        self.shared.requests.cancel(self.token);
+        self.shared.requests().cancel(self.token);
     }
 }
 

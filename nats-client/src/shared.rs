@@ -1,15 +1,26 @@
 //! State shared by the client handles and the connection task.
+//!
+//! Two locks, and only one order: the write side ([`Outbound`]) and the [`Session`] (sid
+//! table, PONG FIFO, server INFO). No field is public, so the types decide who holds what:
+//! - [`Shared::out`] locks the write side; the session is reached from its guard
+//!   ([`OutGuard::session`]): write side first, then session.
+//! - The session alone is locked only inside this module's methods (none of which takes the
+//!   write lock meanwhile), and by [`Shared::deliver_run`], whose step is a function pointer
+//!   that captures nothing and is given only the session, a [`Deliverer`] (counters, events,
+//!   the reply inbox) and the reader's buffer: it has no way to the write lock.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::{Arc, Mutex};
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use nats_proto::ServerInfo;
-use tokio::sync::{Notify, broadcast, watch};
+use bytes::BytesMut;
+use nats_proto::{HeaderMap, Parser, ServerInfo, ServerOp};
+use tokio::sync::futures::Notified;
+use tokio::sync::{Notify, broadcast, oneshot, watch};
 use tracing::warn;
 
 use crate::addr::ServerAddr;
-use crate::error::ClientError;
+use crate::error::{ClientError, PublishError};
 use crate::events::Event;
 use crate::inbox::{Ended, Inbox};
 use crate::lock;
@@ -18,32 +29,54 @@ use crate::options::ConnectOptions;
 use crate::outbound::{FlushWaiter, LinkState, Outbound};
 use crate::server_error::ServerError;
 use crate::server_pool::ServerPool;
-use crate::stats::Counters;
-use crate::subscription::{Handler, Pushed, SubEntry, SubscriptionError, Target};
+use crate::session::{Delivery, KeepAlive, Session};
+use crate::stats::{Counters, Statistics};
+use crate::subscription::{Handler, Target};
+
+/// The session as the client holds it: flush waiters are oneshot senders.
+pub(crate) type ClientSession = Session<FlushWaiter>;
 
 pub(crate) struct Shared {
-    /// The write buffer; lock order: `out` before `subs`.
-    pub out: Mutex<Outbound>,
+    out: Mutex<Outbound>,
+    session: Mutex<ClientSession>,
     /// Wakes the writer: there is something to send (or to stop).
-    pub writer_wake: Notify,
+    writer_wake: Notify,
     /// Wakes publishers waiting for buffer space.
-    pub space: Notify,
+    space: Notify,
     /// Wakes the supervisor out of a reconnect wait when the client closes.
-    pub close_wake: Notify,
-    pub subs: Mutex<HashMap<u64, SubEntry>>,
-    pub next_sid: AtomicU64,
-    /// PINGs sent, oldest first, each with the flush calls waiting for its PONG.
-    pub pongs: Mutex<VecDeque<Vec<FlushWaiter>>>,
-    /// Keep-alive PINGs without any PONG since.
-    pub pings_out: AtomicUsize,
-    pub requests: Inbox,
-    pub info: Mutex<Arc<ServerInfo>>,
-    pub server: Mutex<Option<ServerAddr>>,
-    pub pool: Mutex<ServerPool>,
-    pub stats: Counters,
-    pub events: broadcast::Sender<Event>,
-    pub closed: watch::Sender<bool>,
-    pub opts: ConnectOptions,
+    close_wake: Notify,
+    requests: Inbox,
+    pool: Mutex<ServerPool>,
+    stats: Counters,
+    events: broadcast::Sender<Event>,
+    closed: watch::Sender<bool>,
+    opts: ConnectOptions,
+}
+
+/// The write side locked; the session is reachable from here (lock order: out, then session).
+pub(crate) struct OutGuard<'a> {
+    out: MutexGuard<'a, Outbound>,
+    session: &'a Mutex<ClientSession>,
+}
+
+impl OutGuard<'_> {
+    /// Locks the session too, while the write side stays locked.
+    pub fn session(&mut self) -> (&mut Outbound, MutexGuard<'_, ClientSession>) {
+        (&mut self.out, lock(self.session))
+    }
+}
+
+impl Deref for OutGuard<'_> {
+    type Target = Outbound;
+    fn deref(&self) -> &Outbound {
+        &self.out
+    }
+}
+
+impl DerefMut for OutGuard<'_> {
+    fn deref_mut(&mut self) -> &mut Outbound {
+        &mut self.out
+    }
 }
 
 impl Shared {
@@ -54,22 +87,128 @@ impl Shared {
                 opts.write_buffer_limit,
                 opts.reconnect_buffer_size,
             )),
+            session: Mutex::default(),
             writer_wake: Notify::new(),
             space: Notify::new(),
             close_wake: Notify::new(),
-            subs: Mutex::default(),
-            next_sid: AtomicU64::new(1),
-            pongs: Mutex::default(),
-            pings_out: AtomicUsize::new(0),
             requests: Inbox::new(&opts.inbox_prefix),
-            info: Mutex::default(),
-            server: Mutex::default(),
             pool: Mutex::new(pool),
             stats: Counters::default(),
             events,
             closed: watch::Sender::new(false),
             opts,
         }
+    }
+
+    pub fn opts(&self) -> &ConnectOptions {
+        &self.opts
+    }
+
+    pub fn requests(&self) -> &Inbox {
+        &self.requests
+    }
+
+    pub fn stats(&self) -> &Counters {
+        &self.stats
+    }
+
+    /// Locks the write side (see [`OutGuard::session`] for the session as well).
+    pub fn out(&self) -> OutGuard<'_> {
+        OutGuard {
+            out: lock(&self.out),
+            session: &self.session,
+        }
+    }
+
+    /// The session locked alone, by the methods of this module only: none of them takes the
+    /// write lock while holding it.
+    fn session<R>(&self, f: impl FnOnce(&mut ClientSession) -> R) -> R {
+        f(&mut lock(&self.session))
+    }
+
+    /// Delivers the buffered messages under one lock of the session, up to the first other op
+    /// (or a handler to call, or the end of what is buffered). `step` is a function pointer:
+    /// it captures nothing, so with the session locked it can reach only the session, the
+    /// [`Deliverer`] and the reader's parser and buffer, never the write lock.
+    pub fn deliver_run(&self, read: ReadBuf<'_>, step: DeliverStep) -> Delivered {
+        let deliverer = Deliverer { shared: self };
+        step(&mut lock(&self.session), &deliverer, read)
+    }
+
+    /// PINGs written whose PONG has not come.
+    pub fn pongs_awaited(&self) -> usize {
+        self.session(|s| s.pongs_awaited())
+    }
+
+    /// The writer sent a PING for `waiters`.
+    pub fn ping_sent(&self, waiters: Vec<FlushWaiter>) {
+        self.session(|s| s.ping_sent(waiters));
+    }
+
+    /// The keep-alive timer fired.
+    pub fn keep_alive_tick(&self) -> KeepAlive {
+        let max = self.opts.max_pings_out;
+        self.session(|s| s.keep_alive_tick(max))
+    }
+
+    /// An INFO on a live connection: whether it announces lame duck, and the current server.
+    pub fn info_update(&self, info: ServerInfo) -> (bool, Option<ServerAddr>) {
+        self.session(|s| (s.info_update(info), s.server().cloned()))
+    }
+
+    /// Every live subscription's sid.
+    pub fn sids(&self) -> Vec<u64> {
+        self.session(|s| s.sids())
+    }
+
+    pub fn pool(&self) -> MutexGuard<'_, ServerPool> {
+        lock(&self.pool)
+    }
+
+    pub fn wake_writer(&self) {
+        self.writer_wake.notify_one();
+    }
+
+    pub fn writer_woken(&self) -> Notified<'_> {
+        self.writer_wake.notified()
+    }
+
+    pub fn wake_publishers(&self) {
+        self.space.notify_waiters();
+    }
+
+    pub fn close_requested(&self) -> Notified<'_> {
+        self.close_wake.notified()
+    }
+
+    pub fn subscribe_events(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    pub fn closed(&self) -> watch::Receiver<bool> {
+        self.closed.subscribe()
+    }
+
+    /// The latest INFO.
+    pub fn info(&self) -> Arc<ServerInfo> {
+        self.session(|s| s.info())
+    }
+
+    /// The current (or last) server.
+    pub fn server(&self) -> Option<ServerAddr> {
+        self.session(|s| s.server().cloned())
+    }
+
+    /// The current server as text.
+    pub fn server_name(&self) -> String {
+        self.session(|s| s.server_name())
+    }
+
+    /// The counters, with the outbound ones kept under the write lock.
+    pub fn statistics(&self) -> Statistics {
+        let mut stats = self.stats.snapshot();
+        (stats.out_msgs, stats.out_bytes) = self.out().counters();
+        stats
     }
 
     /// Sends an event without ever blocking (to the callback first, if there is one); counts
@@ -88,21 +227,53 @@ impl Shared {
     }
 
     pub fn state(&self) -> LinkState {
-        lock(&self.out).state
+        self.out().state()
     }
 
     /// Asks the connection to close after sending what is buffered.
     pub fn request_close(&self) {
-        {
-            let mut out = lock(&self.out);
-            match out.state {
-                LinkState::Closing | LinkState::Closed => return,
-                _ => out.state = LinkState::Closing,
-            }
+        if !self.out().close() {
+            return;
         }
         self.writer_wake.notify_one();
         self.close_wake.notify_one();
         self.space.notify_waiters();
+    }
+
+    /// Encodes a publish into the write buffer, waking the writer if it is idle. Returns
+    /// `false` when the buffer is full: wait for [`Shared::space_freed`], then try again.
+    pub fn try_publish(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+    ) -> Result<bool, PublishError> {
+        let accepted = self.out().publish(subject, reply, headers, payload)?;
+        match accepted {
+            None => Ok(false),
+            Some(wake) => {
+                if wake {
+                    self.writer_wake.notify_one();
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// The writer's "space" signal (see [`Shared::try_publish`]).
+    pub fn space_freed(&self) -> Notified<'_> {
+        self.space.notified()
+    }
+
+    /// A flush: its waiter rides the next PING; resolved by its PONG.
+    pub fn flush_waiter(&self) -> Result<oneshot::Receiver<()>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        if self.out().add_flush_waiter(tx).is_err() {
+            return Err(ClientError::Closed);
+        }
+        self.writer_wake.notify_one();
+        Ok(rx)
     }
 
     /// Registers a subscription and sends its SUB (when connected; otherwise the reconnect
@@ -113,32 +284,12 @@ impl Shared {
         queue_group: Option<String>,
         target: Target,
     ) -> Result<u64, ClientError> {
-        let sid = self.next_sid.fetch_add(1, Relaxed);
-        let mut out = lock(&self.out);
-        match out.state {
-            LinkState::Closing | LinkState::Closed => return Err(ClientError::Closed),
-            LinkState::Connected => {
-                let encoder = out.encoder;
-                encoder.subscribe(&mut out.buf, sid, subject, queue_group.as_deref())?;
-            }
-            LinkState::Disconnected => {
-                // Validate now even though the SUB is sent later.
-                let mut scratch = bytes::BytesMut::new();
-                out.encoder
-                    .subscribe(&mut scratch, sid, subject, queue_group.as_deref())?;
-            }
-        }
-        lock(&self.subs).insert(
-            sid,
-            SubEntry {
-                subject: subject.to_owned(),
-                queue_group,
-                max: None,
-                delivered: 0,
-                target,
-            },
-        );
-        drop(out);
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let (encoder, live) = out.control().map_err(|_| ClientError::Closed)?;
+        let sid = session.subscribe(&encoder, live, subject, queue_group, target)?;
+        drop(session);
+        drop(guard);
         self.writer_wake.notify_one();
         Ok(sid)
     }
@@ -146,102 +297,124 @@ impl Shared {
     /// Sends UNSUB for `sid`; with `forget`, also stops routing its messages (a stream
     /// subscription's stream ends).
     pub fn send_unsub(&self, sid: u64, max: Option<u64>, forget: bool) -> Result<(), ClientError> {
-        let mut out = lock(&self.out);
-        if matches!(out.state, LinkState::Closing | LinkState::Closed) {
-            return Err(ClientError::Closed);
-        }
-        let mut subs = lock(&self.subs);
-        let remove = match (subs.get_mut(&sid), max) {
-            (None, _) => return Ok(()),
-            (Some(e), Some(max)) => {
-                e.max = Some(max);
-                e.delivered >= max
-            }
-            (Some(_), None) => forget,
-        };
-        if remove
-            && let Some(SubEntry {
-                target: Target::Queue(q),
-                ..
-            }) = subs.remove(&sid)
-        {
-            q.close();
-        }
-        drop(subs);
-        if out.state == LinkState::Connected {
-            let encoder = out.encoder;
-            encoder.unsubscribe(&mut out.buf, sid, max);
-            drop(out);
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let (encoder, live) = out.control().map_err(|_| ClientError::Closed)?;
+        let wrote = live.is_some();
+        session.unsubscribe(&encoder, live, sid, max, forget);
+        drop(session);
+        drop(guard);
+        if wrote {
             self.writer_wake.notify_one();
         }
         Ok(())
     }
 
-    /// Delivers one message to its subscription. Called by the reader with `subs` locked.
-    ///
-    /// A handler subscription's message comes back with its handler instead: the caller must
-    /// release the table before calling it, so that the handler may use the client.
+    /// Forgets a drained subscription and ends its stream.
+    pub fn forget(&self, sid: u64) {
+        self.session(|s| s.forget(sid));
+    }
+
+    /// The sids of every live subscription but the reply inbox (what a drain unsubscribes).
+    pub fn user_sids(&self) -> Vec<u64> {
+        let inbox = self.requests.sid();
+        self.session(|s| s.sids())
+            .into_iter()
+            .filter(|sid| Some(*sid) != inbox)
+            .collect()
+    }
+}
+
+/// The reader's parser and read buffer, lent to a run of deliveries.
+pub(crate) struct ReadBuf<'a> {
+    pub parser: &'a mut Parser,
+    pub buf: &'a mut BytesMut,
+}
+
+/// One run of deliveries (see [`Shared::deliver_run`]).
+pub(crate) type DeliverStep = fn(&mut ClientSession, &Deliverer<'_>, ReadBuf<'_>) -> Delivered;
+
+/// How a run of deliveries ended.
+pub(crate) enum Delivered {
+    /// Nothing more buffered.
+    NeedMore,
+    /// An op that is not a message, for the caller (who holds no lock now).
+    Op(ServerOp),
+    /// A handler subscription's message: call the handler (the session is released).
+    Handler(Handler, Message),
+    /// The stream is broken.
+    Failed(nats_proto::ProtoError),
+}
+
+/// The standard run: parse and deliver messages until something else comes.
+pub(crate) fn deliver_messages(
+    session: &mut ClientSession,
+    deliverer: &Deliverer<'_>,
+    read: ReadBuf<'_>,
+) -> Delivered {
+    loop {
+        match read.parser.parse(read.buf) {
+            Ok(Some(ServerOp::Msg(msg))) => {
+                if let Some((handler, msg)) = deliverer.dispatch(session, msg) {
+                    return Delivered::Handler(handler, msg);
+                }
+            }
+            Ok(Some(op)) => return Delivered::Op(op),
+            Ok(None) => return Delivered::NeedMore,
+            Err(e) => return Delivered::Failed(e),
+        }
+    }
+}
+
+/// What a run of deliveries may use besides the session: counters, events and the reply
+/// inbox. Not the write side.
+pub(crate) struct Deliverer<'a> {
+    shared: &'a Shared,
+}
+
+impl Deliverer<'_> {
+    /// Counts a message and acts on where the session routed it. A handler subscription's
+    /// message comes back with its handler instead, to be called once the session is
+    /// released (the handler may use the client).
     #[must_use = "a handler subscription's message is delivered by calling the handler"]
     pub fn dispatch(
         &self,
-        subs: &mut HashMap<u64, SubEntry>,
+        session: &mut ClientSession,
         msg: nats_proto::Msg,
     ) -> Option<(Handler, Message)> {
-        self.stats.in_msgs.fetch_add(1, Relaxed);
-        self.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
-        let sid = msg.sid;
-        let entry = subs.get_mut(&sid)?; // None: late message for a subscription already gone
-        entry.delivered += 1;
-        let done = entry.max.is_some_and(|max| entry.delivered >= max);
-        let handed_back = match &entry.target {
-            Target::Queue(q) => {
-                if let Pushed::Dropped { first } = q.push(msg.into()) {
-                    self.stats.dropped_msgs.fetch_add(1, Relaxed);
-                    if first {
-                        self.emit(Event::SlowConsumer {
-                            sid,
-                            subject: entry.subject.clone(),
-                        });
-                    }
+        let shared = self.shared;
+        shared.stats.in_msgs.fetch_add(1, Relaxed);
+        shared.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
+        match session.deliver(msg) {
+            Delivery::Gone | Delivery::Queued => None,
+            Delivery::Dropped {
+                sid,
+                subject,
+                first,
+            } => {
+                shared.stats.dropped_msgs.fetch_add(1, Relaxed);
+                if first {
+                    shared.emit(Event::SlowConsumer { sid, subject });
                 }
                 None
             }
-            Target::Requests => {
-                self.requests.deliver(msg.into());
+            Delivery::Requests(msg) => {
+                shared.requests.deliver(msg);
                 None
             }
-            Target::Handler(h) => Some((h.clone(), msg.into())),
-        };
-        if done
-            && let Some(SubEntry {
-                target: Target::Queue(q),
-                ..
-            }) = subs.remove(&sid)
-        {
-            q.close();
+            Delivery::Handler(handler, msg) => Some((handler, msg)),
         }
-        handed_back
     }
+}
 
-    /// A well-framed message that cannot be a [`Message`]: counted, reported, and handed to its
-    /// subscription as an error. The connection is not affected.
+impl Shared {
+    /// A well-framed message that cannot be a [`crate::Message`]: counted, reported, and
+    /// handed to its subscription as an error. The connection is not affected.
     pub fn undeliverable(&self, bad: Box<nats_proto::BadMsg>) {
         self.stats.undeliverable_msgs.fetch_add(1, Relaxed);
         let (sid, error) = (bad.sid, bad.error.clone());
         warn!(sid, %error, "undeliverable message");
-        let mut subs = lock(&self.subs);
-        if let Some(entry) = subs.get_mut(&sid) {
-            // It used up one of the subscription's messages on the server all the same.
-            entry.delivered += 1;
-            let done = entry.max.is_some_and(|max| entry.delivered >= max);
-            if let Target::Queue(q) = &entry.target {
-                q.push_error(SubscriptionError::Undeliverable(bad), done);
-            }
-            if done {
-                subs.remove(&sid);
-            }
-        }
-        drop(subs);
+        self.session(|s| s.undeliverable(bad));
         self.emit(Event::UndeliverableMessage { sid, error });
     }
 
@@ -256,52 +429,24 @@ impl Shared {
         queue: Option<&str>,
         error: &ServerError,
     ) -> usize {
-        let mut subs = lock(&self.subs);
-        let refused: Vec<u64> = subs
-            .iter()
-            .filter(|(_, e)| {
-                e.subject == subject
-                    && e.queue_group.as_deref() == queue
-                    && !matches!(e.target, Target::Requests)
-            })
-            .map(|(sid, _)| *sid)
-            .collect();
-        for sid in &refused {
-            if let Some(SubEntry {
-                target: Target::Queue(q),
-                ..
-            }) = subs.remove(sid)
-            {
-                q.push_error(SubscriptionError::Refused(error.clone()), true);
-            }
-        }
-        refused.len()
+        self.session(|s| s.refuse(subject, queue, error))
     }
 
     /// Resolves the flush calls of the oldest outstanding PING.
     pub fn pong(&self) {
-        self.pings_out.store(0, Relaxed);
-        if let Some(group) = lock(&self.pongs).pop_front() {
-            for w in group {
-                let _ = w.send(());
-            }
+        for w in self.session(|s| s.pong()) {
+            let _ = w.send(());
         }
     }
 
     /// Ends every subscription (queued messages stay readable) and fails every waiter.
     pub fn finish(&self) {
         {
-            let mut out = lock(&self.out);
-            out.state = LinkState::Closed;
-            out.buf.clear();
-            out.flush_waiters.clear();
+            let mut guard = self.out();
+            let (out, mut session) = guard.session();
+            out.finish();
+            session.finish();
         }
-        for (_, e) in lock(&self.subs).drain() {
-            if let Target::Queue(q) = e.target {
-                q.close();
-            }
-        }
-        lock(&self.pongs).clear();
         self.requests.fail_all(Ended::Closed);
         self.space.notify_waiters();
         self.emit(Event::Closed);

@@ -13,6 +13,9 @@ use tokio_rustls::client::TlsStream;
 pub(crate) enum Transport {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
+    /// An in-memory pipe to a scripted server (tests only, see `crate::memory`).
+    #[cfg(test)]
+    Memory(tokio::io::DuplexStream),
 }
 
 impl AsyncRead for Transport {
@@ -24,6 +27,8 @@ impl AsyncRead for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_read(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_read(cx, buf),
         }
     }
 }
@@ -37,6 +42,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_write(cx, buf),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_write(cx, buf),
         }
     }
 
@@ -44,6 +51,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_flush(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_flush(cx),
         }
     }
 
@@ -51,6 +60,8 @@ impl AsyncWrite for Transport {
         match self.get_mut() {
             Transport::Tcp(s) => Pin::new(s).poll_shutdown(cx),
             Transport::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+            #[cfg(test)]
+            Transport::Memory(s) => Pin::new(s).poll_shutdown(cx),
         }
     }
 }
@@ -59,27 +70,27 @@ impl AsyncWrite for Transport {
 /// halves); TLS needs one session for both directions, so it goes through tokio's split.
 pub(crate) enum Reader {
     Tcp(Arc<TcpStream>),
-    Tls(ReadHalf<Transport>),
+    /// TLS (or an in-memory pipe): one stream for both directions, split by tokio.
+    Split(ReadHalf<Transport>),
 }
 
 /// The writing side of a connected stream (see [`Reader`]).
 pub(crate) enum Writer {
     Tcp(Arc<TcpStream>),
-    Tls(WriteHalf<Transport>),
+    Split(WriteHalf<Transport>),
 }
 
 impl Transport {
-    /// Splits the stream; for plain TCP also returns the socket itself, which publishers may
-    /// write a lone frame to when the writer is idle (see `Outbound::try_direct_write`).
-    pub fn into_halves(self) -> (Reader, Writer, Option<Arc<TcpStream>>) {
+    /// Splits the stream.
+    pub fn into_halves(self) -> (Reader, Writer) {
         match self {
             Transport::Tcp(s) => {
                 let s = Arc::new(s);
-                (Reader::Tcp(s.clone()), Writer::Tcp(s.clone()), Some(s))
+                (Reader::Tcp(s.clone()), Writer::Tcp(s))
             }
-            tls @ Transport::Tls(_) => {
-                let (rd, wr) = tokio::io::split(tls);
-                (Reader::Tls(rd), Writer::Tls(wr), None)
+            other => {
+                let (rd, wr) = tokio::io::split(other);
+                (Reader::Split(rd), Writer::Split(wr))
             }
         }
     }
@@ -93,7 +104,7 @@ impl AsyncRead for Reader {
     ) -> Poll<io::Result<()>> {
         let s = match self.get_mut() {
             Reader::Tcp(s) => s,
-            Reader::Tls(r) => return Pin::new(r).poll_read(cx, buf),
+            Reader::Split(r) => return Pin::new(r).poll_read(cx, buf),
         };
         loop {
             ready!(s.poll_read_ready(cx))?;
@@ -130,7 +141,7 @@ impl AsyncWrite for Writer {
     ) -> Poll<io::Result<usize>> {
         let s = match self.get_mut() {
             Writer::Tcp(s) => s,
-            Writer::Tls(w) => return Pin::new(w).poll_write(cx, buf),
+            Writer::Split(w) => return Pin::new(w).poll_write(cx, buf),
         };
         loop {
             ready!(s.poll_write_ready(cx))?;
@@ -145,16 +156,16 @@ impl AsyncWrite for Writer {
         match self.get_mut() {
             // TCP writes are not buffered in user space.
             Writer::Tcp(_) => Poll::Ready(Ok(())),
-            Writer::Tls(w) => Pin::new(w).poll_flush(cx),
+            Writer::Split(w) => Pin::new(w).poll_flush(cx),
         }
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self.get_mut() {
-            // The socket is shared with the reader (and publishers): it closes when the last
+            // The socket is shared with the reader: it closes when the last
             // handle is dropped, which the connection task does right after this.
             Writer::Tcp(_) => Poll::Ready(Ok(())),
-            Writer::Tls(w) => Pin::new(w).poll_shutdown(cx),
+            Writer::Split(w) => Pin::new(w).poll_shutdown(cx),
         }
     }
 }

@@ -7,6 +7,8 @@
 //!   are errors; a well-framed message whose content cannot be read is a
 //!   [`ServerOp::BadMsg`] with its bytes, and the stream goes on.
 //! - [`encoder`]: PUB/HPUB/SUB/UNSUB/CONNECT/PING/PONG into a `BytesMut`, validated first.
+//! - [`client_frame`]: where client ops begin and end in an encoded buffer (to resume or
+//!   complete a write cut short).
 //! - [`headers`]: [`HeaderMap`] (names and values held losslessly as [`HeaderValue`]) and the
 //!   `NATS/1.0 <code> <description>` status line.
 //! - [`subject`]: subject, filter and queue-group validation (no protocol injection).
@@ -27,6 +29,7 @@
 //! assert!(matches!(parser.parse(&mut input).unwrap(), Some(ServerOp::Msg(_))));
 //! ```
 
+pub mod client_frame;
 pub mod connect;
 pub mod encoder;
 pub mod error;

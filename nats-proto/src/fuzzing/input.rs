@@ -12,6 +12,7 @@ use arbitrary::Arbitrary;
 use bytes::{Bytes, BytesMut};
 
 use super::{ClientFrame, parse_chunked, read_client_op};
+use crate::client_frame::{client_frame_len, cut_frame_end, frame_start_at};
 use crate::headers::encode_block;
 use crate::op::{ClientOp, Msg, ServerOp};
 use crate::parser::ParserLimits;
@@ -332,6 +333,7 @@ pub(super) fn check_client_ops(input: &RoundtripInput) {
             Err(_) => assert_eq!(wire, before, "a rejected op left bytes behind"),
         }
     }
+    let encoded = wire.clone().freeze();
     let mut frames = Vec::new();
     loop {
         match read_client_op(&mut wire) {
@@ -341,6 +343,7 @@ pub(super) fn check_client_ops(input: &RoundtripInput) {
         }
     }
     assert!(wire.is_empty(), "trailing bytes after the client ops");
+    check_frame_boundaries(&encoded, &frames);
     let ops: Vec<ClientOp> = frames.iter().map(|f| f.op.clone()).collect();
     assert_eq!(ops, expected, "client ops changed on the way");
     for ClientFrame { op, line_len, size } in &frames {
@@ -352,4 +355,34 @@ pub(super) fn check_client_ops(input: &RoundtripInput) {
         }
         assert!(*size <= encoder.max_payload, "payload over the limit");
     }
+}
+
+/// [`client_frame_len`] must find exactly the frames the strict reader read, and every byte of
+/// the buffer must map to the frame it lies in.
+fn check_frame_boundaries(encoded: &[u8], frames: &[ClientFrame]) {
+    let mut start = 0;
+    for frame in frames {
+        let len = frame.line_len
+            + match frame.op {
+                ClientOp::Pub { .. } => frame.size + 2,
+                _ => 0,
+            };
+        assert_eq!(
+            client_frame_len(&encoded[start..]),
+            Some(len),
+            "frame length at {start}"
+        );
+        for pos in start..start + len {
+            assert_eq!(
+                frame_start_at(encoded, pos),
+                start,
+                "frame start of byte {pos}"
+            );
+            let cut = cut_frame_end(encoded, pos);
+            assert_eq!(cut, (pos > start).then_some(start + len), "cut at {pos}");
+        }
+        start += len;
+    }
+    assert_eq!(start, encoded.len());
+    assert_eq!(frame_start_at(encoded, encoded.len()), encoded.len());
 }

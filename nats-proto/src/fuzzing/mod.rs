@@ -152,6 +152,7 @@ pub fn parse_server_ops(data: &[u8]) {
         state ^= state << 5;
         Some(1 + state as usize % max_chunk)
     });
+    check_client_frames(stream);
     let whole = parse_chunked(stream, limits, std::iter::once(stream.len()));
     let chunked = parse_chunked(stream, limits, chunks);
     assert_eq!(whole.ops, chunked.ops, "chunking changed the ops");
@@ -160,6 +161,22 @@ pub fn parse_server_ops(data: &[u8]) {
         comparable(chunked.error),
         "chunking changed the error"
     );
+}
+
+/// The client-op boundary functions on arbitrary bytes: no panic, and every answer lies
+/// where it must (a start at or before the position, an end after it).
+fn check_client_frames(stream: &[u8]) {
+    let step = (stream.len() / 64).max(1);
+    for pos in (0..=stream.len()).step_by(step) {
+        let start = crate::client_frame::frame_start_at(stream, pos);
+        assert!(start <= pos, "start {start} after {pos}");
+        if let Some(end) = crate::client_frame::cut_frame_end(stream, pos) {
+            assert!(
+                start < pos && pos < end,
+                "cut {start}..{end} does not hold {pos}"
+            );
+        }
+    }
 }
 
 /// Fuzz target `roundtrip`, from raw bytes (what the corpus files hold): decodes a

@@ -1,0 +1,382 @@
+//! The connection session's bookkeeping as a plain value: no tokio, no sockets, no locks.
+//!
+//! The connection task (the driver) feeds it what happened, and acts on what it answers:
+//!
+//! | input                              | method                 | output                              |
+//! |------------------------------------|------------------------|-------------------------------------|
+//! | a user subscribes / unsubscribes   | `subscribe`, `unsubscribe` | sid; SUB/UNSUB bytes (when live) |
+//! | a connection is established        | `connected`            | the re-SUB bytes for every live sub |
+//! | a server `MSG`/`HMSG`              | `deliver`              | a [`Delivery`] (queue, inbox, handler) |
+//! | a server `INFO`                    | `info_update`          | whether the server is in lame duck  |
+//! | the writer sent a PING             | `ping_sent`            | -                                   |
+//! | a server `PONG`                    | `pong`                 | the flush waiters it proves         |
+//! | the keep-alive timer fired         | `keep_alive_tick`      | send a PING, or the link is dead    |
+//! | the connection is lost             | `take_unproven`        | flush waiters to ask again          |
+//! | the client is closed               | `finish`               | every subscription ended            |
+//!
+//! It is generic over the flush waiter `W` (a oneshot sender in the client, anything in tests)
+//! so that its own tests need no runtime.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use nats_proto::{Encoder, ProtoError, ServerInfo};
+
+use crate::addr::ServerAddr;
+use crate::message::Message;
+use crate::server_error::ServerError;
+use crate::subscription::{Handler, Pushed, SubEntry, SubscriptionError, Target};
+
+/// The session state of one client (it outlives each connection).
+pub(crate) struct Session<W> {
+    subs: HashMap<u64, SubEntry>,
+    next_sid: u64,
+    /// PINGs sent, oldest first, each with the flush calls waiting for its PONG.
+    pongs: VecDeque<Vec<W>>,
+    /// Keep-alive PINGs without any PONG since.
+    pings_out: usize,
+    info: Arc<ServerInfo>,
+    server: Option<ServerAddr>,
+}
+
+/// Where a message went (see [`Session::deliver`]).
+#[must_use = "a delivery may still have to be handed on"]
+pub(crate) enum Delivery {
+    /// No such subscription (a late message for one already gone).
+    Gone,
+    /// Pushed into the subscription's queue.
+    Queued,
+    /// The queue was full: dropped. `first` starts a slow-consumer episode.
+    Dropped {
+        sid: u64,
+        subject: String,
+        first: bool,
+    },
+    /// For the client's reply inbox.
+    Requests(Message),
+    /// For a handler, to be called once the session is released (it may use the client).
+    Handler(Handler, Message),
+}
+
+/// What the keep-alive timer leads to (see [`Session::keep_alive_tick`]).
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum KeepAlive {
+    /// Send a PING.
+    Ping,
+    /// Too many PINGs without a PONG: the link is dead.
+    Dead { unanswered: usize },
+}
+
+impl<W> Default for Session<W> {
+    fn default() -> Self {
+        Session {
+            subs: HashMap::new(),
+            next_sid: 1,
+            pongs: VecDeque::new(),
+            pings_out: 0,
+            info: Arc::default(),
+            server: None,
+        }
+    }
+}
+
+impl<W> Session<W> {
+    /// The latest INFO of the current (or last) server.
+    pub fn info(&self) -> Arc<ServerInfo> {
+        self.info.clone()
+    }
+
+    /// The current (or last) server.
+    pub fn server(&self) -> Option<&ServerAddr> {
+        self.server.as_ref()
+    }
+
+    /// The current server as text ("" before the first connection).
+    pub fn server_name(&self) -> String {
+        self.server
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    }
+
+    /// Registers a subscription; with `out` (the link is up), writes its SUB there. The
+    /// subject is validated either way, and nothing is registered if it is refused.
+    pub fn subscribe(
+        &mut self,
+        encoder: &Encoder,
+        out: Option<&mut BytesMut>,
+        subject: &str,
+        queue_group: Option<String>,
+        target: Target,
+    ) -> Result<u64, ProtoError> {
+        let sid = self.next_sid;
+        match out {
+            Some(out) => encoder.subscribe(out, sid, subject, queue_group.as_deref())?,
+            None => {
+                // Validate now even though the SUB is sent on the next connection.
+                encoder.subscribe(&mut BytesMut::new(), sid, subject, queue_group.as_deref())?;
+            }
+        }
+        self.next_sid += 1;
+        self.subs.insert(
+            sid,
+            SubEntry {
+                subject: subject.to_owned(),
+                queue_group,
+                max: None,
+                delivered: 0,
+                target,
+            },
+        );
+        Ok(sid)
+    }
+
+    /// UNSUB for `sid` (written to `out` when the link is up). With `max`, the subscription
+    /// runs on to `max` messages in total; without, `forget` stops routing its messages now
+    /// (a stream subscription's stream ends), else they keep coming until [`Session::forget`].
+    pub fn unsubscribe(
+        &mut self,
+        encoder: &Encoder,
+        out: Option<&mut BytesMut>,
+        sid: u64,
+        max: Option<u64>,
+        forget: bool,
+    ) {
+        let remove = match (self.subs.get_mut(&sid), max) {
+            (None, _) => return,
+            (Some(e), Some(max)) => {
+                e.max = Some(max);
+                e.delivered >= max
+            }
+            (Some(_), None) => forget,
+        };
+        if remove {
+            self.forget(sid);
+        }
+        if let Some(out) = out {
+            encoder.unsubscribe(out, sid, max);
+        }
+    }
+
+    /// Stops routing `sid`'s messages and ends its stream.
+    pub fn forget(&mut self, sid: u64) {
+        if let Some(SubEntry {
+            target: Target::Queue(q),
+            ..
+        }) = self.subs.remove(&sid)
+        {
+            q.close();
+        }
+    }
+
+    /// Every live subscription's sid.
+    pub fn sids(&self) -> Vec<u64> {
+        self.subs.keys().copied().collect()
+    }
+
+    /// Whether `sid` is a live subscription.
+    #[cfg(test)]
+    pub fn is_subscribed(&self, sid: u64) -> bool {
+        self.subs.contains_key(&sid)
+    }
+
+    /// A new connection is live: remembers its server and INFO, forgets the last one's PING
+    /// count, and writes SUB (and the UNSUB with what is left of a limit) for every live
+    /// subscription. The PONGs still awaited are not touched: see [`Session::take_unproven`].
+    pub fn connected(
+        &mut self,
+        encoder: &Encoder,
+        out: &mut BytesMut,
+        server: ServerAddr,
+        info: ServerInfo,
+    ) {
+        for (sid, e) in &self.subs {
+            // Subjects were validated when the subscription was made.
+            let _ = encoder.subscribe(out, *sid, &e.subject, e.queue_group.as_deref());
+            if let Some(left) = e.remaining() {
+                encoder.unsubscribe(out, *sid, Some(left));
+            }
+        }
+        self.info = Arc::new(info);
+        self.server = Some(server);
+        self.pings_out = 0;
+    }
+
+    /// An INFO on a live connection. Returns whether it announces lame duck mode.
+    pub fn info_update(&mut self, info: ServerInfo) -> bool {
+        let ldm = info.ldm;
+        self.info = Arc::new(info);
+        ldm
+    }
+
+    /// Routes a message to its subscription, counting it against a limit and ending the
+    /// subscription when the limit is reached.
+    pub fn deliver(&mut self, msg: nats_proto::Msg) -> Delivery {
+        let sid = msg.sid;
+        let Some(entry) = self.subs.get_mut(&sid) else {
+            return Delivery::Gone;
+        };
+        entry.delivered += 1;
+        let done = entry.max.is_some_and(|max| entry.delivered >= max);
+        let delivery = match &entry.target {
+            Target::Queue(q) => match q.push(msg.into()) {
+                Pushed::Queued => Delivery::Queued,
+                Pushed::Dropped { first } => Delivery::Dropped {
+                    sid,
+                    subject: entry.subject.clone(),
+                    first,
+                },
+            },
+            Target::Requests => Delivery::Requests(msg.into()),
+            Target::Handler(h) => Delivery::Handler(h.clone(), msg.into()),
+        };
+        if done {
+            self.forget(sid);
+        }
+        delivery
+    }
+
+    /// A well-framed message that cannot be a [`Message`]: it used up one of the
+    /// subscription's messages on the server all the same; a stream subscription gets the
+    /// error.
+    pub fn undeliverable(&mut self, bad: Box<nats_proto::BadMsg>) {
+        let sid = bad.sid;
+        let Some(entry) = self.subs.get_mut(&sid) else {
+            return;
+        };
+        entry.delivered += 1;
+        let done = entry.max.is_some_and(|max| entry.delivered >= max);
+        if let Target::Queue(q) = &entry.target {
+            q.push_error(SubscriptionError::Undeliverable(bad), done);
+        }
+        if done {
+            self.subs.remove(&sid);
+        }
+    }
+
+    /// The server refused subscriptions to `subject` (in `queue`): their streams end with the
+    /// error (handler subscriptions are forgotten; the reply inbox is kept). Returns how many.
+    pub fn refuse(&mut self, subject: &str, queue: Option<&str>, error: &ServerError) -> usize {
+        let refused: Vec<u64> = self
+            .subs
+            .iter()
+            .filter(|(_, e)| {
+                e.subject == subject
+                    && e.queue_group.as_deref() == queue
+                    && !matches!(e.target, Target::Requests)
+            })
+            .map(|(sid, _)| *sid)
+            .collect();
+        for sid in &refused {
+            if let Some(SubEntry {
+                target: Target::Queue(q),
+                ..
+            }) = self.subs.remove(sid)
+            {
+                q.push_error(SubscriptionError::Refused(error.clone()), true);
+            }
+        }
+        refused.len()
+    }
+
+    /// The writer sent a PING answering for `waiters` (maybe none: a keep-alive PING).
+    pub fn ping_sent(&mut self, waiters: Vec<W>) {
+        self.pongs.push_back(waiters);
+    }
+
+    /// A PONG: the link is alive, and the oldest PING's flush calls are proven.
+    pub fn pong(&mut self) -> Vec<W> {
+        self.pings_out = 0;
+        self.pongs.pop_front().unwrap_or_default()
+    }
+
+    /// PINGs sent whose PONG has not come yet.
+    pub fn pongs_awaited(&self) -> usize {
+        self.pongs.len()
+    }
+
+    /// The keep-alive timer fired.
+    pub fn keep_alive_tick(&mut self, max_pings_out: usize) -> KeepAlive {
+        let out = self.pings_out;
+        self.pings_out += 1;
+        if out >= max_pings_out {
+            KeepAlive::Dead { unanswered: out }
+        } else {
+            KeepAlive::Ping
+        }
+    }
+
+    /// The connection is gone: flush calls whose PING was sent but never answered are not
+    /// proven; they must ride a PING on the next connection.
+    pub fn take_unproven(&mut self) -> Vec<W> {
+        self.pongs.drain(..).flatten().collect()
+    }
+
+    /// The client is closed: every subscription ends (queued messages stay readable) and
+    /// every flush waiter is dropped.
+    pub fn finish(&mut self) {
+        for (_, e) in self.subs.drain() {
+            if let Target::Queue(q) = e.target {
+                q.close();
+            }
+        }
+        self.pongs.clear();
+    }
+}
+
+/// The bookkeeping of a connection being retired after a lame-duck move (see `lame_duck`):
+/// which of its PONGs answers the retirement's own PING, and the PONGs owed to its server.
+#[derive(Debug)]
+pub(crate) struct Retirement {
+    /// Every op written to it is whole: more may be written (UNSUBs, PING).
+    clean: bool,
+    /// PINGs sent to it before the handoff whose PONGs are still to come: not the
+    /// retirement's (their flush calls ride the new connection's PING).
+    stray_pongs: usize,
+    /// PINGs from the old server not answered yet.
+    owed_pongs: usize,
+}
+
+impl Retirement {
+    /// `pings_unanswered`: PINGs written to the old connection whose PONG has not come.
+    pub fn new(clean: bool, pings_unanswered: usize) -> Self {
+        Retirement {
+            clean,
+            stray_pongs: pings_unanswered,
+            owed_pongs: 0,
+        }
+    }
+
+    pub fn is_clean(&self) -> bool {
+        self.clean
+    }
+
+    /// A PONG from the old server: whether it answers the retirement's PING (sent after
+    /// every PING of before the handoff, so answered after their PONGs).
+    pub fn pong(&mut self) -> bool {
+        if self.stray_pongs > 0 {
+            self.stray_pongs -= 1;
+            false
+        } else {
+            true
+        }
+    }
+
+    /// A PING from the old server: answered with the next write (reading never writes: it
+    /// is cancelled at arbitrary points, and a write cut short would corrupt the stream).
+    pub fn ping(&mut self) {
+        self.owed_pongs += 1;
+    }
+
+    /// Writes `bytes` for the old connection into `out`, after the PONGs owed to its PINGs.
+    pub fn write(&mut self, encoder: &Encoder, out: &mut BytesMut, bytes: &[u8]) {
+        for _ in 0..std::mem::take(&mut self.owed_pongs) {
+            encoder.pong(out);
+        }
+        out.extend_from_slice(bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests;

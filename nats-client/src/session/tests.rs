@@ -1,0 +1,224 @@
+//! Unit tests of the session: every input, no runtime.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+use super::*;
+use crate::subscription::SubQueue;
+
+type S = Session<u32>;
+
+fn addr(port: u16) -> ServerAddr {
+    ServerAddr::parse(&format!("nats://127.0.0.1:{port}")).expect("valid address")
+}
+
+fn msg(sid: u64, payload: &'static [u8]) -> nats_proto::Msg {
+    let mut wire = BytesMut::from(
+        format!(
+            "MSG s {sid} {}\r\n{}\r\n",
+            payload.len(),
+            String::from_utf8_lossy(payload)
+        )
+        .as_bytes(),
+    );
+    match nats_proto::Parser::new().parse(&mut wire) {
+        Ok(Some(nats_proto::ServerOp::Msg(m))) => m,
+        other => panic!("not a message: {other:?}"),
+    }
+}
+
+fn queue() -> Arc<SubQueue> {
+    SubQueue::new(100, 1 << 20)
+}
+
+#[test]
+fn subscribe_writes_sub_only_when_live_and_validates_always() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let mut out = BytesMut::new();
+    let a = s
+        .subscribe(&enc, Some(&mut out), "a", None, Target::Requests)
+        .expect("valid");
+    assert_eq!(&out[..], format!("SUB a {a}\r\n").as_bytes());
+    let b = s
+        .subscribe(&enc, None, "b", Some("q".into()), Target::Requests)
+        .expect("valid");
+    assert_ne!(a, b);
+    assert!(
+        s.subscribe(&enc, None, "bad subject", None, Target::Requests)
+            .is_err()
+    );
+    assert_eq!(s.sids().len(), 2);
+}
+
+#[test]
+fn connected_resubscribes_with_what_is_left_of_a_limit() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let q = queue();
+    let sid = s
+        .subscribe(&enc, None, "a", Some("g".into()), Target::Queue(q.clone()))
+        .expect("valid");
+    s.unsubscribe(&enc, None, sid, Some(3), false);
+    assert!(matches!(s.deliver(msg(sid, b"x")), Delivery::Queued));
+    let mut out = BytesMut::new();
+    s.connected(&enc, &mut out, addr(4222), ServerInfo::default());
+    assert_eq!(
+        &out[..],
+        format!("SUB a g {sid}\r\nUNSUB {sid} 2\r\n").as_bytes()
+    );
+    assert_eq!(s.server_name(), "nats://127.0.0.1:4222");
+}
+
+#[test]
+fn a_limit_reached_ends_the_subscription() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let sid = s
+        .subscribe(&enc, None, "a", None, Target::Queue(queue()))
+        .expect("valid");
+    let mut out = BytesMut::new();
+    s.unsubscribe(&enc, Some(&mut out), sid, Some(2), true);
+    assert_eq!(&out[..], format!("UNSUB {sid} 2\r\n").as_bytes());
+    assert!(matches!(s.deliver(msg(sid, b"1")), Delivery::Queued));
+    assert!(s.is_subscribed(sid));
+    assert!(matches!(s.deliver(msg(sid, b"2")), Delivery::Queued));
+    assert!(!s.is_subscribed(sid));
+    assert!(matches!(s.deliver(msg(sid, b"3")), Delivery::Gone));
+}
+
+#[test]
+fn replies_and_handlers_are_handed_back() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let inbox = s
+        .subscribe(&enc, None, "_INBOX.>", None, Target::Requests)
+        .expect("valid");
+    let seen = Arc::new(Mutex::new(Vec::<Bytes>::new()));
+    let sink = seen.clone();
+    let h = s
+        .subscribe(
+            &enc,
+            None,
+            "h",
+            None,
+            Target::Handler(Arc::new(move |m| {
+                sink.lock().expect("not poisoned").push(m.payload)
+            })),
+        )
+        .expect("valid");
+    assert!(matches!(s.deliver(msg(inbox, b"r")), Delivery::Requests(m) if m.payload == "r"));
+    match s.deliver(msg(h, b"x")) {
+        Delivery::Handler(handler, m) => handler(m),
+        _ => panic!("a handler subscription's message comes back with its handler"),
+    }
+    assert_eq!(*seen.lock().expect("not poisoned"), vec![Bytes::from("x")]);
+}
+
+#[test]
+fn a_full_queue_drops_and_reports_once_per_episode() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let sid = s
+        .subscribe(
+            &enc,
+            None,
+            "a",
+            None,
+            Target::Queue(SubQueue::new(1, 1 << 20)),
+        )
+        .expect("valid");
+    assert!(matches!(s.deliver(msg(sid, b"1")), Delivery::Queued));
+    assert!(matches!(
+        s.deliver(msg(sid, b"2")),
+        Delivery::Dropped { first: true, .. }
+    ));
+    assert!(matches!(
+        s.deliver(msg(sid, b"3")),
+        Delivery::Dropped { first: false, .. }
+    ));
+}
+
+#[test]
+fn pongs_resolve_flushes_in_order_and_a_loss_asks_again() {
+    let mut s = S::default();
+    s.ping_sent(vec![1, 2]);
+    s.ping_sent(vec![]);
+    s.ping_sent(vec![3]);
+    assert_eq!(s.pong(), vec![1, 2]);
+    assert_eq!(s.pongs_awaited(), 2);
+    assert_eq!(s.take_unproven(), vec![3]);
+    assert_eq!(s.pong(), Vec::<u32>::new(), "a stray PONG proves nothing");
+}
+
+#[test]
+fn keep_alive_declares_the_link_dead_after_max_pings_out() {
+    let mut s = S::default();
+    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+    let _ = s.pong();
+    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
+    assert_eq!(s.keep_alive_tick(2), KeepAlive::Dead { unanswered: 2 });
+    let mut out = BytesMut::new();
+    s.connected(
+        &Encoder::default(),
+        &mut out,
+        addr(1),
+        ServerInfo::default(),
+    );
+    assert_eq!(
+        s.keep_alive_tick(2),
+        KeepAlive::Ping,
+        "a new link starts afresh"
+    );
+}
+
+#[test]
+fn refusal_ends_matching_streams_but_not_the_inbox() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let q = queue();
+    let a = s
+        .subscribe(&enc, None, "a", None, Target::Queue(q.clone()))
+        .expect("valid");
+    let ag = s
+        .subscribe(&enc, None, "a", Some("g".into()), Target::Queue(queue()))
+        .expect("valid");
+    let inbox = s
+        .subscribe(&enc, None, "a", None, Target::Requests)
+        .expect("valid");
+    let error = ServerError::parse("Permissions Violation for Subscription to \"a\"");
+    assert_eq!(s.refuse("a", None, &error), 1);
+    assert!(!s.is_subscribed(a));
+    assert!(s.is_subscribed(ag) && s.is_subscribed(inbox));
+}
+
+#[test]
+fn retirement_skips_the_pongs_of_earlier_pings_and_answers_pings_first() {
+    let mut r = Retirement::new(true, 2);
+    assert!(!r.pong());
+    r.ping();
+    r.ping();
+    assert!(!r.pong());
+    assert!(r.pong(), "the third PONG answers the retirement's PING");
+    let mut out = BytesMut::new();
+    r.write(&Encoder::default(), &mut out, b"UNSUB 1\r\n");
+    assert_eq!(&out[..], b"PONG\r\nPONG\r\nUNSUB 1\r\n");
+    out.clear();
+    r.write(&Encoder::default(), &mut out, b"PING\r\n");
+    assert_eq!(&out[..], b"PING\r\n", "each owed PONG is sent once");
+}
+
+#[test]
+fn lame_duck_info_is_reported() {
+    let mut s = S::default();
+    assert!(!s.info_update(ServerInfo::default()));
+    let info = ServerInfo {
+        ldm: true,
+        ..ServerInfo::default()
+    };
+    assert!(s.info_update(info));
+    assert!(s.info().ldm);
+}
