@@ -276,6 +276,30 @@ async fn delete_queue_removes_it_for_connected_processes_and_its_storage() {
         admin.delete_queue("/", "doomed").await,
         Err(AdminError::QueueNotFound { .. })
     ));
+    // Another connection's exclusive queue is deleted too, as the management API does.
+    let ch3 = conn.create_channel().await.unwrap();
+    ch3.queue_declare(
+        "mine".into(),
+        QueueDeclareOptions::exclusive(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let listed = admin.list_queues("/", Some("^mine$"), 1, 10).await.unwrap();
+    assert!(listed.items[0].exclusive);
+    admin
+        .delete_queue("/", "mine")
+        .await
+        .expect("exclusive deleted");
+    let e = ch3
+        .queue_declare(
+            "mine".into(),
+            QueueDeclareOptions::exclusive().passive(),
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("gone for its owner too");
+    assert_eq!(e.reply_code(), Some(404));
     assert!(matches!(
         admin.delete_queue("no-such-vhost", "kept").await,
         Err(AdminError::QueueNotFound { .. })
@@ -346,6 +370,16 @@ async fn the_cli_lists_as_json_and_tables_and_deletes() {
         text.contains("other") && text.contains("AMQPQ__other"),
         "{text}"
     );
+
+    // Another vhost, by --vhost.
+    let billing = amqp(&format!("{}/billing", server.url())).await;
+    let bch = billing.create_channel().await.unwrap();
+    declare(&bch, "invoices", FieldTable::default()).await;
+    let out = cli(&server, &["queues", "--vhost", "billing", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    assert_eq!(v["items"][0]["name"], "invoices");
+    assert_eq!(v["items"][0]["vhost"], "billing");
+    assert_eq!(v["total_count"], 1);
 
     let out = cli(&server, &["queue", "delete", "other"]).await;
     assert!(out.status.success(), "{out:?}");

@@ -82,4 +82,16 @@ async fn queues_declared_on_one_node_are_listed_paged_and_deleted_through_anothe
         admin.delete_queue("/", &expected[0]).await,
         Err(AdminError::QueueNotFound { .. })
     ));
+
+    // The queue commands run as the system user: one clear line, exit 1.
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_nats-admin"))
+        .env_remove("NATS_URL")
+        .args(["--timeout", "2s", "-s", &cluster.sys_url(), "queues"])
+        .output()
+        .await
+        .expect("nats-admin runs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("services' account"), "{err}");
 }

@@ -10,7 +10,13 @@ use crate::render::{self, opt, table};
 /// Runs a queue command over `js`.
 pub async fn run(js: jetstream::Context, command: &Command, json: bool) -> Result<Outcome, String> {
     let admin = QueueAdmin::over_jetstream(js);
-    let e = |e: admin::AdminError| admin_error(&e);
+    let e = |e: admin::AdminError| match e {
+        admin::AdminError::JetStream(_) => format!(
+            "{} (the queue commands need a user of the services' account, with JetStream)",
+            admin_error(&e)
+        ),
+        e => admin_error(&e),
+    };
     match command {
         Command::Queues {
             vhost,
