@@ -95,4 +95,21 @@ pub enum AdminError {
     /// An argument was not acceptable.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A connection call on a [`QueueAdmin`](crate::QueueAdmin) made without a `$SYS` client.
+    #[error("connection calls need a system-account client")]
+    NeedsSystemAccount,
+    /// A queue call on a [`QueueAdmin`](crate::QueueAdmin) made without a JetStream context.
+    #[error("queue calls need a JetStream context of the vhost's account")]
+    NeedsJetStream,
+    /// No queue has this name in the vhost (the management API's 404).
+    #[error("no queue {name:?} in vhost {vhost:?}")]
+    QueueNotFound {
+        /// The vhost.
+        vhost: String,
+        /// The queue's name.
+        name: String,
+    },
+    /// Reading or changing the topology or a queue's storage failed.
+    #[error("JetStream: {0}")]
+    JetStream(String),
 }

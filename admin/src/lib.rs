@@ -7,8 +7,9 @@
 //!   per-account requests; kick a client or send it lame duck.
 //! - [`options`]: what each request can filter on; [`models`]: what the servers answer.
 //! - [`report`]: the cluster overview, the busiest connections, streams and consumers.
-//! - [`QueueAdmin`]: the management calls the services make (today: a vhost's connections and
-//!   closing one by name; queue listing and deletion wait for amqp-compat's topology).
+//! - [`QueueAdmin`]: the management calls the services make: a vhost's connections and
+//!   closing one by name (over `$SYS`); listing amqp-compat's queues with a name regex and
+//!   paging, and deleting one (over the vhost account's JetStream and amqp-compat's topology).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -33,6 +34,7 @@ mod known;
 pub mod models;
 pub mod options;
 mod queue_admin;
+mod queues;
 mod reply;
 pub mod report;
 mod sys;
@@ -40,6 +42,7 @@ mod sys;
 pub use error::AdminError;
 pub use options::{AccountKind, ConnSort, ConnState, ConnzOptions, JszOptions, ServerKind};
 pub use queue_admin::{ClosedConnection, ConnectionInfo, GLOBAL_ACCOUNT, QueueAdmin, VhostMapping};
+pub use queues::{Page, QueueDesign, QueueInfo, QueueStorageInfo, vhost_namespace};
 pub use reply::{Gathered, ServerFailure, ServerReply};
 pub use sys::{SysClient, Timing, UserInfo};
 

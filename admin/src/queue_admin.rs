@@ -1,7 +1,8 @@
 //! [`QueueAdmin`]: the RabbitMQ management-API calls the migrated services make, over `$SYS`.
 //!
-//! Today: a vhost's connections with their client-given names, and closing a connection by
-//! name. Listing and deleting queues needs amqp-compat's topology and is not here yet.
+//! A vhost's connections with their client-given names and closing a connection by name
+//! (over `$SYS`); listing and deleting amqp-compat queues (over the vhost account's JetStream,
+//! see [`QueueAdmin::list_queues`]).
 //!
 //! A vhost is a NATS account. Both are the unit of isolation (a vhost has its own exchanges,
 //! queues and permissions; an account its own subject space, streams and users), and a
@@ -103,7 +104,8 @@ pub struct ClosedConnection {
 /// ```
 #[derive(Debug)]
 pub struct QueueAdmin<'a> {
-    sys: &'a SysClient,
+    sys: Option<&'a SysClient>,
+    pub(crate) js: Option<jetstream::Context>,
     vhosts: VhostMapping,
     page_size: u64,
 }
@@ -120,10 +122,35 @@ impl<'a> QueueAdmin<'a> {
     /// Management calls over `sys`, with `vhosts` saying which account a vhost is.
     pub fn new(sys: &'a SysClient, vhosts: VhostMapping) -> Self {
         QueueAdmin {
-            sys,
+            sys: Some(sys),
+            js: None,
             vhosts,
             page_size: CONNZ_PAGE,
         }
+    }
+
+    /// Queue calls only ([`list_queues`](Self::list_queues),
+    /// [`delete_queue`](Self::delete_queue)), over `js`: a JetStream context of the account
+    /// the vhosts' queues live in (the services' own account, not the system account).
+    /// Connection calls fail with [`AdminError::NeedsSystemAccount`].
+    pub fn over_jetstream(js: jetstream::Context) -> Self {
+        QueueAdmin {
+            sys: None,
+            js: Some(js),
+            vhosts: VhostMapping::new(GLOBAL_ACCOUNT),
+            page_size: CONNZ_PAGE,
+        }
+    }
+
+    /// Adds the JetStream context the queue calls use: one of the account the vhosts' queues
+    /// live in (a `$SYS` client cannot see another account's streams).
+    pub fn with_jetstream(mut self, js: jetstream::Context) -> Self {
+        self.js = Some(js);
+        self
+    }
+
+    fn sys(&self) -> Result<&'a SysClient, AdminError> {
+        self.sys.ok_or(AdminError::NeedsSystemAccount)
     }
 
     /// Asks each server for at most `n` connections at a time (default 1024), paging
@@ -149,9 +176,9 @@ impl<'a> QueueAdmin<'a> {
             .rsplit_once('/')
             .and_then(|(s, c)| Some((s, c.parse::<u64>().ok()?)))
         {
-            let known = self.sys.known_servers();
+            let known = self.sys()?.known_servers();
             if known.iter().any(|(n, id)| n == server || id == server) {
-                self.sys.kick(server, cid).await?;
+                self.sys()?.kick(server, cid).await?;
                 return Ok(vec![ClosedConnection {
                     server: server.to_string(),
                     cid,
@@ -173,7 +200,7 @@ impl<'a> QueueAdmin<'a> {
         }
         let mut closed = Vec::new();
         for conn in matching {
-            self.sys.kick(&conn.server_id, conn.cid).await?;
+            self.sys()?.kick(&conn.server_id, conn.cid).await?;
             closed.push(ClosedConnection {
                 server: conn.server,
                 cid: conn.cid,
@@ -197,7 +224,8 @@ impl<'a> QueueAdmin<'a> {
             state: ConnState::Open,
             ..ConnzOptions::default()
         };
-        let gathered: Gathered<Connz> = self.sys.connz(&options).await?;
+        let sys = self.sys()?;
+        let gathered: Gathered<Connz> = sys.connz(&options).await?;
         if let Some(f) = gathered.failed.first() {
             return Err(AdminError::Server {
                 server: f.server.name.clone(),
@@ -238,8 +266,7 @@ impl<'a> QueueAdmin<'a> {
                     offset,
                     ..options.clone()
                 };
-                page = self
-                    .sys
+                page = sys
                     .server_request::<Connz>(&reply.server.id, crate::ServerKind::Connz, &next)
                     .await?
                     .data;

@@ -31,7 +31,7 @@ use crate::types::{DeliveryTag, FieldTable, ShortString};
 use crate::{acks::Unacked, routing::generated_name};
 
 /// The JetStream consumer every AMQP consumer of a queue pulls from.
-const PULLER: &str = "amqp";
+const PULLER: &str = crate::exchange_storage::QUEUE_STREAM_CONSUMER;
 /// How long one pull waits for messages (also how long a cancel may take to stop a loop).
 const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// The priority group of single-active-consumer queues.

@@ -169,6 +169,10 @@ pub(crate) async fn queue_puller(
     }
 }
 
+/// The consumer that delivers a design-B queue's stream (`storage::queue_stream`) to its
+/// AMQP consumers.
+pub const QUEUE_STREAM_CONSUMER: &str = "amqp";
+
 /// Messages ready for the D queue (its consumer's pending count).
 pub(crate) async fn message_count(
     js: &jetstream::Context,

@@ -85,6 +85,32 @@ impl TopologyStore {
         Ok(store)
     }
 
+    /// Binds to the bucket of `namespace` when it exists, without creating it and without
+    /// watching it: for tools that read ([`latest`](Self::latest)) and change
+    /// ([`modify`](Self::modify)) the topology without serving AMQP. `None` when no process
+    /// ever declared anything in the namespace. The cache of such a store stays empty.
+    pub async fn bind(js: &jetstream::Context, namespace: Option<&str>) -> Result<Option<Self>> {
+        let kv = match js.key_value(&bucket_name(namespace)).await {
+            Ok(kv) => kv,
+            Err(KvError::BucketNotFound { .. }) => return Ok(None),
+            Err(e) => return Err(nats_error(e)),
+        };
+        Ok(Some(Self {
+            kv,
+            cache: Arc::new(RwLock::new(Cached::default())),
+        }))
+    }
+
+    /// The topology as stored now and its KV revision (read from the server, not the cache;
+    /// a namespace where nothing was declared yet gives the initial topology and 0).
+    pub async fn latest(&self) -> Result<(u64, Topology)> {
+        match self.kv.entry(KEY).await.map_err(nats_error)? {
+            Some(e) if !e.operation.is_removal() => Ok((e.revision, decode(&e.value)?)),
+            Some(e) => Ok((e.revision, Topology::new())),
+            None => Ok((0, Topology::new())),
+        }
+    }
+
     async fn start_watch(&self) -> Result<()> {
         let mut watch = self.kv.watch(KEY).await.map_err(nats_error)?;
         // Apply the initial value before returning, so a new connection starts current.
@@ -136,11 +162,7 @@ impl TopologyStore {
     /// the topology unchanged or fails (its error is returned).
     pub async fn modify<T>(&self, mut op: impl FnMut(&mut Topology) -> Result<T>) -> Result<T> {
         for _ in 0..MAX_CONFLICTS {
-            let (revision, current) = match self.kv.entry(KEY).await.map_err(nats_error)? {
-                Some(e) if !e.operation.is_removal() => (e.revision, decode(&e.value)?),
-                Some(e) => (e.revision, Topology::new()),
-                None => (0, Topology::new()),
-            };
+            let (revision, current) = self.latest().await?;
             let mut next = current.clone();
             let out = op(&mut next)?;
             if next == current {

@@ -12,8 +12,9 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(
     name = "nats-admin",
     version,
-    after_help = "Queue listing and deletion (`queues`, `queue delete`) arrive with \
-                  amqp-compat's topology; they are not in this version.\n\
+    after_help = "`queues` and `queue delete` work on amqp-compat's queues and connect as a \
+                  user of the services' account (not the system account): the vhost is \
+                  amqp-compat's namespace (`/` is none).\n\
                   Exit codes: 0 success; 1 error (unreachable server, refused credentials, \
                   user outside the system account, ...) or `health` found the cluster \
                   unhealthy; 2 usage error."
@@ -115,6 +116,45 @@ pub enum Command {
     },
     /// Health of every server; exits 1 when the cluster is not healthy.
     Health,
+    /// amqp-compat queues of a vhost (connect as a user of the services' account), sorted by
+    /// name, one page at a time as the management API pages them.
+    Queues {
+        /// The vhost (amqp-compat's namespace; `/` is none).
+        #[arg(long, default_value = "/")]
+        vhost: String,
+        /// Only queues whose name matches this regular expression.
+        #[arg(long = "name-regex")]
+        name_regex: Option<String>,
+        /// The page, from 1.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+        page: u64,
+        /// Queues per page.
+        #[arg(long = "page-size", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..))]
+        page_size: u64,
+    },
+    /// Deleting an amqp-compat queue.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+impl Command {
+    /// True for the commands that work in the services' account rather than over `$SYS`.
+    pub fn is_queue_command(&self) -> bool {
+        matches!(self, Command::Queues { .. } | Command::Queue(_))
+    }
+}
+
+/// `queue ...`
+#[derive(Debug, Subcommand)]
+pub enum QueueCommand {
+    /// Delete a queue and its messages; connected amqp-compat processes see it gone.
+    Delete {
+        /// The queue's name.
+        name: String,
+        /// The vhost (amqp-compat's namespace; `/` is none).
+        #[arg(long, default_value = "/")]
+        vhost: String,
+    },
 }
 
 /// `server ...`

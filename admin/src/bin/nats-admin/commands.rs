@@ -330,6 +330,9 @@ pub async fn run(sys: &SysClient, command: &Command, json: bool) -> Result<Outco
             absent(&r.missing, 0, &r.failed);
             Ok(Outcome::Ok)
         }
+        Command::Queues { .. } | Command::Queue(_) => {
+            Err("the queue commands run over JetStream, not $SYS".to_string())
+        }
         Command::Kick { server, cid } => {
             sys.kick(server, *cid).await.map_err(e)?;
             if json {

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use admin::{AdminError, SysClient, Timing};
-use nats_client::{ConnectError, ConnectOptions};
+use nats_client::{Client, ConnectError, ConnectOptions};
 use serde::Deserialize;
 
 use crate::args::ConnArgs;
@@ -27,6 +27,18 @@ struct Context {
 
 /// Connects and checks that the user is in the system account.
 pub async fn connect(args: &ConnArgs) -> Result<SysClient, String> {
+    let client = client(args).await?;
+    let timing = Timing {
+        quiet: args.quiet,
+        deadline: args.timeout,
+    };
+    SysClient::with_timing(client, timing)
+        .await
+        .map_err(|e| admin_error(&e))
+}
+
+/// Connects as whoever the options say (the queue commands' user of the services' account).
+pub async fn client(args: &ConnArgs) -> Result<Client, String> {
     let ctx = match &args.context {
         Some(path) => read_context(path)?,
         None => Context::default(),
@@ -67,17 +79,10 @@ pub async fn connect(args: &ConnArgs) -> Result<SysClient, String> {
     if args.tls_first {
         options = options.tls_first();
     }
-    let client = options
+    options
         .connect(url.as_str())
         .await
-        .map_err(|e| connect_error(&url, &e))?;
-    let timing = Timing {
-        quiet: args.quiet,
-        deadline: args.timeout,
-    };
-    SysClient::with_timing(client, timing)
-        .await
-        .map_err(|e| admin_error(&e))
+        .map_err(|e| connect_error(&url, &e))
 }
 
 /// A context is a file path, or the name of one the `nats` CLI saved

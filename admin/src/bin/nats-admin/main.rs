@@ -1,7 +1,8 @@
 //! `nats-admin`: cluster administration over the system account (see `--help`).
 //!
 //! - [`args`]: the command line; [`connect`]: flags, environment and context file to a
-//!   client, and the one-line errors; [`commands`]: what each command does; [`render`]:
+//!   client, and the one-line errors; [`commands`]: what each command does; [`queues`]: the
+//!   queue commands; [`render`]:
 //!   tables and JSON.
 //!
 //! Every failure ends as one line on stderr and exit code 1 (`health` on an unhealthy cluster
@@ -10,6 +11,7 @@
 mod args;
 mod commands;
 mod connect;
+mod queues;
 mod render;
 
 use std::process::ExitCode;
@@ -30,6 +32,13 @@ fn main() -> ExitCode {
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
     let result = runtime.block_on(async {
+        if cli.command.is_queue_command() {
+            let client = connect::client(&cli.conn).await?;
+            let js = jetstream::Context::new(client.clone());
+            let outcome = queues::run(js, &cli.command, cli.json).await;
+            let _ = client.close().await;
+            return outcome;
+        }
         let sys = connect::connect(&cli.conn).await?;
         let outcome = commands::run(&sys, &cli.command, cli.json).await;
         let _ = sys.client().close().await;
