@@ -20,6 +20,9 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many publish acks may be outstanding by default (see [`Context::publish_async`]).
 pub const DEFAULT_PUBLISH_WINDOW: usize = 4096;
 
+/// How long a failing publish is retried by default (see [`Context::with_publish_retry_for`]).
+pub const DEFAULT_PUBLISH_RETRY_FOR: Duration = Duration::from_secs(2);
+
 /// Entry point to JetStream over a [`Client`]: streams, consumers and publishing.
 ///
 /// Cheap to clone; clones share the client and the async-publish window.
@@ -40,6 +43,8 @@ pub struct Context {
     pub(crate) publish: PublishDefaults,
     /// The async publisher's window of acks in flight (clones share it).
     pub(crate) window: RequestWindow,
+    /// Stream leader changes, watched once a msg-id publish is in flight (clones share it).
+    pub(crate) leaders: Arc<crate::publisher::LeaderChanges>,
 }
 
 /// Publish settings a [`Context`] applies unless a publish says otherwise.
@@ -49,8 +54,10 @@ pub(crate) struct PublishDefaults {
     pub ack_timeout: Duration,
     /// Extra attempts after the first one.
     pub retry_attempts: u32,
-    /// Pause between attempts after a `503` (no stream yet, e.g. during leader election).
+    /// The longest pause between attempts (backoff with jitter).
     pub retry_wait: Duration,
+    /// Retries go on at least this long after a publish first failed.
+    pub retry_for: Duration,
 }
 
 impl std::fmt::Debug for Context {
@@ -88,7 +95,9 @@ impl Context {
                 ack_timeout: DEFAULT_TIMEOUT,
                 retry_attempts: 2,
                 retry_wait: Duration::from_millis(250),
+                retry_for: DEFAULT_PUBLISH_RETRY_FOR,
             },
+            leaders: Arc::default(),
         }
     }
 
@@ -118,6 +127,17 @@ impl Context {
     pub fn with_publish_retries(mut self, attempts: u32, wait: Duration) -> Context {
         self.publish.retry_attempts = attempts;
         self.publish.retry_wait = wait;
+        self
+    }
+
+    /// Sets how long after its first failure a publish is still retried, with backoff, even
+    /// past its attempt count (default 2 s; see
+    /// [`PublishOptions::retry_for`](crate::PublishOptions::retry_for)). Set it above the
+    /// leader elections to ride out: a stream whose leader crashed has none for the raft
+    /// election timeout (about 5 s on nats-server 2.15), one whose leader stepped down
+    /// (graceful stop, lame duck, step-down request) for a few milliseconds.
+    pub fn with_publish_retry_for(mut self, bound: Duration) -> Context {
+        self.publish.retry_for = bound;
         self
     }
 

@@ -63,6 +63,9 @@ impl ErrorCode {
     pub const CONSUMER_ALREADY_EXISTS: ErrorCode = ErrorCode(10148);
     /// 10149: consumer does not exist (update of a missing consumer).
     pub const CONSUMER_DOES_NOT_EXIST: ErrorCode = ErrorCode(10149);
+    /// 10158: a message with this `Nats-Msg-Id` is being stored right now (an earlier copy is
+    /// still in the stream's replication): send it again shortly.
+    pub const STREAM_DUPLICATE_MESSAGE_CONFLICT: ErrorCode = ErrorCode(10158);
     /// 10164: wrong last sequence (newer servers, no sequence in the text).
     pub const STREAM_WRONG_LAST_SEQUENCE_CONSTANT: ErrorCode = ErrorCode(10164);
     /// 10165: invalid per-message TTL (`Nats-TTL` not a whole number of seconds >= 1 s, or
@@ -206,9 +209,10 @@ pub enum JetStreamError {
     },
     /// A message's reply subject is not a JetStream ack subject, so it has no metadata and
     /// cannot be acknowledged.
-    #[error("not a JetStream ack subject {subject:?}: {reason}")]
+    #[error("not a JetStream message ({subject:?}): {reason}")]
     NotJetStreamMessage {
-        /// The reply subject (empty when there was none).
+        /// The reply subject, or the message's own subject when it has no reply subject
+        /// (the reason says which).
         subject: String,
         /// What is wrong with it.
         reason: &'static str,
@@ -266,7 +270,9 @@ impl JetStreamError {
             | JetStreamError::NoStream { .. }
             | JetStreamError::HeartbeatMissed { .. } => true,
             JetStreamError::Api(e) => {
-                e.code == 503 || e.err_code == ErrorCode::CLUSTER_NOT_AVAILABLE
+                e.code == 503
+                    || e.err_code == ErrorCode::CLUSTER_NOT_AVAILABLE
+                    || e.err_code == ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT
             }
             _ => false,
         }

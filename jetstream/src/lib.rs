@@ -75,7 +75,9 @@ mod stream;
 pub use consume::{ConsumeOptions, Messages};
 pub use consumer::Consumer;
 pub use consumer_control::{ConsumerPause, ConsumerReset};
-pub use context::{Context, DEFAULT_API_PREFIX, DEFAULT_PUBLISH_WINDOW, DEFAULT_TIMEOUT};
+pub use context::{
+    Context, DEFAULT_API_PREFIX, DEFAULT_PUBLISH_RETRY_FOR, DEFAULT_PUBLISH_WINDOW, DEFAULT_TIMEOUT,
+};
 pub use direct::DirectGet;
 pub use dlq::{
     DeadLetter, DeadLetterConfig, DeadLetterHandle, DeadLetterOutcome, DeadLetterReason,
@@ -92,7 +94,7 @@ pub use models::{
 pub use ordered::{OrderedConsumerConfig, OrderedMessages};
 pub use priority::{PIN_ID_HEADER, PriorityGroup};
 pub use publish::{InvalidTtl, PubAck, PublishOptions};
-pub use publisher::PublishAckFuture;
+pub use publisher::{PublishAckFuture, STREAM_LEADER_ELECTED};
 pub use pull::FetchOptions;
 pub use stored::StoredMessage;
 pub use stream::{Purge, Stream, StreamInfoOptions};

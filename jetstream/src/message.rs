@@ -96,7 +96,7 @@ impl JsMessage {
                 reason: "does not start with $JS.ACK.",
             }),
             None => Err(JetStreamError::NotJetStreamMessage {
-                subject: String::new(),
+                subject: self.message.subject.to_string(),
                 reason: "the message has no reply subject",
             }),
         }

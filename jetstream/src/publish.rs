@@ -9,7 +9,7 @@ use nats_client::{HeaderMap, Message, RequestError, StatusCode};
 use serde::Deserialize;
 
 use crate::context::Context;
-use crate::error::{ApiError, JetStreamError};
+use crate::error::{ApiError, ErrorCode, JetStreamError};
 
 /// Header: the message id the stream deduplicates on.
 pub const MSG_ID: &str = "Nats-Msg-Id";
@@ -116,6 +116,7 @@ pub struct PublishOptions {
     pub(crate) timeout: Option<Duration>,
     pub(crate) retry_attempts: Option<u32>,
     pub(crate) retry_wait: Option<Duration>,
+    pub(crate) retry_for: Option<Duration>,
 }
 
 impl PublishOptions {
@@ -202,20 +203,32 @@ impl PublishOptions {
         self
     }
 
-    /// How many more times to send the message when no stream answered (`503`, e.g. during a
-    /// leader election) or, for a message with a [`msg_id`](Self::msg_id), when the ack did not
-    /// come in time. Without an id a timed-out publish is not resent, as it may have been stored.
-    /// A resent message may be stored after messages published later (as in nats.go); use
+    /// How many more times, at least, to send the message when no stream answered (`503`,
+    /// e.g. during a leader election) or, for a message with a [`msg_id`](Self::msg_id), when
+    /// the ack did not come in time or the connection was lost. Without an id a timed-out
+    /// publish is not resent, as it may have been stored. A resent message may be stored after
+    /// messages published later (as in nats.go); use
     /// [`expected_last_subject_sequence`](Self::expected_last_subject_sequence) where order
-    /// matters.
+    /// matters. Retries also go on for [`retry_for`](Self::retry_for) after the first failure.
     pub fn retry_attempts(mut self, attempts: u32) -> Self {
         self.retry_attempts = Some(attempts);
         self
     }
 
-    /// Pause before resending after a `503`.
+    /// The longest pause between two attempts (default 250 ms): pauses grow from 20 ms,
+    /// doubling, each drawn at random from the upper half of its range (jitter).
     pub fn retry_wait(mut self, wait: Duration) -> Self {
         self.retry_wait = Some(wait);
+        self
+    }
+
+    /// How long after its first failure a publish is still retried, whatever
+    /// [`retry_attempts`](Self::retry_attempts) says (default 2 s, see
+    /// [`Context::with_publish_retry_for`]): a leader election shorter than this surfaces no
+    /// error. [`Duration::ZERO`] leaves only the attempt count. The price: a publish to a
+    /// subject no stream captures fails with [`JetStreamError::NoStream`] only after this long.
+    pub fn retry_for(mut self, bound: Duration) -> Self {
+        self.retry_for = Some(bound);
         self
     }
 
@@ -256,29 +269,78 @@ pub(crate) enum Retry {
     Fail(JetStreamError),
 }
 
-/// Decides whether attempt number `attempt` (1-based) of `attempts` may be followed by another.
-pub(crate) fn after_failure(
-    e: RequestError,
-    subject: &str,
-    has_msg_id: bool,
-    attempt: u32,
-    attempts: u32,
-    timeout: Duration,
-    wait: Duration,
-) -> Retry {
-    let more = attempt < attempts;
+/// How far a publish may still be retried.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Budget {
+    /// The attempt that just failed (1-based).
+    pub attempt: u32,
+    /// Attempts allowed whatever the time.
+    pub attempts: u32,
+    /// Time since the first failure of this publish.
+    pub failing_for: Duration,
+    /// Retries go on at least this long after the first failure.
+    pub retry_for: Duration,
+    /// The longest pause between attempts.
+    pub wait: Duration,
+    /// The ack timeout of one attempt (for the error).
+    pub timeout: Duration,
+}
+
+impl Budget {
+    fn more(&self) -> bool {
+        self.attempt < self.attempts || self.failing_for < self.retry_for
+    }
+
+    /// Jittered exponential backoff: 20 ms, 40 ms, ... up to `wait`, each drawn from its
+    /// upper half so that publishers retrying together spread out.
+    fn pause(&self) -> Duration {
+        let shift = self.attempt.saturating_sub(1).min(10);
+        let cap = BACKOFF_START.saturating_mul(1 << shift).min(self.wait);
+        let half = cap / 2;
+        let nanos = u64::try_from(half.as_nanos()).unwrap_or(u64::MAX);
+        half + Duration::from_nanos(rand::random_range(0..=nanos))
+    }
+}
+
+/// The first pause of the backoff between retries.
+const BACKOFF_START: Duration = Duration::from_millis(20);
+
+/// Whether a publish answered with `e` may be sent again: the stream could not take it now
+/// (no quorum: nothing was stored), or, for a message with an id, an earlier copy is still
+/// being stored (the resend gets that copy's ack or is dropped as a duplicate).
+pub(crate) fn api_retry(e: &JetStreamError, has_msg_id: bool, b: Budget) -> Option<Duration> {
+    let JetStreamError::Api(api) = e else {
+        return None;
+    };
+    let unavailable = api.code == 503 || api.err_code == ErrorCode::CLUSTER_NOT_AVAILABLE;
+    let in_process = has_msg_id && api.err_code == ErrorCode::STREAM_DUPLICATE_MESSAGE_CONFLICT;
+    ((unavailable || in_process) && b.more()).then(|| b.pause())
+}
+
+/// Decides whether a failed attempt may be followed by another, and after which pause.
+///
+/// Retried: a `503` (no stream received the message, so sending it again cannot store it
+/// twice), and for a message with a `Nats-Msg-Id` an ack that timed out or was lost with the
+/// connection (the stream drops the copy if the first one was stored).
+pub(crate) fn after_failure(e: RequestError, subject: &str, has_msg_id: bool, b: Budget) -> Retry {
+    let more = b.more();
     match e {
-        RequestError::NoResponders { .. } if more => Retry::After(wait),
+        RequestError::NoResponders { .. } if more => Retry::After(b.pause()),
         RequestError::NoResponders { .. } => Retry::Fail(JetStreamError::NoStream {
             subject: subject.to_owned(),
         }),
-        RequestError::TimedOut { .. } | RequestError::Disconnected { .. } if more && has_msg_id => {
+        // The first resend after a lost connection goes at once (it waits in the client's
+        // buffer for the next connection); later ones back off.
+        RequestError::Disconnected { .. } if more && has_msg_id && b.attempt == 1 => {
             Retry::After(Duration::ZERO)
+        }
+        RequestError::TimedOut { .. } | RequestError::Disconnected { .. } if more && has_msg_id => {
+            Retry::After(b.pause())
         }
         RequestError::TimedOut { .. } => Retry::Fail(JetStreamError::Timeout {
             subject: subject.to_owned(),
-            timeout,
-            attempts: attempt,
+            timeout: b.timeout,
+            attempts: b.attempt,
         }),
         other => Retry::Fail(other.into()),
     }
@@ -320,17 +382,34 @@ impl Context {
             .retry_attempts
             .unwrap_or(self.publish.retry_attempts);
         let wait = options.retry_wait.unwrap_or(self.publish.retry_wait);
+        let retry_for = options.retry_for.unwrap_or(self.publish.retry_for);
         let mut attempt = 1;
+        let mut first_failure: Option<std::time::Instant> = None;
         loop {
-            let e = match self
+            let result = self
                 .client
                 .request_with(subject, headers.as_ref(), &payload, timeout)
-                .await
-            {
-                Ok(reply) => return decode_pub_ack(subject, &reply),
-                Err(e) => e,
+                .await;
+            let since = *first_failure.get_or_insert_with(std::time::Instant::now);
+            let budget = Budget {
+                attempt,
+                attempts,
+                failing_for: since.elapsed(),
+                retry_for,
+                wait,
+                timeout,
             };
-            match after_failure(e, subject, has_msg_id, attempt, attempts, timeout, wait) {
+            let retry = match result {
+                Ok(reply) => match decode_pub_ack(subject, &reply) {
+                    Err(e) => match api_retry(&e, has_msg_id, budget) {
+                        Some(pause) => Retry::After(pause),
+                        None => Retry::Fail(e),
+                    },
+                    ok => return ok,
+                },
+                Err(e) => after_failure(e, subject, has_msg_id, budget),
+            };
+            match retry {
                 Retry::After(pause) => {
                     if !pause.is_zero() {
                         tokio::time::sleep(pause).await;
@@ -393,9 +472,37 @@ mod tests {
     }
 
     #[test]
+    fn backoff_grows_with_jitter_up_to_the_cap() {
+        let b = |attempt| Budget {
+            attempt,
+            attempts: 1,
+            failing_for: Duration::ZERO,
+            retry_for: Duration::ZERO,
+            wait: Duration::from_millis(250),
+            timeout: Duration::from_secs(1),
+        };
+        for _ in 0..100 {
+            let p = b(1).pause();
+            assert!((BACKOFF_START / 2..=BACKOFF_START).contains(&p), "{p:?}");
+            let p = b(30).pause();
+            let cap = Duration::from_millis(250);
+            assert!((cap / 2..=cap).contains(&p), "{p:?}");
+        }
+    }
+
+    #[test]
     fn retry_rules() {
         let t = Duration::from_secs(1);
         let w = Duration::from_millis(5);
+        let b = |attempt, failing_for| Budget {
+            attempt,
+            attempts: 3,
+            failing_for,
+            retry_for: Duration::from_secs(2),
+            wait: w,
+            timeout: t,
+        };
+        let late = Duration::from_secs(3);
         let timed_out = || RequestError::TimedOut {
             subject: "s".into(),
             timeout: t,
@@ -403,20 +510,28 @@ mod tests {
         let no_resp = || RequestError::NoResponders {
             subject: "s".into(),
         };
-        assert!(
-            matches!(after_failure(no_resp(), "s", false, 1, 3, t, w), Retry::After(p) if p == w)
-        );
+        let z = Duration::ZERO;
+        assert!(matches!(after_failure(no_resp(), "s", false, b(1, z)), Retry::After(p) if p <= w));
+        // Past the attempt count but within the time bound: still retried.
         assert!(matches!(
-            after_failure(no_resp(), "s", false, 3, 3, t, w),
+            after_failure(no_resp(), "s", false, b(9, Duration::from_secs(1))),
+            Retry::After(_)
+        ));
+        assert!(matches!(
+            after_failure(no_resp(), "s", false, b(3, late)),
             Retry::Fail(JetStreamError::NoStream { .. })
         ));
         assert!(matches!(
-            after_failure(timed_out(), "s", false, 1, 3, t, w),
+            after_failure(timed_out(), "s", false, b(1, z)),
             Retry::Fail(JetStreamError::Timeout { attempts: 1, .. })
         ));
         assert!(matches!(
-            after_failure(timed_out(), "s", true, 1, 3, t, w),
+            after_failure(timed_out(), "s", true, b(1, z)),
             Retry::After(_)
+        ));
+        assert!(matches!(
+            after_failure(timed_out(), "s", true, b(3, late)),
+            Retry::Fail(JetStreamError::Timeout { attempts: 3, .. })
         ));
     }
 }

@@ -8,20 +8,98 @@
 //! a map insert and a oneshot. A window slot goes back when the ack *arrives* (not when the
 //! future is awaited), so collecting futures and awaiting them later cannot deadlock; timeouts
 //! are checked on the inbox's coarse tick, so no timer is armed per message.
+//!
+//! Recovery when the stream's leader changes. Publishes with a `Nats-Msg-Id` are resent
+//! without waiting for their ack timeout, in two cases: the connection drops (the client fails
+//! every pending request at once with `Disconnected`; the copy waits in the client's buffer for
+//! the next connection), and a `$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED.*` advisory arrives
+//! (an ack still missing then was probably sent to the old leader and lost with it). Both are
+//! safe because the stream stores an id once within its duplicate window; the ack of a copy
+//! may then say `duplicate`. A `503` (no stream listening: the election is still on) is
+//! retried with jittered exponential backoff for at least
+//! [`Context::with_publish_retry_for`] (2 s by default), so an election shorter than that
+//! surfaces no error.
+//!
+//! Only publishes with an id are resent on a timeout, a lost connection or a leader change:
+//! without one a resend may store the message twice. The publisher does not invent ids: an id
+//! costs every message its header and the stream a dedup-table entry for the duplicate window
+//! (two minutes by default: millions of entries at a high rate), and only an id the
+//! application derives from its own data also covers the application's own resends (after a
+//! crash, say). Set [`PublishOptions::msg_id`] where a message must survive a leader change.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll, ready};
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::time::Instant;
+
 use bytes::Bytes;
-use nats_client::{ReplyFuture, Request, RequestError, RequestWindow};
+use futures_util::StreamExt;
+use nats_client::{Client, ReplyFuture, Request, RequestError, RequestWindow};
+use tokio::sync::watch;
 
 use crate::context::Context;
 use crate::error::JetStreamError;
-use crate::publish::{MSG_ID, PubAck, PublishOptions, Retry, after_failure, decode_pub_ack};
+use crate::publish::{
+    Budget, MSG_ID, PubAck, PublishOptions, Retry, after_failure, api_retry, decode_pub_ack,
+};
 
 type Sending = Pin<Box<dyn Future<Output = Result<ReplyFuture, RequestError>> + Send>>;
+type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The advisory subject announcing a new stream leader (the stream's name last).
+pub const STREAM_LEADER_ELECTED: &str = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED";
+
+/// Counts stream leader elections seen on a context's connection; started by the first
+/// publish with a msg id.
+#[derive(Debug)]
+pub(crate) struct LeaderChanges {
+    started: AtomicBool,
+    count: watch::Sender<u64>,
+}
+
+impl Default for LeaderChanges {
+    fn default() -> Self {
+        LeaderChanges {
+            started: AtomicBool::new(false),
+            count: watch::Sender::new(0),
+        }
+    }
+}
+
+impl LeaderChanges {
+    /// A future that completes at the next leader change after this call (never, if the
+    /// watcher is gone).
+    fn next(self: &Arc<Self>, client: &Client) -> Signal {
+        if !self.started.load(Relaxed) && !self.started.swap(true, Relaxed) {
+            let me = Arc::downgrade(self);
+            let client = client.clone();
+            tokio::spawn(async move {
+                let subject = format!("{STREAM_LEADER_ELECTED}.*");
+                let mut sub = match client.subscribe(subject).await {
+                    Ok(sub) => sub,
+                    Err(e) => {
+                        tracing::debug!("no stream leader advisories: {e}");
+                        return;
+                    }
+                };
+                while sub.next().await.is_some() {
+                    let Some(me) = me.upgrade() else { return };
+                    me.count.send_modify(|n| *n += 1);
+                }
+            });
+        }
+        let mut rx = self.count.subscribe();
+        Box::pin(async move {
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        })
+    }
+}
 
 enum State {
     Waiting(ReplyFuture),
@@ -30,9 +108,62 @@ enum State {
 }
 
 /// The ack of a message sent with [`Context::publish_async`]: await it for the [`PubAck`].
-/// Dropping it gives up on the ack (the message was sent regardless).
+/// Dropping it gives up on the ack (the message was sent regardless) and stops its resends.
+///
+/// A publish with a msg id is watched by a task of its own, so its resends (after a lost
+/// connection, a leader change, a `503` during an election) go on while the application
+/// awaits other acks: a window of publishes hit by an election recovers all at once, not one
+/// backoff after another in the order the futures are awaited.
 #[must_use = "the ack future tells whether the message was stored"]
 pub struct PublishAckFuture {
+    inner: Inner,
+    subject: Arc<str>,
+}
+
+#[allow(clippy::large_enum_variant)] // boxing would cost every plain publish an allocation
+enum Inner {
+    /// Driven by whoever awaits it.
+    Here(Attempts),
+    /// Driven by a task (aborted when this is dropped).
+    Task(tokio::task::JoinHandle<Result<PubAck, JetStreamError>>),
+}
+
+impl std::fmt::Debug for PublishAckFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("PublishAckFuture");
+        d.field("subject", &self.subject);
+        if let Inner::Here(a) = &self.inner {
+            d.field("attempt", &a.attempt);
+        }
+        d.finish_non_exhaustive()
+    }
+}
+
+impl Drop for PublishAckFuture {
+    fn drop(&mut self) {
+        if let Inner::Task(task) = &self.inner {
+            task.abort();
+        }
+    }
+}
+
+impl Future for PublishAckFuture {
+    type Output = Result<PubAck, JetStreamError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        match &mut self.inner {
+            Inner::Here(attempts) => Pin::new(attempts).poll(cx),
+            Inner::Task(task) => Poll::Ready(match ready!(Pin::new(task).poll(cx)) {
+                Ok(result) => result,
+                // Only a panic or a runtime shutting down ends the task otherwise.
+                Err(_) => Err(JetStreamError::Request(RequestError::Closed)),
+            }),
+        }
+    }
+}
+
+/// One publish and its resends.
+struct Attempts {
     window: RequestWindow,
     state: State,
     /// The message, kept to send it again.
@@ -41,18 +172,14 @@ pub struct PublishAckFuture {
     attempt: u32,
     attempts: u32,
     wait: Duration,
+    retry_for: Duration,
+    first_failure: Option<Instant>,
+    /// For a publish with a msg id: completes when a stream's leader changes.
+    leader_change: Option<Signal>,
+    leaders: Arc<LeaderChanges>,
 }
 
-impl std::fmt::Debug for PublishAckFuture {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PublishAckFuture")
-            .field("subject", &self.request.subject)
-            .field("attempt", &self.attempt)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Future for PublishAckFuture {
+impl Future for Attempts {
     type Output = Result<PubAck, JetStreamError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
@@ -60,35 +187,49 @@ impl Future for PublishAckFuture {
         loop {
             match &mut this.state {
                 State::Waiting(reply) => {
-                    let failure = match ready!(Pin::new(reply).poll(cx)) {
-                        Ok(reply) => {
-                            this.state = State::Done;
-                            return Poll::Ready(decode_pub_ack(&this.request.subject, &reply));
+                    let polled = match Pin::new(reply).poll(cx) {
+                        Poll::Ready(polled) => polled,
+                        Poll::Pending => {
+                            let Some(signal) = this.leader_change.as_mut() else {
+                                return Poll::Pending;
+                            };
+                            ready!(signal.as_mut().poll(cx));
+                            // A new leader: an ack still missing went to the old one. Send
+                            // again now (the stream drops the copy if the first was stored).
+                            this.leader_change = Some(this.leaders.next(this.window.client()));
+                            this.state =
+                                State::Resending(resend(&this.window, &this.request, None));
+                            continue;
                         }
-                        Err(e) => e,
                     };
                     this.state = State::Done;
-                    let timeout = this.request.timeout.unwrap_or_default();
-                    match after_failure(
-                        failure,
-                        &this.request.subject,
-                        this.has_msg_id,
-                        this.attempt,
-                        this.attempts,
-                        timeout,
-                        this.wait,
-                    ) {
+                    let since = *this.first_failure.get_or_insert_with(Instant::now);
+                    let budget = Budget {
+                        attempt: this.attempt,
+                        attempts: this.attempts,
+                        failing_for: since.elapsed(),
+                        retry_for: this.retry_for,
+                        wait: this.wait,
+                        timeout: this.request.timeout.unwrap_or_default(),
+                    };
+                    let subject = &this.request.subject;
+                    let retry = match polled {
+                        Ok(reply) => match decode_pub_ack(subject, &reply) {
+                            Err(e) => match api_retry(&e, this.has_msg_id, budget) {
+                                Some(pause) => Retry::After(pause),
+                                None => Retry::Fail(e),
+                            },
+                            ok => return Poll::Ready(ok),
+                        },
+                        Err(e) => after_failure(e, subject, this.has_msg_id, budget),
+                    };
+                    match retry {
                         Retry::Fail(e) => return Poll::Ready(Err(e)),
                         Retry::After(pause) => {
                             this.attempt += 1;
-                            let window = this.window.clone();
-                            let request = this.request.clone();
-                            this.state = State::Resending(Box::pin(async move {
-                                if !pause.is_zero() {
-                                    tokio::time::sleep(pause).await;
-                                }
-                                window.send(&request).await
-                            }));
+                            let pause = (!pause.is_zero()).then_some(pause);
+                            this.state =
+                                State::Resending(resend(&this.window, &this.request, pause));
                         }
                     }
                 }
@@ -105,6 +246,18 @@ impl Future for PublishAckFuture {
             }
         }
     }
+}
+
+/// Sends `request` again through `window`, after `pause` if any.
+fn resend(window: &RequestWindow, request: &Request, pause: Option<Duration>) -> Sending {
+    let window = window.clone();
+    let request = request.clone();
+    Box::pin(async move {
+        if let Some(pause) = pause {
+            tokio::time::sleep(pause).await;
+        }
+        window.send(&request).await
+    })
 }
 
 /// A failure to send: a refused publish stays a [`JetStreamError::Publish`].
@@ -151,18 +304,32 @@ impl Context {
         let mut request = Request::new(subject, payload)
             .timeout(options.timeout.unwrap_or(self.publish.ack_timeout));
         request.headers = options.build_headers();
+        let has_msg_id = request.headers.as_ref().is_some_and(|h| h.contains(MSG_ID));
+        // Watch from before the send: an election after it must trigger the resend.
+        let leader_change = has_msg_id.then(|| self.leaders.next(&self.client));
         let reply = self.window.send(&request).await.map_err(send_error)?;
-        Ok(PublishAckFuture {
+        let subject: Arc<str> = request.subject.as_str().into();
+        let attempts = Attempts {
             window: self.window.clone(),
             state: State::Waiting(reply),
-            has_msg_id: request.headers.as_ref().is_some_and(|h| h.contains(MSG_ID)),
+            has_msg_id,
             request,
             attempt: 1,
             attempts: 1 + options
                 .retry_attempts
                 .unwrap_or(self.publish.retry_attempts),
             wait: options.retry_wait.unwrap_or(self.publish.retry_wait),
-        })
+            retry_for: options.retry_for.unwrap_or(self.publish.retry_for),
+            first_failure: None,
+            leader_change,
+            leaders: self.leaders.clone(),
+        };
+        let inner = if has_msg_id {
+            Inner::Task(tokio::spawn(attempts))
+        } else {
+            Inner::Here(attempts)
+        };
+        Ok(PublishAckFuture { inner, subject })
     }
 
     /// Acks outstanding from [`publish_async`](Context::publish_async) right now.

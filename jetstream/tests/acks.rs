@@ -212,10 +212,18 @@ async fn acking_a_core_message_is_an_error() {
         .unwrap();
     use futures::StreamExt;
     let msg = sub.next().await.unwrap();
+    let m = JsMessage::new(msg, client.clone(), Duration::from_secs(1));
+    assert!(matches!(
+        m.ack().await,
+        Err(JetStreamError::NotJetStreamMessage { subject, .. }) if subject == "reply.here"
+    ));
+    assert!(m.info().is_err());
+    // Without a reply subject the error names the message's own subject.
+    client.publish("plain", "y").await.unwrap();
+    let msg = sub.next().await.unwrap();
     let m = JsMessage::new(msg, client, Duration::from_secs(1));
     assert!(matches!(
         m.ack().await,
-        Err(JetStreamError::NotJetStreamMessage { .. })
+        Err(JetStreamError::NotJetStreamMessage { subject, .. }) if subject == "plain"
     ));
-    assert!(m.info().is_err());
 }

@@ -124,6 +124,7 @@ async fn expectations_fail_with_typed_errors() {
 #[tokio::test]
 async fn no_stream_is_typed_and_retried() {
     let (_server, js) = setup().await;
+    // The attempt count alone: two retries, after 10-20 ms and 20-40 ms (jittered backoff).
     let started = std::time::Instant::now();
     let err = js
         .publish_with(
@@ -131,7 +132,8 @@ async fn no_stream_is_typed_and_retried() {
             "x",
             &PublishOptions::new()
                 .retry_attempts(2)
-                .retry_wait(Duration::from_millis(100)),
+                .retry_wait(Duration::from_millis(100))
+                .retry_for(Duration::ZERO),
         )
         .await
         .unwrap_err();
@@ -140,9 +142,21 @@ async fn no_stream_is_typed_and_retried() {
         "{err:?}"
     );
     assert!(
-        started.elapsed() >= Duration::from_millis(200),
+        started.elapsed() >= Duration::from_millis(30),
         "two retries with a pause each"
     );
+    // The time bound: retried until that long after the first 503.
+    let started = std::time::Instant::now();
+    let err = js
+        .publish_with(
+            "nobody.listens",
+            "x",
+            &PublishOptions::new().retry_for(Duration::from_millis(500)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JetStreamError::NoStream { .. }), "{err:?}");
+    assert!(started.elapsed() >= Duration::from_millis(500));
 
     let err = js
         .publish_async("nobody.listens", "x")
@@ -269,7 +283,8 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
             &PublishOptions::new()
                 .timeout(Duration::from_millis(200))
                 .msg_id("k")
-                .retry_attempts(2),
+                .retry_attempts(2)
+                .retry_for(Duration::ZERO),
         )
         .await
         .unwrap_err();
@@ -284,7 +299,8 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
             &PublishOptions::new()
                 .timeout(Duration::from_millis(200))
                 .msg_id("k")
-                .retry_attempts(1),
+                .retry_attempts(1)
+                .retry_for(Duration::ZERO),
         )
         .await
         .unwrap()
@@ -292,6 +308,40 @@ async fn ack_timeout_without_msg_id_is_not_resent() {
         .unwrap_err();
     assert!(
         matches!(err, JetStreamError::Timeout { attempts: 2, .. }),
+        "{err:?}"
+    );
+}
+
+/// `retry_for` keeps a msg-id publish going past its attempt count until that long after its
+/// first failure, for the sync and the async publisher alike.
+#[tokio::test]
+async fn retries_go_on_for_the_time_bound() {
+    let (_server, js) = setup().await;
+    let client = js.client().clone();
+    let _sink = client.subscribe("silent.bound").await.unwrap();
+    client.flush().await.unwrap();
+    let opts = PublishOptions::new()
+        .timeout(Duration::from_millis(200))
+        .msg_id("b")
+        .retry_attempts(0)
+        .retry_for(Duration::from_millis(700));
+    let err = js
+        .publish_with("silent.bound", "x", &opts)
+        .await
+        .unwrap_err();
+    // Past the one attempt: the second failure (about 0.2 s after the first) is within the
+    // bound.
+    assert!(
+        matches!(err, JetStreamError::Timeout { attempts, .. } if attempts >= 3),
+        "{err:?}"
+    );
+    let ack = js
+        .publish_async_with("silent.bound", "x", &opts)
+        .await
+        .unwrap();
+    let err = ack.await.unwrap_err();
+    assert!(
+        matches!(err, JetStreamError::Timeout { attempts, .. } if attempts >= 3),
         "{err:?}"
     );
 }

@@ -343,6 +343,14 @@ fn server_error(shared: &Shared, text: &str) -> Result<(), Stop> {
     {
         shared.refuse_subscriptions(subject, queue.as_deref(), &error);
     }
+    if let ServerErrorKind::PermissionsViolation {
+        operation: PermissionOperation::Publish,
+        subject,
+        ..
+    } = &error.kind
+    {
+        shared.requests().refuse(subject);
+    }
     if error.ends_connection() {
         return Err(Stop::Lost(DisconnectReason::ServerError(error)));
     }

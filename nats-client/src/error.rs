@@ -190,6 +190,14 @@ pub enum RequestError {
         /// The request subject.
         subject: String,
     },
+    /// The server refused the request: the client may not publish to its subject
+    /// (`-ERR 'Permissions Violation for Publish to "<subject>"'`). The request fails as soon
+    /// as the error arrives instead of waiting for its timeout, as in nats.go.
+    #[error("permission denied: the client may not publish the request to {subject:?}")]
+    PermissionDenied {
+        /// The request subject.
+        subject: String,
+    },
 }
 
 impl ConnectError {

@@ -141,6 +141,7 @@ impl RequestError {
             RequestError::Publish(p) => p.kind(),
             RequestError::Closed => ErrorKind::Closed,
             RequestError::Disconnected { .. } => ErrorKind::ConnectionLost,
+            RequestError::PermissionDenied { .. } => ErrorKind::Permission,
         }
     }
 
@@ -149,7 +150,8 @@ impl RequestError {
         match self {
             RequestError::NoResponders { subject }
             | RequestError::TimedOut { subject, .. }
-            | RequestError::Disconnected { subject } => Some(subject),
+            | RequestError::Disconnected { subject }
+            | RequestError::PermissionDenied { subject } => Some(subject),
             RequestError::Publish(PublishError::NoReplySubject { subject }) => Some(subject),
             RequestError::Publish(_) | RequestError::Closed => None,
         }

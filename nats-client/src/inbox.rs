@@ -36,6 +36,8 @@ pub(crate) enum Ended {
     Disconnected,
     /// The client closed.
     Closed,
+    /// The server refused to let the client publish the request (a permissions violation).
+    Refused,
 }
 
 /// What an entry's receiver gets.
@@ -50,6 +52,8 @@ enum Sink {
 
 struct Entry {
     sink: Sink,
+    /// A hash of the subject the request went to (see [`subject_hash`]).
+    subject: u64,
     /// Milliseconds on the inbox's coarse clock after which the entry expires.
     expires: Option<u64>,
     /// A window slot, given back when the entry leaves the map.
@@ -145,6 +149,7 @@ impl Inbox {
     /// leaves the map. The caller must [`Inbox::cancel`] the token when it stops waiting.
     pub fn register(
         &self,
+        subject: &str,
         timeout: Option<Duration>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> (Ticket, oneshot::Receiver<Outcome>) {
@@ -158,6 +163,7 @@ impl Inbox {
         });
         let entry = Entry {
             sink: Sink::One(tx),
+            subject: subject_hash(subject),
             expires,
             _permit: permit,
         };
@@ -171,6 +177,7 @@ impl Inbox {
         let (tx, rx) = mpsc::unbounded_channel();
         let entry = Entry {
             sink: Sink::Many(tx),
+            subject: 0,
             expires: None,
             _permit: None,
         };
@@ -223,6 +230,27 @@ impl Inbox {
         }
     }
 
+    /// Ends the one-reply entries of requests sent to `subject` with [`Ended::Refused`]: the
+    /// server refused the publish (`Permissions Violation for Publish to "<subject>"`), so no
+    /// reply can come. Entries are matched on a 64-bit hash of the subject. Returns how many.
+    pub fn refuse(&self, subject: &str) -> usize {
+        let hash = subject_hash(subject);
+        let refused: Vec<Entry> = {
+            let mut pending = lock(&self.pending);
+            let tokens: Vec<u64> = pending
+                .iter()
+                .filter(|(_, e)| e.subject == hash && matches!(e.sink, Sink::One(_)))
+                .map(|(token, _)| *token)
+                .collect();
+            tokens.iter().filter_map(|t| pending.remove(t)).collect()
+        };
+        let n = refused.len();
+        for e in refused {
+            send_end(e.sink, Ended::Refused);
+        }
+        n
+    }
+
     /// Ends every entry with `why` (connection lost, client closed).
     pub fn fail_all(&self, why: Ended) {
         let entries: Vec<Entry> = lock(&self.pending).drain().map(|(_, e)| e).collect();
@@ -258,6 +286,14 @@ impl Inbox {
     }
 }
 
+/// FNV-1a over the subject: cheap for the short subjects requests go to, and a collision
+/// between two subjects pending at once is vanishingly unlikely.
+fn subject_hash(subject: &str) -> u64 {
+    subject.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 fn send_end(sink: Sink, why: Ended) {
     match sink {
         Sink::One(tx) => {
@@ -291,13 +327,13 @@ mod tests {
     #[test]
     fn entries_never_outlive_their_request() {
         let inbox = Inbox::new("_INBOX");
-        let (t, mut rx) = inbox.register(None, None);
+        let (t, mut rx) = inbox.register("s", None, None);
         assert_eq!(inbox.len(), 1);
         inbox.deliver(reply_to(&t.reply, b"ok"));
         assert_eq!(inbox.len(), 0);
         assert_eq!(&rx.try_recv().unwrap().unwrap().payload[..], b"ok");
         inbox.cancel(t.token);
-        let (t, _rx) = inbox.register(None, None);
+        let (t, _rx) = inbox.register("s", None, None);
         assert_eq!(inbox.len(), 1);
         inbox.cancel(t.token);
         assert_eq!(inbox.len(), 0);
@@ -335,8 +371,8 @@ mod tests {
         let window = Arc::new(Semaphore::new(2));
         let p1 = window.clone().try_acquire_owned().unwrap();
         let p2 = window.clone().try_acquire_owned().unwrap();
-        let (t1, mut rx1) = inbox.register(Some(Duration::ZERO), Some(p1));
-        let (t2, mut rx2) = inbox.register(Some(Duration::from_secs(3600)), Some(p2));
+        let (t1, mut rx1) = inbox.register("s", Some(Duration::ZERO), Some(p1));
+        let (t2, mut rx2) = inbox.register("s", Some(Duration::from_secs(3600)), Some(p2));
         assert_eq!(window.available_permits(), 0);
         inbox.tick();
         assert_eq!(rx1.try_recv().unwrap(), Err(Ended::TimedOut));
@@ -354,9 +390,22 @@ mod tests {
     }
 
     #[test]
+    fn a_refused_publish_ends_the_requests_sent_to_its_subject_only() {
+        let inbox = Inbox::new("_INBOX");
+        let (_a, mut to_secret) = inbox.register("secret.x", None, None);
+        let (_b, mut elsewhere) = inbox.register("open.x", None, None);
+        let (_c, mut many) = inbox.register_many();
+        assert_eq!(inbox.refuse("secret.x"), 1);
+        assert_eq!(to_secret.try_recv().unwrap(), Err(Ended::Refused));
+        assert!(elsewhere.try_recv().is_err());
+        assert!(many.try_recv().is_err());
+        assert_eq!(inbox.len(), 2);
+    }
+
+    #[test]
     fn fail_all_tells_every_waiter_why() {
         let inbox = Inbox::new("_INBOX");
-        let (_, mut one) = inbox.register(None, None);
+        let (_, mut one) = inbox.register("s", None, None);
         let (_, mut many) = inbox.register_many();
         inbox.fail_all(Ended::Disconnected);
         assert_eq!(one.try_recv().unwrap(), Err(Ended::Disconnected));
@@ -367,7 +416,7 @@ mod tests {
     #[test]
     fn foreign_subjects_are_ignored() {
         let inbox = Inbox::new("_INBOX");
-        let (_t, mut rx) = inbox.register(None, None);
+        let (_t, mut rx) = inbox.register("s", None, None);
         inbox.deliver(reply_to("_INBOX.other.1", b"x"));
         inbox.deliver(reply_to(&format!("{}nope", inbox.prefix), b"x"));
         assert!(rx.try_recv().is_err());

@@ -165,6 +165,9 @@ fn reply_result(
             subject: subject.to_owned(),
         }),
         Err(Ended::Closed) => Err(RequestError::Closed),
+        Err(Ended::Refused) => Err(RequestError::PermissionDenied {
+            subject: subject.to_owned(),
+        }),
     }
 }
 
@@ -342,7 +345,7 @@ impl Client {
         if timeout.is_some() && shared.requests().start_ticker() {
             tokio::spawn(tick(Arc::downgrade(shared)));
         }
-        let (ticket, rx) = shared.requests().register(timeout, permit);
+        let (ticket, rx) = shared.requests().register(subject, timeout, permit);
         // Built before publishing: if the publish fails, dropping it cancels the entry.
         let future = ReplyFuture {
             shared: shared.clone(),

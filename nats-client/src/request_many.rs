@@ -235,7 +235,8 @@ impl Stream for Replies {
                 }
                 Poll::Ready(Some(Err(why))) => {
                     this.finish(match why {
-                        Ended::Closed => RepliesEnd::Closed,
+                        // Refused: only one-reply entries are refused (see Inbox::refuse).
+                        Ended::Closed | Ended::Refused => RepliesEnd::Closed,
                         Ended::Disconnected => RepliesEnd::Disconnected,
                         Ended::TimedOut => RepliesEnd::Timeout,
                     });
