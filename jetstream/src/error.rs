@@ -345,8 +345,6 @@ impl JetStreamError {
             JetStreamError::Json { .. }
             | JetStreamError::InvalidResponse { .. }
             | JetStreamError::InvalidAdvisory { .. } => ErrorKind::Protocol,
-            #[allow(unreachable_patterns)] // variants added later map here until they are sorted
-            _ => ErrorKind::Other,
         }
     }
 

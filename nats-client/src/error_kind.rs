@@ -181,8 +181,9 @@ impl ServerError {
             | ServerErrorKind::AuthenticationRevoked
             | ServerErrorKind::AccountAuthenticationExpired => ErrorKind::Authorization,
             ServerErrorKind::StaleConnection => ErrorKind::ConnectionLost,
-            #[allow(unreachable_patterns)] // kinds added later are server errors until sorted
-            _ => ErrorKind::Server,
+            ServerErrorKind::MaxConnectionsExceeded
+            | ServerErrorKind::MaxSubscriptionsExceeded
+            | ServerErrorKind::Other => ErrorKind::Server,
         }
     }
 }
