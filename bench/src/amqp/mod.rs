@@ -231,13 +231,20 @@ pub fn main(options: Options) -> ExitCode {
         }
     }
     let started = Instant::now();
-    let rabbit = nats_tests::RabbitMq::start();
-    let rabbit_pids: Vec<u32> = cpu::erlang_vm_pid(rabbit.node()).into_iter().collect();
-    eprintln!(
-        "RabbitMQ {} up in {:.1} s (VM pid {rabbit_pids:?})",
-        rabbit.node(),
-        started.elapsed().as_secs_f64()
-    );
+    let lapin = options.sides.is_empty() || options.sides.contains(&Side::Lapin);
+    let rabbit = lapin.then(nats_tests::RabbitMq::start);
+    let rabbit_pids: Vec<u32> = rabbit
+        .as_ref()
+        .and_then(|r| cpu::erlang_vm_pid(r.node()))
+        .into_iter()
+        .collect();
+    if let Some(r) = &rabbit {
+        eprintln!(
+            "RabbitMQ {} up in {:.1} s (VM pid {rabbit_pids:?})",
+            r.node(),
+            started.elapsed().as_secs_f64()
+        );
+    }
     let (single, cluster) = match options.cluster {
         false => (Some(nats_tests::NatsServer::jetstream()), None),
         true => (None, Some(nats_tests::Cluster::start(3))),
@@ -253,7 +260,7 @@ pub fn main(options: Options) -> ExitCode {
     let targets = Targets {
         nats_url,
         nats_pids,
-        rabbit_url: rabbit.url(),
+        rabbit_url: rabbit.as_ref().map(|r| r.url()).unwrap_or_default(),
         rabbit_pids,
         replicas: if options.cluster { 3 } else { 1 },
     };
