@@ -294,15 +294,15 @@ pub async fn fanout(s: Spec) -> Result<Outcome, BenchError> {
     Ok(Outcome::rate(s.messages * FANOUT_CLIENTS as u64, cost))
 }
 
-/// RPC: a server consumes a durable quorum request queue and answers each request to its
-/// `reply_to` with the same `correlation_id`, then acks it; the client sends N persistent
-/// requests one at a time and waits for each reply on its exclusive server-named queue
-/// (`no_ack`). Latency per round trip.
+/// RPC, the shape of RabbitMQ's RPC tutorial: a server consumes a (classic, non-durable)
+/// request queue and answers each request to its `reply_to` with the same `correlation_id`,
+/// then acks it; the client sends N transient requests one at a time and waits for each reply
+/// on its exclusive server-named queue (`no_ack`). Latency per round trip.
 pub async fn rpc(s: Spec) -> Result<Outcome, BenchError> {
     let sconn = connect(&s, "rpc-server").await?;
     let cconn = connect(&s, "rpc-client").await?;
     let q = s.name("rpc");
-    let (sch, mut requests) = consume_after_declare(&sconn, &q, &s.queue_args).await?;
+    let (sch, mut requests) = consume_after_declare(&sconn, &q).await?;
     let server = tokio::spawn(async move {
         while let Some(d) = requests.next().await {
             let d = d?;
@@ -345,7 +345,7 @@ pub async fn rpc(s: Spec) -> Result<Outcome, BenchError> {
     let meter = Meter::start(&s.broker_pids);
     for i in 0..s.messages {
         let id: ShortString = i.to_string().into();
-        let props = persistent()
+        let props = BasicProperties::default()
             .with_reply_to(reply_q.clone())
             .with_correlation_id(id.clone());
         let t = Instant::now();
@@ -380,10 +380,14 @@ pub async fn rpc(s: Spec) -> Result<Outcome, BenchError> {
 async fn consume_after_declare(
     conn: &Connection,
     q: &str,
-    args: &FieldTable,
 ) -> Result<(Channel, Consumer), BenchError> {
     let ch = conn.create_channel().await?;
-    declare(&ch, q, args).await?;
+    ch.queue_declare(
+        q.into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await?;
     drop(ch);
     consume(conn, q, false).await
 }
