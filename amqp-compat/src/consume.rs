@@ -475,7 +475,10 @@ async fn pull_loop(
                         puller = None;
                         break;
                     }
+                    // Resolve the consumer again after a pause: it may be offline with its
+                    // server (a design-D consumer is then re-created from its checkpoint).
                     Err(PullFailed::Other) => {
+                        puller = None;
                         tokio::time::sleep(PULL_EXPIRES).await;
                         break;
                     }
