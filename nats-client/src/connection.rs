@@ -2,8 +2,11 @@
 //! routes messages, writes the shared buffer out, keeps the connection alive, and on loss
 //! reconnects through the server pool and resumes without dropping accepted bytes.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -41,11 +44,13 @@ pub(crate) async fn run(
     let mut next = first;
     let mut unsent = BytesMut::new();
     let mut reconnecting = next.is_none();
-    let mut retiring = None;
+    // Connections being retired after lame-duck moves: they deliver until their retirement
+    // ends, whatever happens to the connections after them meanwhile.
+    let mut retiring = Retirements::default();
     loop {
         let est = match next.take() {
             Some(est) => est,
-            None => match reconnect(&shared, tls.as_ref()).await {
+            None => match retiring.alongside(reconnect(&shared, tls.as_ref())).await {
                 Some(est) => {
                     go_live(&shared, &est, std::mem::take(&mut unsent), reconnecting);
                     est
@@ -56,7 +61,9 @@ pub(crate) async fn run(
         let addr = est.addr.clone();
         let server = addr.to_string();
         let mut chunk = Chunk::default();
-        let (stop, old) = serve(&shared, est, &mut chunk, tls.as_ref(), retiring.take()).await;
+        let (stop, old) = retiring
+            .alongside(serve(&shared, est, &mut chunk, tls.as_ref()))
+            .await;
         match stop {
             Stop::Closed => break,
             Stop::Lost(reason) => {
@@ -73,12 +80,39 @@ pub(crate) async fn run(
             Stop::Handoff(new) => {
                 let unsent = requeue_unsent(&shared, &mut chunk);
                 go_live(&shared, &new, unsent, true);
-                retiring = old;
+                if let Some(old) = old {
+                    retiring.push(Box::pin(retire(&shared, old)));
+                }
                 next = Some(*new);
             }
         }
     }
     shared.finish();
+}
+
+/// The retirements in progress, polled alongside whatever the connection task does.
+#[derive(Default)]
+struct Retirements<'a> {
+    running: Vec<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+}
+
+impl<'a> Retirements<'a> {
+    fn push(&mut self, retirement: Pin<Box<dyn Future<Output = ()> + Send + 'a>>) {
+        self.running.push(retirement);
+    }
+
+    /// Runs `work` to its end while the retirements go on.
+    async fn alongside<F: Future>(&mut self, work: F) -> F::Output {
+        let retirements = std::future::poll_fn(|cx| {
+            self.running
+                .retain_mut(|r| r.as_mut().poll(cx).is_pending());
+            Poll::<std::convert::Infallible>::Pending
+        });
+        tokio::select! {
+            out = work => out,
+            never = retirements => match never {},
+        }
+    }
 }
 
 /// Makes a fresh connection the live one: new server limits, every live subscription sent
@@ -199,7 +233,6 @@ async fn serve(
     est: Established,
     chunk: &mut Chunk,
     tls: Option<&Arc<rustls::ClientConfig>>,
-    retiring: Option<Retiring>,
 ) -> (Stop, Option<Retiring>) {
     let Established {
         transport,
@@ -210,18 +243,11 @@ async fn serve(
     } = est;
     let (mut rd, mut wr) = transport.into_halves();
     let lame_duck = Notify::new();
-    let retire_old = async {
-        match retiring {
-            Some(old) => retire(shared, old).await,
-            None => std::future::pending().await,
-        }
-    };
     let stop = tokio::select! {
         stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf, &lame_duck) => stop,
         stop = write_loop(shared, &mut wr, chunk) => stop,
         stop = keep_alive(shared) => stop,
         new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
-        never = retire_old => match never {},
     };
     match stop {
         Stop::Closed => {

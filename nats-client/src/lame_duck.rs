@@ -119,8 +119,7 @@ pub(crate) async fn find_replacement(
 
 /// Keeps delivering from the old connection until our subscriptions on the new one are known
 /// to the old server, then unsubscribes the old one, drains it up to its PONG, and closes it.
-/// Never returns.
-pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
+pub(crate) async fn retire(shared: &Shared, mut old: Retiring) {
     // A probe subscription on the new connection only, sent after every re-sent SUB; the
     // flush's PONG then proves the new server holds them all.
     let probe_subject = format!("{}.{}.ldm", shared.opts().inbox_prefix, nuid::next());
@@ -202,7 +201,6 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
         debug!("lame-duck connection retired");
     };
     done.await;
-    std::future::pending().await
 }
 
 /// The probe subscription of [`retire`]; unsubscribed when dropped, however retirement ends.

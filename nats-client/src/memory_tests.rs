@@ -354,3 +354,83 @@ async fn lame_duck_move_completes_a_cut_publish_on_the_old_connection_only() {
         "the PUB completed on the old server was sent again: {on_new:?}"
     );
 }
+
+/// Reads the new connection's ops, answering its PINGs, until the probe subscription's SUB is
+/// proven by a PONG; returns the probe (subject, sid) and the other ops read.
+async fn until_probe_proven(conn: &mut crate::memory::FakeConn) -> ((String, u64), Vec<ClientOp>) {
+    let mut probe = None;
+    let mut others = Vec::new();
+    loop {
+        match conn.next_op().await.expect("the new connection stays") {
+            ClientOp::Ping => {
+                conn.send(ServerOp::Pong).await;
+                if let Some(probe) = probe.take() {
+                    return (probe, others);
+                }
+            }
+            ClientOp::Sub { subject, sid, .. } if subject.ends_with(".ldm") => {
+                probe = Some((subject, sid));
+            }
+            op => others.push(op),
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn losing_the_new_connection_during_a_lame_duck_move_keeps_the_old_one() {
+    let net = MemoryNet::new(64 * 1024);
+    let mut s1 = net.listen("s1:4222");
+    let mut s2 = net.listen("s2:4222");
+    let mut s3 = net.listen("s3:4222");
+    let pending = connect(options(&net), &["s1:4222", "s2:4222", "s3:4222"]);
+    let mut c1 = s1.accept_client(&info("s1")).await;
+    let client = pending.await.expect("joined").expect("connected");
+    let mut sub = client.subscribe("a").await.expect("subscribed");
+    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    // s1 takes nobody new; it announces lame duck.
+    drop(s1);
+    let mut ldm = info("s1");
+    ldm.ldm = true;
+    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    // The move starts on s2, which dies before it proved anything.
+    let mut c2 = s2.accept_client(&info("s2")).await;
+    c2.until(|op| matches!(op, ClientOp::Sub { subject, .. } if subject.ends_with(".ldm")))
+        .await;
+    drop(s2);
+    drop(c2);
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    // The old connection is healthy: it still delivers.
+    c1.send_msg("a", 1, b"still here").await;
+    let msg = tokio::time::timeout(Duration::from_secs(1), sub.next())
+        .await
+        .expect("the old connection still delivers")
+        .expect("a message");
+    assert_eq!(&msg.payload[..], b"still here");
+    // The client reconnects to s3 and the move goes on from there.
+    let mut c3 = s3.accept_client(&info("s3")).await;
+    let (probe, on_new) = until_probe_proven(&mut c3).await;
+    assert!(on_new.iter().any(|op| is_sub(op, "a")), "{on_new:?}");
+    let before_probe = c1
+        .until(|op| matches!(op, ClientOp::Pub { subject, .. } if *subject == probe.0))
+        .await;
+    assert!(
+        !before_probe
+            .iter()
+            .any(|op| matches!(op, ClientOp::Unsub { .. })),
+        "{before_probe:?}"
+    );
+    c3.send_msg(&probe.0, probe.1, b"").await;
+    let retiring = c1.until(|op| *op == ClientOp::Ping).await;
+    assert!(
+        retiring.contains(&ClientOp::Unsub { sid: 1, max: None }),
+        "{retiring:?}"
+    );
+    c1.send(ServerOp::Pong).await;
+    assert!(c1.closed_by_client().await, "the old connection is retired");
+    c3.send_msg("a", 1, b"new").await;
+    let msg = tokio::time::timeout(Duration::from_secs(1), sub.next())
+        .await
+        .expect("delivered")
+        .expect("a message");
+    assert_eq!(&msg.payload[..], b"new");
+}
