@@ -24,7 +24,7 @@ use crate::handshake::{Established, establish};
 use crate::outbound::Chunk;
 use crate::session::Retirement;
 use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
-use crate::subscription::Target;
+use crate::sub_queue::Target;
 use crate::transport::{Reader, Writer};
 
 /// Time given to the other nodes of the cluster to learn our new subscriptions, once the old

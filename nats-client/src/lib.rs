@@ -101,6 +101,7 @@ mod server_pool;
 mod session;
 mod shared;
 mod stats;
+mod sub_queue;
 mod subscription;
 mod tls;
 mod transport;
@@ -108,7 +109,8 @@ mod transport;
 pub use addr::{DEFAULT_PORT, ServerAddr, ToServerAddrs};
 pub use auth::{Auth, AuthCallback, AuthFuture};
 pub use client::{Client, State};
-pub use error::{ClientError, ConnectError, ErrorKind, PublishError, RequestError};
+pub use error::{ClientError, ConnectError, PublishError, RequestError};
+pub use error_kind::ErrorKind;
 pub use events::{DisconnectReason, Event};
 pub use handler::HandlerSubscription;
 pub use message::Message;
@@ -121,7 +123,8 @@ pub use request::{ReplyFuture, Request, RequestWindow};
 pub use request_many::{Replies, RepliesEnd, RequestMany};
 pub use server_error::{PermissionOperation, ServerError, ServerErrorKind};
 pub use stats::Statistics;
-pub use subscription::{Subscriber, SubscriptionError};
+pub use sub_queue::SubscriptionError;
+pub use subscription::Subscriber;
 
 /// Connects with default options to the given server(s): a URL such as
 /// `nats://127.0.0.1:4222`, a comma-separated list, or a list.

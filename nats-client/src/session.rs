@@ -26,7 +26,7 @@ use nats_proto::{Encoder, ProtoError, ServerInfo};
 use crate::addr::ServerAddr;
 use crate::message::Message;
 use crate::server_error::ServerError;
-use crate::subscription::{Handler, Pushed, SubEntry, SubscriptionError, Target};
+use crate::sub_queue::{Handler, Pushed, SubEntry, SubscriptionError, Target};
 
 /// The session state of one client (it outlives each connection).
 pub(crate) struct Session<W> {

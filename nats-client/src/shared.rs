@@ -31,7 +31,7 @@ use crate::server_error::ServerError;
 use crate::server_pool::ServerPool;
 use crate::session::{Delivery, KeepAlive, Session};
 use crate::stats::{Counters, Statistics};
-use crate::subscription::{Handler, Target};
+use crate::sub_queue::{Handler, Target};
 
 /// The session as the client holds it: flush waiters are oneshot senders.
 pub(crate) type ClientSession = Session<FlushWaiter>;

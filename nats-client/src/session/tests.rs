@@ -5,7 +5,7 @@ use std::sync::Mutex;
 use bytes::Bytes;
 
 use super::*;
-use crate::subscription::SubQueue;
+use crate::sub_queue::SubQueue;
 
 type S = Session<u32>;
 
