@@ -10,18 +10,18 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use nats_proto::{Encoder, Parser, ServerOp};
+use nats_proto::{Encoder, Parser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::error::ConnectError;
 use crate::events::{DisconnectReason, Event};
-use crate::handshake::{Established, establish, inbound_limits};
+use crate::handshake::{Established, establish};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
-use crate::outbound::{Chunk, LinkState, Take};
-use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
-use crate::session::{KeepAlive, Retirement};
+use crate::outbound::{Chunk, FlushWaiter, LinkState, Take};
+use crate::server_error::ServerError;
+use crate::session::{Action, Retirement};
 use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
 
 /// Why serving a connection stopped.
@@ -246,7 +246,6 @@ async fn serve(
     let stop = tokio::select! {
         stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf, &lame_duck) => stop,
         stop = write_loop(shared, &mut wr, chunk) => stop,
-        stop = keep_alive(shared) => stop,
         new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
     };
     match stop {
@@ -273,6 +272,8 @@ async fn serve(
     }
 }
 
+/// Feeds the session what comes in: the server's ops, and the keep-alive timer (a PING every
+/// `ping_interval`).
 async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Shared,
     rd: &mut R,
@@ -280,6 +281,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     lame_duck: &Notify,
 ) -> Stop {
+    let period = shared.opts().ping_interval.max(Duration::from_millis(10));
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         if let Err(stop) = handle_buffered(shared, parser, buf, lame_duck) {
             return stop;
@@ -289,16 +292,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
             _ if buf.capacity() - buf.len() < 8 * 1024 => buf.reserve(64 * 1024),
             _ => {}
         }
-        match rd.read_buf(buf).await {
-            Ok(0) => return Stop::Lost(DisconnectReason::ServerClosed),
-            Ok(_) => {}
-            Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
+        // Both are cancel-safe: a read that loses the race has read nothing.
+        tokio::select! {
+            read = rd.read_buf(buf) => match read {
+                Ok(0) => return Stop::Lost(DisconnectReason::ServerClosed),
+                Ok(_) => {}
+                Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
+            },
+            _ = keep_alive.tick() => {
+                let action = shared.keep_alive_tick();
+                if let Err(stop) = perform(shared, parser, lame_duck, action) {
+                    return stop;
+                }
+            }
         }
     }
 }
 
 /// Handles every whole op in the buffer. Messages are routed under one lock of the
-/// subscription table per run of consecutive messages.
+/// session per run of consecutive messages; every other op goes to the session, and its
+/// decisions are carried out here.
 fn handle_buffered(
     shared: &Shared,
     parser: &mut Parser,
@@ -319,66 +332,42 @@ fn handle_buffered(
             }
             Delivered::Op(op) => op,
         };
-        match op {
-            ServerOp::Ping => {
-                shared.out().pong();
-                shared.wake_writer();
-            }
-            ServerOp::Pong => shared.pong(),
-            ServerOp::Info(info) => {
-                parser.set_limits(inbound_limits(&info));
-                let urls = info.connect_urls.clone();
-                let (ldm, current) = shared.info_update(*info);
-                if !shared.opts().ignore_discovered_servers
-                    && let Some(current) = &current
-                {
-                    shared.pool().update_discovered(&urls, current);
-                }
-                if ldm {
-                    let server = current
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    shared.emit(Event::LameDuck { server });
-                    lame_duck.notify_one();
-                }
-            }
-            ServerOp::Err(text) => server_error(shared, &text)?,
-            ServerOp::BadMsg(bad) => shared.undeliverable(bad),
-            ServerOp::Ok | ServerOp::Msg(_) => {}
+        for action in shared.server_op(op) {
+            perform(shared, parser, lame_duck, action)?;
         }
     }
 }
 
-/// An `-ERR` on a live connection, handled as the table on [`ServerErrorKind`] says:
-/// always an event; a refused subscription ends; stale connection, maximum connections and
-/// auth errors end the connection (the server closes it anyway).
-fn server_error(shared: &Shared, text: &str) -> Result<(), Stop> {
-    let error = ServerError::parse(text);
-    let server = shared.server_name();
-    warn!(%server, error = %error, "server error");
-    shared.emit(Event::ServerError {
-        server,
-        error: error.clone(),
-    });
-    if let ServerErrorKind::PermissionsViolation {
-        operation: PermissionOperation::Subscribe,
-        subject,
-        queue,
-    } = &error.kind
-    {
-        shared.refuse_subscriptions(subject, queue.as_deref(), &error);
-    }
-    if let ServerErrorKind::PermissionsViolation {
-        operation: PermissionOperation::Publish,
-        subject,
-        ..
-    } = &error.kind
-    {
-        shared.requests().refuse(subject);
-    }
-    if error.ends_connection() {
-        return Err(Stop::Lost(DisconnectReason::ServerError(error)));
+/// Carries out one of the session's decisions for the live connection.
+fn perform(
+    shared: &Shared,
+    parser: &mut Parser,
+    lame_duck: &Notify,
+    action: Action<FlushWaiter>,
+) -> Result<(), Stop> {
+    match action {
+        Action::Pong => {
+            shared.out().pong();
+            shared.wake_writer();
+        }
+        Action::Ping => {
+            shared.out().want_ping();
+            shared.wake_writer();
+        }
+        Action::Flushed(waiters) => Shared::flushed(waiters),
+        Action::Limits(limits) => parser.set_limits(limits),
+        Action::Discovered { urls, current } => shared.discovered(&urls, &current),
+        Action::Move => lame_duck.notify_one(),
+        Action::Event(event) => shared.report(event),
+        Action::RefuseRequests(subject) => {
+            shared.requests().refuse(&subject);
+        }
+        Action::Deliver(delivery) => {
+            if let Some((handler, msg)) = shared.delivered(delivery) {
+                handler(msg);
+            }
+        }
+        Action::Close(reason) => return Err(Stop::Lost(reason)),
     }
     Ok(())
 }
@@ -437,20 +426,5 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
             Take::Idle => {}
         }
         notified.await;
-    }
-}
-
-/// Sends a PING every `ping_interval`; too many without a PONG means the link is dead (this
-/// also catches a write that stalls: its PINGs never go out, so no PONG comes back).
-async fn keep_alive(shared: &Shared) -> Stop {
-    let period = shared.opts().ping_interval.max(Duration::from_millis(10));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tick.tick().await;
-        if let KeepAlive::Dead { unanswered } = shared.keep_alive_tick() {
-            return Stop::Lost(DisconnectReason::PingTimeout { unanswered });
-        }
-        shared.out().want_ping();
-        shared.wake_writer();
     }
 }

@@ -21,12 +21,59 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use nats_proto::{Encoder, ProtoError, ServerInfo};
+use nats_proto::{Encoder, ParserLimits, ProtoError, ServerInfo, ServerOp};
 
 use crate::addr::ServerAddr;
+use crate::events::{DisconnectReason, Event};
 use crate::message::Message;
-use crate::server_error::ServerError;
+use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
 use crate::sub_queue::{Handler, Pushed, SubEntry, SubscriptionError, Target};
+
+/// Headers the server may add to a message after the publisher's `max_payload` check
+/// (JetStream republish, sources and mirrors, direct gets): allowed on top of `max_payload`.
+pub(crate) const HEADER_ALLOWANCE: usize = 64 * 1024;
+
+/// What the parser accepts from a server: messages up to its announced `max_payload` plus
+/// [`HEADER_ALLOWANCE`], so a server cannot make us buffer far more than it said it would send
+/// (the protocol default when it announced none).
+pub(crate) fn inbound_limits(info: &ServerInfo) -> ParserLimits {
+    let defaults = ParserLimits::default();
+    if info.max_payload == 0 {
+        return defaults;
+    }
+    ParserLimits {
+        max_payload: info.max_payload.saturating_add(HEADER_ALLOWANCE),
+        ..defaults
+    }
+}
+
+/// What the driver must do after an input, in the order given.
+#[must_use = "an action is the session's decision: the driver carries it out"]
+pub(crate) enum Action<W> {
+    /// Answer the server's PING (a PONG with the next write to that connection).
+    Pong,
+    /// Send a keep-alive PING with the next write.
+    Ping,
+    /// These flush calls are proven (their PING's PONG came): resolve them.
+    Flushed(Vec<W>),
+    /// The server's limits changed: the connection's parser follows.
+    Limits(ParserLimits),
+    /// Servers the INFO announced, for the pool (`current` completes them: scheme, TLS).
+    Discovered {
+        urls: Vec<String>,
+        current: ServerAddr,
+    },
+    /// The server is going away (lame duck): move to another one.
+    Move,
+    /// Tell the user (and count, for the kinds that are counted).
+    Event(Event),
+    /// Requests sent to `subject` can never be answered (publishing there is refused).
+    RefuseRequests(String),
+    /// Where a message went (see [`Delivery`]).
+    Deliver(Delivery),
+    /// The connection is over: reconnect.
+    Close(DisconnectReason),
+}
 
 /// The session state of one client (it outlives each connection).
 pub(crate) struct Session<W> {
@@ -38,6 +85,19 @@ pub(crate) struct Session<W> {
     pings_out: usize,
     info: Arc<ServerInfo>,
     server: Option<ServerAddr>,
+    counts: Received,
+}
+
+/// What the session received, counted (the rest of [`crate::Statistics`] is counted where it
+/// happens: publishes under the write lock, connects by the driver).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Received {
+    pub msgs: u64,
+    pub bytes: u64,
+    /// Dropped for a subscription over its pending limits.
+    pub dropped: u64,
+    /// Well-framed but not representable (see [`Session::undeliverable`]).
+    pub undeliverable: u64,
 }
 
 /// Where a message went (see [`Session::deliver`]).
@@ -59,15 +119,6 @@ pub(crate) enum Delivery {
     Handler(Handler, Message),
 }
 
-/// What the keep-alive timer leads to (see [`Session::keep_alive_tick`]).
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum KeepAlive {
-    /// Send a PING.
-    Ping,
-    /// Too many PINGs without a PONG: the link is dead.
-    Dead { unanswered: usize },
-}
-
 impl<W> Default for Session<W> {
     fn default() -> Self {
         Session {
@@ -77,6 +128,7 @@ impl<W> Default for Session<W> {
             pings_out: 0,
             info: Arc::default(),
             server: None,
+            counts: Received::default(),
         }
     }
 }
@@ -85,6 +137,11 @@ impl<W> Session<W> {
     /// The latest INFO of the current (or last) server.
     pub fn info(&self) -> Arc<ServerInfo> {
         self.info.clone()
+    }
+
+    /// Messages received so far (every connection).
+    pub fn received(&self) -> Received {
+        self.counts
     }
 
     /// The current (or last) server.
@@ -203,17 +260,84 @@ impl<W> Session<W> {
         self.pings_out = 0;
     }
 
-    /// An INFO on a live connection. Returns whether it announces lame duck mode.
-    pub fn info_update(&mut self, info: ServerInfo) -> bool {
-        let ldm = info.ldm;
+    /// An op the live connection's server sent: what to do about it. (The reader delivers
+    /// runs of messages through [`Session::deliver`] directly: no allocation per message.)
+    pub fn server_op(&mut self, op: ServerOp) -> Vec<Action<W>> {
+        match op {
+            ServerOp::Msg(msg) => vec![Action::Deliver(self.deliver(msg))],
+            ServerOp::Ping => vec![Action::Pong],
+            ServerOp::Pong => match self.pong() {
+                proven if proven.is_empty() => Vec::new(),
+                proven => vec![Action::Flushed(proven)],
+            },
+            ServerOp::Info(info) => self.info_update(*info),
+            ServerOp::Err(text) => self.server_error(&text),
+            ServerOp::BadMsg(bad) => {
+                let (sid, error) = (bad.sid, bad.error.clone());
+                self.undeliverable(bad);
+                vec![Action::Event(Event::UndeliverableMessage { sid, error })]
+            }
+            ServerOp::Ok => Vec::new(),
+        }
+    }
+
+    /// An INFO on a live connection: new limits, servers to learn, and the move when it
+    /// announces lame duck.
+    fn info_update(&mut self, info: ServerInfo) -> Vec<Action<W>> {
+        let mut actions = vec![Action::Limits(inbound_limits(&info))];
+        if let Some(current) = &self.server {
+            actions.push(Action::Discovered {
+                urls: info.connect_urls.clone(),
+                current: current.clone(),
+            });
+        }
+        if info.ldm {
+            let server = self.server_name();
+            actions.push(Action::Event(Event::LameDuck { server }));
+            actions.push(Action::Move);
+        }
         self.info = Arc::new(info);
-        ldm
+        actions
+    }
+
+    /// An `-ERR` on a live connection, handled as the table on [`ServerErrorKind`] says:
+    /// always an event; a refused subscription ends, requests to a refused subject fail;
+    /// stale connection, maximum connections and auth errors end the connection (the server
+    /// closes it anyway).
+    fn server_error(&mut self, text: &str) -> Vec<Action<W>> {
+        let error = ServerError::parse(text);
+        let mut actions = vec![Action::Event(Event::ServerError {
+            server: self.server_name(),
+            error: error.clone(),
+        })];
+        if let ServerErrorKind::PermissionsViolation {
+            operation,
+            subject,
+            queue,
+        } = &error.kind
+        {
+            match operation {
+                PermissionOperation::Subscribe => {
+                    self.refuse(subject, queue.as_deref(), &error);
+                }
+                PermissionOperation::Publish => {
+                    actions.push(Action::RefuseRequests(subject.clone()));
+                }
+                PermissionOperation::PublishReply => {}
+            }
+        }
+        if error.ends_connection() {
+            actions.push(Action::Close(DisconnectReason::ServerError(error)));
+        }
+        actions
     }
 
     /// Routes a message to its subscription, counting it against a limit and ending the
     /// subscription when the limit is reached.
     pub fn deliver(&mut self, msg: nats_proto::Msg) -> Delivery {
         let sid = msg.sid;
+        self.counts.msgs += 1;
+        self.counts.bytes += msg.size as u64;
         let Some(entry) = self.subs.get_mut(&sid) else {
             return Delivery::Gone;
         };
@@ -222,11 +346,14 @@ impl<W> Session<W> {
         let delivery = match &entry.target {
             Target::Queue(q) => match q.push(msg.into()) {
                 Pushed::Queued => Delivery::Queued,
-                Pushed::Dropped { first } => Delivery::Dropped {
-                    sid,
-                    subject: entry.subject.clone(),
-                    first,
-                },
+                Pushed::Dropped { first } => {
+                    self.counts.dropped += 1;
+                    Delivery::Dropped {
+                        sid,
+                        subject: entry.subject.clone(),
+                        first,
+                    }
+                }
             },
             Target::Requests => Delivery::Requests(msg.into()),
             Target::Handler(h) => Delivery::Handler(h.clone(), msg.into()),
@@ -242,6 +369,7 @@ impl<W> Session<W> {
     /// error.
     pub fn undeliverable(&mut self, bad: Box<nats_proto::BadMsg>) {
         let sid = bad.sid;
+        self.counts.undeliverable += 1;
         let Some(entry) = self.subs.get_mut(&sid) else {
             return;
         };
@@ -296,14 +424,16 @@ impl<W> Session<W> {
         self.pongs.len()
     }
 
-    /// The keep-alive timer fired.
-    pub fn keep_alive_tick(&mut self, max_pings_out: usize) -> KeepAlive {
+    /// The keep-alive timer fired: a PING, or, with `max_pings_out` of them unanswered
+    /// already, the link is dead (this also catches a write that stalls: its PINGs never go
+    /// out, so no PONG comes back).
+    pub fn keep_alive_tick(&mut self, max_pings_out: usize) -> Action<W> {
         let out = self.pings_out;
         self.pings_out += 1;
         if out >= max_pings_out {
-            KeepAlive::Dead { unanswered: out }
+            Action::Close(DisconnectReason::PingTimeout { unanswered: out })
         } else {
-            KeepAlive::Ping
+            Action::Ping
         }
     }
 

@@ -155,12 +155,15 @@ fn pongs_resolve_flushes_in_order_and_a_loss_asks_again() {
 #[test]
 fn keep_alive_declares_the_link_dead_after_max_pings_out() {
     let mut s = S::default();
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    let _ = s.pong();
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Dead { unanswered: 2 });
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    let _ = s.server_op(ServerOp::Pong);
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    assert!(matches!(
+        s.keep_alive_tick(2),
+        Action::Close(DisconnectReason::PingTimeout { unanswered: 2 })
+    ));
     let mut out = BytesMut::new();
     s.connected(
         &Encoder::default(),
@@ -168,11 +171,63 @@ fn keep_alive_declares_the_link_dead_after_max_pings_out() {
         addr(1),
         ServerInfo::default(),
     );
-    assert_eq!(
-        s.keep_alive_tick(2),
-        KeepAlive::Ping,
+    assert!(
+        matches!(s.keep_alive_tick(2), Action::Ping),
         "a new link starts afresh"
     );
+}
+
+#[test]
+fn a_ping_is_answered_and_a_pong_proves_its_flush_calls() {
+    let mut s = S::default();
+    assert!(matches!(&s.server_op(ServerOp::Ping)[..], [Action::Pong]));
+    s.ping_sent(vec![7]);
+    assert!(matches!(&s.server_op(ServerOp::Pong)[..], [Action::Flushed(w)] if *w == vec![7]));
+    assert!(
+        s.server_op(ServerOp::Pong).is_empty(),
+        "nothing left to prove"
+    );
+    assert!(s.server_op(ServerOp::Ok).is_empty());
+}
+
+#[test]
+fn server_errors_are_reported_and_acted_on_by_kind() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let q = queue();
+    let sid = s
+        .subscribe(&enc, None, "a", None, Target::Queue(q.clone()))
+        .expect("valid");
+    let actions = s.server_op(ServerOp::Err(
+        "Permissions Violation for Subscription to \"a\"".into(),
+    ));
+    assert!(matches!(
+        &actions[..],
+        [Action::Event(Event::ServerError { .. })]
+    ));
+    assert!(
+        !s.is_subscribed(sid) && q.is_closed(),
+        "the refused stream ends"
+    );
+    let actions = s.server_op(ServerOp::Err(
+        "Permissions Violation for Publish to \"svc\"".into(),
+    ));
+    assert!(matches!(
+        &actions[..],
+        [Action::Event(_), Action::RefuseRequests(subject)] if subject == "svc"
+    ));
+    let actions = s.server_op(ServerOp::Err("Stale Connection".into()));
+    assert!(matches!(
+        &actions[..],
+        [
+            Action::Event(_),
+            Action::Close(DisconnectReason::ServerError(_))
+        ]
+    ));
+    assert!(matches!(
+        &s.server_op(ServerOp::Err("unknown".into()))[..],
+        [Action::Event(_)]
+    ));
 }
 
 #[test]
@@ -212,13 +267,36 @@ fn retirement_skips_the_pongs_of_earlier_pings_and_answers_pings_first() {
 }
 
 #[test]
-fn lame_duck_info_is_reported() {
+fn info_updates_limits_and_servers_and_a_lame_duck_one_starts_the_move() {
     let mut s = S::default();
-    assert!(!s.info_update(ServerInfo::default()));
+    let mut out = BytesMut::new();
+    s.connected(
+        &Encoder::default(),
+        &mut out,
+        addr(1),
+        ServerInfo::default(),
+    );
+    let info = ServerInfo {
+        max_payload: 1000,
+        connect_urls: vec!["127.0.0.1:2".into()],
+        ..ServerInfo::default()
+    };
+    let actions = s.server_op(ServerOp::Info(Box::new(info)));
+    assert!(matches!(
+        &actions[..],
+        [Action::Limits(l), Action::Discovered { urls, current }]
+            if l.max_payload == 1000 + HEADER_ALLOWANCE && urls.len() == 1 && *current == addr(1)
+    ));
+    assert!(!s.info().ldm);
     let info = ServerInfo {
         ldm: true,
         ..ServerInfo::default()
     };
-    assert!(s.info_update(info));
+    let actions = s.server_op(ServerOp::Info(Box::new(info)));
+    assert!(matches!(
+        &actions[..],
+        [Action::Limits(_), Action::Discovered { .. }, Action::Event(Event::LameDuck { server }), Action::Move]
+            if server == "nats://127.0.0.1:1"
+    ));
     assert!(s.info().ldm);
 }
