@@ -264,7 +264,7 @@ async fn serve(
                 wr,
                 parser,
                 buf: read_buf,
-                state: Retirement::new(clean, unanswered),
+                state: Retirement::new(clean, unanswered, 0),
             };
             (stop, Some(old))
         }

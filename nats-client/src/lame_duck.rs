@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use nats_proto::{Encoder, Parser, ServerOp};
+use nats_proto::{Parser, ServerOp};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
@@ -22,20 +22,10 @@ use tracing::{debug, info, warn};
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
 use crate::outbound::Chunk;
-use crate::session::Retirement;
+use crate::session::{Retirement, Step};
 use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
 use crate::sub_queue::Target;
 use crate::transport::{Reader, Writer};
-
-/// Time given to the other nodes of the cluster to learn our new subscriptions, once the old
-/// server is known to have them.
-const PROPAGATION_GRACE: Duration = Duration::from_millis(100);
-
-/// Longest wait for the old server to learn our new subscriptions before going ahead anyway.
-const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How often the probe is published to the old server while waiting.
-const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long completing a cut op on the old connection may take (see [`finish_cut_op`]).
 const CUT_OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -117,15 +107,18 @@ pub(crate) async fn find_replacement(
     }
 }
 
-/// Keeps delivering from the old connection until our subscriptions on the new one are known
-/// to the old server, then unsubscribes the old one, drains it up to its PONG, and closes it.
+/// Drives the old connection's [`Retirement`]: feeds it the new server's proof, the probe's
+/// return, its timers and the old server's ops, and carries out its steps; delivers the old
+/// connection's messages meanwhile. Returns when the retirement is over (the old connection
+/// closes as `old` is dropped: for plain TCP, `shutdown` is a no-op and the socket closes when
+/// its last handle goes).
 pub(crate) async fn retire(shared: &Shared, mut old: Retiring) {
     // A probe subscription on the new connection only, sent after every re-sent SUB; the
     // flush's PONG then proves the new server holds them all.
     let probe_subject = format!("{}.{}.ldm", shared.opts().inbox_prefix, nuid::next());
     let arrived = Arc::new(Notify::new());
     let signal = arrived.clone();
-    let probe = ProbeSub {
+    let mut probe = ProbeSub {
         shared,
         sid: shared
             .add_subscription(
@@ -135,124 +128,114 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) {
             )
             .ok(),
     };
-    let (tx, rx) = oneshot::channel();
+    let mut steps = old
+        .state
+        .begin(probe.sid.is_some().then_some(probe_subject.as_str()));
+    let (tx, mut proven) = oneshot::channel();
     let _ = shared.out().add_flush_waiter(tx); // refused once closing: the wait ends
     shared.wake_writer();
-    // `old` moves into this block, so the connection closes when it ends (for plain TCP,
-    // `shutdown` is a no-op: the socket closes when its last handle is dropped).
-    let done = async move {
-        // 1. Wait for the new server's PONG after our re-sent SUBs.
-        tokio::select! {
-            _ = rx => {}
-            _ = pump(shared, &mut old, false) => return,
-        }
-        if !old.state.is_clean() {
-            // An op is cut short on the old connection: nothing more may be written to it.
-            // Keep delivering until the server closes it.
-            pump(shared, &mut old, false).await;
-            return;
-        }
-        // 2. Publish to the probe on the old server until it comes back on the new
-        //    connection: the old server then knows our interest there (the new server sent
-        //    it over the route after all the others). Then a grace for the other nodes.
-        let mut frame = BytesMut::new();
-        let encoder = Encoder::default();
-        if probe.sid.is_some()
-            && encoder
-                .publish(&mut frame, &probe_subject, None, None, &[])
-                .is_ok()
-        {
-            let deadline = Instant::now() + PROPAGATION_TIMEOUT;
-            let propagated = loop {
-                if write_old(&mut old, &frame).await.is_err() {
+    let mut awaiting_proof = true;
+    match take_buffered(shared, &mut old) {
+        Some(more) => steps.extend(more),
+        None => return,
+    }
+    loop {
+        for step in steps.drain(..) {
+            match step {
+                Step::Write(bytes) => {
+                    if old.wr.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Step::EndProbe => probe.end(),
+                Step::ProbeTimedOut => {
+                    warn!("no sign that our subscriptions reached the lame-duck server; moving on");
+                }
+                Step::Close => {
+                    let _ = old.wr.shutdown().await;
+                    debug!("lame-duck connection retired");
                     return;
                 }
-                tokio::select! {
-                    _ = arrived.notified() => break true,
-                    _ = tokio::time::sleep(PROBE_INTERVAL) => {}
-                    _ = pump(shared, &mut old, false) => return,
-                }
-                if Instant::now() >= deadline {
-                    break false;
-                }
-            };
-            if !propagated {
-                warn!("no sign that our subscriptions reached the lame-duck server; moving on");
             }
         }
-        drop(probe);
-        tokio::select! {
-            _ = tokio::time::sleep(PROPAGATION_GRACE) => {}
-            _ = pump(shared, &mut old, false) => return,
-        }
-        // 3. UNSUB everything on the old connection, PING, and read until its PONG.
-        let mut out = BytesMut::new();
-        let sids = shared.sids();
-        for sid in sids {
-            encoder.unsubscribe(&mut out, sid, None);
-        }
-        encoder.ping(&mut out);
-        if write_old(&mut old, &out).await.is_err() {
-            return;
-        }
-        pump(shared, &mut old, true).await;
-        let _ = old.wr.shutdown().await;
-        drop(old);
-        debug!("lame-duck connection retired");
-    };
-    done.await;
+        let wake = old.state.wake_at().map(tokio::time::Instant::from_std);
+        steps = tokio::select! {
+            _ = &mut proven, if awaiting_proof => {
+                // A closing client drops the waiter: going on is harmless, the task ends.
+                awaiting_proof = false;
+                old.state.new_server_proven(now())
+            }
+            () = arrived.notified() => old.state.probe_arrived(now()),
+            () = sleep_until(wake), if wake.is_some() => {
+                old.state.timer(now(), || shared.sids())
+            }
+            // Cancel-safe: a read that loses the race has read nothing.
+            read = old.rd.read_buf(&mut old.buf) => match read {
+                Ok(0) | Err(_) => {
+                    old.state.old_lost();
+                    return;
+                }
+                Ok(_) => match take_buffered(shared, &mut old) {
+                    Some(steps) => steps,
+                    None => return,
+                },
+            },
+        };
+    }
 }
 
-/// The probe subscription of [`retire`]; unsubscribed when dropped, however retirement ends.
+/// The driver's clock, as the session takes it (tokio's, so that a paused test clock rules).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Delivers the old connection's buffered messages and gives the retirement its other ops.
+/// `None` when the stream is broken.
+fn take_buffered(shared: &Shared, old: &mut Retiring) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    loop {
+        let read = ReadBuf {
+            parser: &mut old.parser,
+            buf: &mut old.buf,
+        };
+        match shared.deliver_run(read, deliver_messages) {
+            Delivered::Handler(handler, msg) => handler(msg),
+            Delivered::Op(ServerOp::BadMsg(bad)) => shared.undeliverable(bad),
+            Delivered::Op(op) => steps.extend(old.state.old_op(&op)),
+            Delivered::NeedMore => return Some(steps),
+            Delivered::Failed(_) => {
+                old.state.old_lost();
+                return None;
+            }
+        }
+    }
+}
+
+/// The probe subscription of [`retire`]; unsubscribed when it ends, or when dropped however
+/// the retirement ends.
 struct ProbeSub<'a> {
     shared: &'a Shared,
     sid: Option<u64>,
 }
 
-impl Drop for ProbeSub<'_> {
-    fn drop(&mut self) {
-        if let Some(sid) = self.sid {
+impl ProbeSub<'_> {
+    fn end(&mut self) {
+        if let Some(sid) = self.sid.take() {
             let _ = self.shared.send_unsub(sid, None, true);
         }
     }
 }
 
-/// Writes `bytes` to the old connection, after the PONGs owed to its PINGs.
-async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
-    let mut out = BytesMut::new();
-    old.state.write(&Encoder::default(), &mut out, bytes);
-    old.wr.write_all(&out).await
-}
-
-/// Routes the old connection's messages. With `until_pong`, returns at the first PONG that
-/// answers the retirement's PING; otherwise returns only when the connection ends. It never
-/// writes (it is cancelled at arbitrary points, and a write cut short would corrupt the
-/// stream): the server's PINGs are counted and answered by the next [`write_old`].
-async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
-    loop {
-        loop {
-            let read = ReadBuf {
-                parser: &mut old.parser,
-                buf: &mut old.buf,
-            };
-            match shared.deliver_run(read, deliver_messages) {
-                Delivered::Handler(handler, msg) => handler(msg),
-                Delivered::Op(ServerOp::BadMsg(bad)) => shared.undeliverable(bad),
-                Delivered::Op(ServerOp::Pong) => {
-                    if old.state.pong() && until_pong {
-                        return;
-                    }
-                }
-                Delivered::Op(ServerOp::Ping) => old.state.ping(),
-                Delivered::Op(_) => {}
-                Delivered::NeedMore => break,
-                Delivered::Failed(_) => return,
-            }
-        }
-        match old.rd.read_buf(&mut old.buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+impl Drop for ProbeSub<'_> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 

@@ -455,58 +455,8 @@ impl<W> Session<W> {
     }
 }
 
-/// The bookkeeping of a connection being retired after a lame-duck move (see `lame_duck`):
-/// which of its PONGs answers the retirement's own PING, and the PONGs owed to its server.
-#[derive(Debug)]
-pub(crate) struct Retirement {
-    /// Every op written to it is whole: more may be written (UNSUBs, PING).
-    clean: bool,
-    /// PINGs sent to it before the handoff whose PONGs are still to come: not the
-    /// retirement's (their flush calls ride the new connection's PING).
-    stray_pongs: usize,
-    /// PINGs from the old server not answered yet.
-    owed_pongs: usize,
-}
-
-impl Retirement {
-    /// `pings_unanswered`: PINGs written to the old connection whose PONG has not come.
-    pub fn new(clean: bool, pings_unanswered: usize) -> Self {
-        Retirement {
-            clean,
-            stray_pongs: pings_unanswered,
-            owed_pongs: 0,
-        }
-    }
-
-    pub fn is_clean(&self) -> bool {
-        self.clean
-    }
-
-    /// A PONG from the old server: whether it answers the retirement's PING (sent after
-    /// every PING of before the handoff, so answered after their PONGs).
-    pub fn pong(&mut self) -> bool {
-        if self.stray_pongs > 0 {
-            self.stray_pongs -= 1;
-            false
-        } else {
-            true
-        }
-    }
-
-    /// A PING from the old server: answered with the next write (reading never writes: it
-    /// is cancelled at arbitrary points, and a write cut short would corrupt the stream).
-    pub fn ping(&mut self) {
-        self.owed_pongs += 1;
-    }
-
-    /// Writes `bytes` for the old connection into `out`, after the PONGs owed to its PINGs.
-    pub fn write(&mut self, encoder: &Encoder, out: &mut BytesMut, bytes: &[u8]) {
-        for _ in 0..std::mem::take(&mut self.owed_pongs) {
-            encoder.pong(out);
-        }
-        out.extend_from_slice(bytes);
-    }
-}
+mod retirement;
+pub(crate) use retirement::{Retirement, Step};
 
 #[cfg(test)]
 mod tests;

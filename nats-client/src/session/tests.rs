@@ -251,22 +251,6 @@ fn refusal_ends_matching_streams_but_not_the_inbox() {
 }
 
 #[test]
-fn retirement_skips_the_pongs_of_earlier_pings_and_answers_pings_first() {
-    let mut r = Retirement::new(true, 2);
-    assert!(!r.pong());
-    r.ping();
-    r.ping();
-    assert!(!r.pong());
-    assert!(r.pong(), "the third PONG answers the retirement's PING");
-    let mut out = BytesMut::new();
-    r.write(&Encoder::default(), &mut out, b"UNSUB 1\r\n");
-    assert_eq!(&out[..], b"PONG\r\nPONG\r\nUNSUB 1\r\n");
-    out.clear();
-    r.write(&Encoder::default(), &mut out, b"PING\r\n");
-    assert_eq!(&out[..], b"PING\r\n", "each owed PONG is sent once");
-}
-
-#[test]
 fn info_updates_limits_and_servers_and_a_lame_duck_one_starts_the_move() {
     let mut s = S::default();
     let mut out = BytesMut::new();
