@@ -19,10 +19,10 @@ use crate::error::ConnectError;
 use crate::events::{DisconnectReason, Event};
 use crate::handshake::{Established, establish};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
-use crate::outbound::{Chunk, FlushWaiter, LinkState, Take};
+use crate::outbound::{LinkState, Take};
 use crate::server_error::ServerError;
 use crate::session::{Action, Retirement};
-use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
+use crate::shared::{ClientChunk, Delivered, FlushWaiter, ReadBuf, Shared, deliver_messages};
 
 /// Why serving a connection stopped.
 enum Stop {
@@ -60,7 +60,7 @@ pub(crate) async fn run(
         };
         let addr = est.addr.clone();
         let server = addr.to_string();
-        let mut chunk = Chunk::default();
+        let mut chunk = ClientChunk::default();
         let (stop, old) = retiring
             .alongside(serve(&shared, est, &mut chunk, tls.as_ref()))
             .await;
@@ -78,7 +78,10 @@ pub(crate) async fn run(
                 reconnecting = true;
             }
             Stop::Handoff(new) => {
-                let unsent = requeue_unsent(&shared, &mut chunk);
+                let (old, unsent) = match old {
+                    Some((old, unsent)) => (Some(old), unsent),
+                    None => (None, shared.connection_lost(&mut chunk).bytes),
+                };
                 go_live(&shared, &new, unsent, true);
                 if let Some(old) = old {
                     retiring.push(Box::pin(retire(&shared, old)));
@@ -149,8 +152,9 @@ pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reco
 }
 
 /// Marks the link down and collects what must be sent again on the next connection.
-fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
-    let unsent = requeue_unsent(shared, chunk);
+fn go_offline(shared: &Shared, chunk: &mut ClientChunk) -> BytesMut {
+    // The PONGs owed to the lost server are moot.
+    let unsent = shared.connection_lost(chunk).bytes;
     {
         shared.out().go_offline();
     }
@@ -158,25 +162,6 @@ fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
     shared
         .requests()
         .fail_all(crate::inbox::Ended::Disconnected);
-    unsent
-}
-
-/// The bytes of `chunk` the server never got, with flush calls not yet proven moved back so
-/// that they ride a PING on the next connection.
-fn requeue_unsent(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
-    let unsent = chunk.take_unsent();
-    let mut requeue = Vec::new();
-    if let Some(waiters) = chunk.waiters.take() {
-        // The chunk's trailing PING was not fully sent (`take_unsent` left it out): its
-        // waiters ride the next one.
-        requeue.extend(waiters);
-    }
-    // PINGs sent whose PONG never came: their flushes are not proven; ask again.
-    let mut guard = shared.out();
-    let (out, mut session) = guard.session();
-    requeue.extend(session.take_unproven());
-    drop(session);
-    out.requeue_flushes(requeue);
     unsent
 }
 
@@ -231,9 +216,9 @@ async fn reconnect(
 async fn serve(
     shared: &Shared,
     est: Established,
-    chunk: &mut Chunk,
+    chunk: &mut ClientChunk,
     tls: Option<&Arc<rustls::ClientConfig>>,
-) -> (Stop, Option<Retiring>) {
+) -> (Stop, Option<(Retiring, BytesMut)>) {
     let Established {
         transport,
         mut read_buf,
@@ -259,14 +244,16 @@ async fn serve(
             // is answered there before the retirement's own PING is.
             let unanswered =
                 shared.pongs_awaited() + usize::from(chunk.is_done() && chunk.waiters.is_some());
+            // The PONGs it owes its server go there, not to the new one.
+            let unsent = shared.connection_lost(chunk);
             let old = Retiring {
                 rd,
                 wr,
                 parser,
                 buf: read_buf,
-                state: Retirement::new(clean, unanswered, 0),
+                state: Retirement::new(clean, unanswered, unsent.pongs),
             };
-            (stop, Some(old))
+            (stop, Some((old, unsent.bytes)))
         }
         Stop::Lost(_) => (stop, None),
     }
@@ -382,13 +369,14 @@ pub(crate) fn handshake_server_error(e: &ConnectError) -> Option<ServerError> {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &mut Chunk) -> Stop {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    shared: &Shared,
+    wr: &mut W,
+    chunk: &mut ClientChunk,
+) -> Stop {
     loop {
         if chunk.is_done() {
-            chunk.bytes.clear();
-            chunk.written = 0;
-            chunk.ping_at = None;
-            if let Some(waiters) = chunk.waiters.take() {
+            if let Some(waiters) = chunk.finished() {
                 shared.ping_sent(waiters);
             }
             if let Err(stop) = next_chunk(shared, chunk).await {
@@ -413,7 +401,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
 }
 
 /// Waits for buffered bytes and swaps them into `chunk` (plus a PING when flushes wait).
-async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
+async fn next_chunk(shared: &Shared, chunk: &mut ClientChunk) -> Result<(), Stop> {
     loop {
         let notified = shared.writer_woken();
         let took = shared.out().take_chunk(chunk);

@@ -21,8 +21,8 @@ use tracing::{debug, info, warn};
 
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
-use crate::outbound::Chunk;
 use crate::session::{Retirement, Step};
+use crate::shared::ClientChunk;
 use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
 use crate::sub_queue::Target;
 use crate::transport::{Reader, Writer};
@@ -45,7 +45,10 @@ pub(crate) struct Retiring {
 /// complete a PUB with the wrong payload. The completed op is then not sent again on the new
 /// connection. Returns whether the stream is clean; if completing fails or stalls it is not,
 /// and the op goes out whole on the new connection, as after a lost connection.
-pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(chunk: &mut Chunk, wr: &mut W) -> bool {
+pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
+    chunk: &mut ClientChunk,
+    wr: &mut W,
+) -> bool {
     let Some(rest) = chunk.cut_frame_rest() else {
         return true;
     };
@@ -243,12 +246,11 @@ impl Drop for ProbeSub<'_> {
 mod tests {
     use super::*;
 
-    fn chunk(bytes: &[u8], written: usize) -> Chunk {
-        Chunk {
+    fn chunk(bytes: &[u8], written: usize) -> ClientChunk {
+        ClientChunk {
             bytes: BytesMut::from(bytes),
             written,
-            waiters: None,
-            ping_at: None,
+            ..ClientChunk::default()
         }
     }
 
@@ -259,7 +261,7 @@ mod tests {
         let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b" 3\r\nabc\r\n");
-        assert_eq!(&c.take_unsent()[..], b"PUB b 1\r\nx\r\n");
+        assert_eq!(&c.take_unsent().bytes[..], b"PUB b 1\r\nx\r\n");
     }
 
     #[tokio::test]
@@ -269,7 +271,7 @@ mod tests {
         let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b"NG\r\n");
-        assert!(c.take_unsent().is_empty());
+        assert!(c.take_unsent().bytes.is_empty());
     }
 
     #[tokio::test]
@@ -279,7 +281,7 @@ mod tests {
         drop(rd);
         let clean = finish_cut_op(&mut c, &mut wr).await;
         assert!(!clean);
-        assert_eq!(&c.take_unsent()[..], b"PUB a 3\r\nabc\r\n");
+        assert_eq!(&c.take_unsent().bytes[..], b"PUB a 3\r\nabc\r\n");
     }
 
     #[tokio::test]

@@ -26,6 +26,7 @@ use nats_proto::{Encoder, ParserLimits, ProtoError, ServerInfo, ServerOp};
 use crate::addr::ServerAddr;
 use crate::events::{DisconnectReason, Event};
 use crate::message::Message;
+use crate::outbound::{Chunk, Unsent};
 use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
 use crate::sub_queue::{Handler, Pushed, SubEntry, SubscriptionError, Target};
 
@@ -240,7 +241,7 @@ impl<W> Session<W> {
 
     /// A new connection is live: remembers its server and INFO, forgets the last one's PING
     /// count, and writes SUB (and the UNSUB with what is left of a limit) for every live
-    /// subscription. The PONGs still awaited are not touched: see [`Session::take_unproven`].
+    /// subscription. The PONGs still awaited are not touched: see [`Session::connection_lost`].
     pub fn connected(
         &mut self,
         encoder: &Encoder,
@@ -437,10 +438,16 @@ impl<W> Session<W> {
         }
     }
 
-    /// The connection is gone: flush calls whose PING was sent but never answered are not
-    /// proven; they must ride a PING on the next connection.
-    pub fn take_unproven(&mut self) -> Vec<W> {
-        self.pongs.drain(..).flatten().collect()
+    /// The connection is gone (lost, or handed over in a lame-duck move), and `chunk` is
+    /// where its writer stopped: what it never sent (to send on the next connection, but for
+    /// the PONGs owed to its server), and the flush calls it never proved, which must ride a
+    /// PING on the next connection: those of the chunk's own PING when it was not all written
+    /// and those whose PING was sent but never answered.
+    pub fn connection_lost(&mut self, chunk: &mut Chunk<W>) -> (Unsent, Vec<W>) {
+        let unsent = chunk.take_unsent();
+        let mut unproven: Vec<W> = chunk.waiters.take().unwrap_or_default();
+        unproven.extend(self.pongs.drain(..).flatten());
+        (unsent, unproven)
     }
 
     /// The client is closed: every subscription ends (queued messages stay readable) and

@@ -26,17 +26,26 @@ use crate::inbox::{Ended, Inbox};
 use crate::lock;
 use crate::message::Message;
 use crate::options::ConnectOptions;
-use crate::outbound::{FlushWaiter, LinkState, Outbound};
+use crate::outbound::{Chunk, LinkState, Outbound, Unsent};
 use crate::server_pool::ServerPool;
 use crate::session::{Action, Delivery, Session};
 use crate::stats::{Counters, Statistics};
 use crate::sub_queue::{Handler, Target};
 
+/// A flush call waiting: resolved when the PONG of the PING sent after its data arrives.
+pub(crate) type FlushWaiter = oneshot::Sender<()>;
+
 /// The session as the client holds it: flush waiters are oneshot senders.
 pub(crate) type ClientSession = Session<FlushWaiter>;
 
+/// The write side as the client holds it.
+pub(crate) type ClientOutbound = Outbound<FlushWaiter>;
+
+/// The writer's chunk in flight.
+pub(crate) type ClientChunk = Chunk<FlushWaiter>;
+
 pub(crate) struct Shared {
-    out: Mutex<Outbound>,
+    out: Mutex<ClientOutbound>,
     session: Mutex<ClientSession>,
     /// Wakes the writer: there is something to send (or to stop).
     writer_wake: Notify,
@@ -54,26 +63,26 @@ pub(crate) struct Shared {
 
 /// The write side locked; the session is reachable from here (lock order: out, then session).
 pub(crate) struct OutGuard<'a> {
-    out: MutexGuard<'a, Outbound>,
+    out: MutexGuard<'a, ClientOutbound>,
     session: &'a Mutex<ClientSession>,
 }
 
 impl OutGuard<'_> {
     /// Locks the session too, while the write side stays locked.
-    pub fn session(&mut self) -> (&mut Outbound, MutexGuard<'_, ClientSession>) {
+    pub fn session(&mut self) -> (&mut ClientOutbound, MutexGuard<'_, ClientSession>) {
         (&mut self.out, lock(self.session))
     }
 }
 
 impl Deref for OutGuard<'_> {
-    type Target = Outbound;
-    fn deref(&self) -> &Outbound {
+    type Target = ClientOutbound;
+    fn deref(&self) -> &ClientOutbound {
         &self.out
     }
 }
 
 impl DerefMut for OutGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Outbound {
+    fn deref_mut(&mut self) -> &mut ClientOutbound {
         &mut self.out
     }
 }
@@ -181,6 +190,19 @@ impl Shared {
         let (sid, error) = (bad.sid, bad.error.clone());
         self.session(|s| s.undeliverable(bad));
         self.report(Event::UndeliverableMessage { sid, error });
+    }
+
+    /// The connection is gone (lost, or handed over): what it never sent, with the PONGs it
+    /// owed its server counted (see [`Session::connection_lost`]); its unproven flush calls
+    /// ride the next connection's PING.
+    pub fn connection_lost(&self, chunk: &mut ClientChunk) -> Unsent {
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let (mut unsent, unproven) = session.connection_lost(chunk);
+        drop(session);
+        out.requeue_flushes(unproven);
+        unsent.pongs += out.take_owed_pongs();
+        unsent
     }
 
     /// Resolves proven flush calls.

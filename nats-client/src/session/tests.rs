@@ -148,7 +148,24 @@ fn pongs_resolve_flushes_in_order_and_a_loss_asks_again() {
     s.ping_sent(vec![3]);
     assert_eq!(s.pong(), vec![1, 2]);
     assert_eq!(s.pongs_awaited(), 2);
-    assert_eq!(s.take_unproven(), vec![3]);
+    let mut chunk = Chunk {
+        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]),
+        written: 14,
+        waiters: Some(vec![4]),
+        ping_at: Some(12),
+        pongs: None,
+    };
+    let (unsent, unproven) = s.connection_lost(&mut chunk);
+    assert!(
+        unsent.bytes.is_empty(),
+        "the PUB was sent, the cut PING is not sent again"
+    );
+    assert_eq!(
+        unproven,
+        vec![4, 3],
+        "the cut PING's flush calls, then the unanswered"
+    );
+    assert_eq!(s.pongs_awaited(), 0);
     assert_eq!(s.pong(), Vec::<u32>::new(), "a stray PONG proves nothing");
 }
 
