@@ -29,19 +29,18 @@
 //!
 //! # Design: the session and its drivers
 //! The session's bookkeeping is one plain value with no tokio, sockets or locks in it
-//! (`session.rs`, quinn-proto style): the sid table and what is re-sent on a new connection,
-//! the PONG FIFO with the flush calls each PING answers for, the keep-alive count, the
-//! server's INFO, and the lame-duck retirement's PONG accounting. Its inputs are the events of
-//! a connection's life: a user's SUB/UNSUB, "connected (INFO)", a server `MSG`, `INFO`,
-//! `PING`, `PONG`, "the keep-alive timer fired", "the connection is lost", "closed"; its
-//! outputs are bytes to write (through nats-proto's `Encoder`), deliveries (a queue, the reply
-//! inbox, a handler), events, and "send a PING" / "the link is dead". The connection task
-//! (`connection.rs`) and the lame-duck move (`lame_duck.rs`) are the drivers: they move bytes
-//! and timers and feed the session what happened. A connection's write position is a value
-//! too (`outbound.rs`: the chunk in flight, and the op a cut fell in, found by
-//! `nats_proto::client_frame`), so a connection lost or handed over mid-op resends or
-//! completes exactly that op. The same drivers run over in-memory pipes against scripted
-//! servers in the unit tests (`memory.rs`), under tokio's paused clock.
+//! (`session.rs`, quinn-proto style; its module docs hold the design notes: states, inputs,
+//! outputs): the sid table and what is re-sent on a new connection, the PONG FIFO with the
+//! flush calls each PING answers for, the keep-alive count, the server's INFO, and, per
+//! connection retired after a lame-duck move, its phases and PONG accounting. Its inputs are
+//! the events of a connection's life (a user's SUB/UNSUB, "connected", a server op, "the
+//! keep-alive timer fired", "the connection is lost", "closed"); its outputs are bytes to
+//! write (through nats-proto's `Encoder`), deliveries, events, timers and "close". The
+//! connection task (`connection.rs`) and the lame-duck move (`lame_duck.rs`) are drivers:
+//! they move bytes and timers and carry out what the session answers. The modules form no
+//! import cycle: the drivers depend on the session, never the other way round. The same
+//! drivers run over in-memory pipes against scripted servers in the unit tests (`memory.rs`),
+//! under tokio's paused clock.
 //!
 //! # Conventions
 //! - **`async` or not**: a call that sends something to the server or waits for it is

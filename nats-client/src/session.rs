@@ -1,21 +1,49 @@
-//! The connection session's bookkeeping as a plain value: no tokio, no sockets, no locks.
+//! The connection session as a plain value: no tokio, no sockets, no locks, no clock of its
+//! own. Drivers move bytes and timers and feed it what happened; it answers with what to do.
 //!
-//! The connection task (the driver) feeds it what happened, and acts on what it answers:
+//! # Design notes
+//! **What it holds** (for the client's whole life, across connections): the sid table with
+//! what is re-sent on a new connection (SUB, and UNSUB with what is left of a limit), the
+//! PONG FIFO (each PING sent, with the flush calls it answers for), the keep-alive count
+//! (PINGs without a PONG since), the current server and its latest INFO, and the received
+//! counters. Beside it, two more plain values: the write side (`outbound.rs`: the buffer
+//! publishers encode into, the link state, the flush calls waiting for the next PING, the
+//! PONGs owed, the chunk in flight and where a cut fell in it) and, per connection being
+//! retired after a lame-duck move, a [`Retirement`].
 //!
-//! | input                              | method                 | output                              |
-//! |------------------------------------|------------------------|-------------------------------------|
-//! | a user subscribes / unsubscribes   | `subscribe`, `unsubscribe` | sid; SUB/UNSUB bytes (when live) |
-//! | a connection is established        | `connected`            | the re-SUB bytes for every live sub |
-//! | a server `MSG`/`HMSG`              | `deliver`              | a [`Delivery`] (queue, inbox, handler) |
-//! | a server `INFO`                    | `info_update`          | whether the server is in lame duck  |
-//! | the writer sent a PING             | `ping_sent`            | -                                   |
-//! | a server `PONG`                    | `pong`                 | the flush waiters it proves         |
-//! | the keep-alive timer fired         | `keep_alive_tick`      | send a PING, or the link is dead    |
-//! | the connection is lost             | `take_unproven`        | flush waiters to ask again          |
-//! | the client is closed               | `finish`               | every subscription ended            |
+//! **States.** The link, as publishers see it: `Disconnected` (publishes fill the reconnect
+//! buffer) -> `Connected` (on "connected"; back on "lost") -> `Closing` (close called: what
+//! was accepted is still written) -> `Closed`. A connection: handshake (`handshake.rs`) ->
+//! live (this session) -> lost, or handed over to a new one and retired (`AwaitNewServer` ->
+//! `Probing` -> `Grace` -> `Draining` -> `Done`, or `Stranded` when an op was cut there; see
+//! `retirement.rs`). Any number of retirements run beside the live connection and outlive
+//! it: losing the new connection mid-move does not drop the old one.
 //!
-//! It is generic over the flush waiter `W` (a oneshot sender in the client, anything in tests)
-//! so that its own tests need no runtime.
+//! **Inputs and outputs.**
+//!
+//! | input                                | method                     | output                                   |
+//! |--------------------------------------|----------------------------|------------------------------------------|
+//! | a user subscribes / unsubscribes     | `subscribe`, `unsubscribe` | sid; SUB/UNSUB bytes (when live)         |
+//! | a connection is live ("connected")   | `connected`                | re-SUB bytes for every live subscription |
+//! | a server `MSG`/`HMSG` (hot path)     | `deliver`                  | a [`Delivery`] (queue, inbox, handler)   |
+//! | any other server op                  | `server_op`                | [`Action`]s: PONG, flush calls proven, parser limits, servers learnt, move (lame duck), events, requests refused, close |
+//! | the writer sent a PING               | `ping_sent`                | -                                        |
+//! | the keep-alive timer fired           | `keep_alive_tick`          | `Ping`, or `Close` (ping timeout)        |
+//! | the connection is lost / handed over | `connection_lost`          | unsent ops (whole), PONGs owed, flush calls to ask again |
+//! | the client is closed                 | `finish`                   | every subscription ended                 |
+//! | (retiring connection) new server proven, probe back, timer, old server's op, lost | [`Retirement`] | [`Step`]s: bytes for the old connection, end the probe, close; when to wake |
+//!
+//! **Drivers.** `connection.rs` runs one task per client: for the live connection, a read
+//! loop (bytes -> parser -> `deliver` / `server_op`, and the keep-alive timer) and a write
+//! loop (takes the write side's buffer as a chunk, writes it, reports the PING sent); between
+//! connections, the reconnect with backoff; beside them, the retirements. `lame_duck.rs`
+//! finds the replacement connection and drives each [`Retirement`]. Neither decides what a
+//! server op means, when the link is dead, which bytes are resent, or which PONG ends a
+//! retirement: the session does, and its tests (`session/tests.rs`, `retirement.rs`,
+//! `outbound.rs`) need no runtime. The same drivers run over in-memory pipes against
+//! scripted servers (`memory.rs`, `memory_tests*`) under tokio's paused clock.
+//!
+//! It is generic over the flush waiter `W` (a oneshot sender in the client, anything in tests).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
