@@ -73,7 +73,8 @@ impl TopologyStore {
             Ok(kv) => kv,
             Err(KvError::BucketNotFound { .. }) => create_bucket(js, &bucket).await?,
             Err(e) => return Err(nats_error(e)),
-        };
+        }
+        .read_from_leader();
         let store = Self {
             kv,
             cache: Arc::new(RwLock::new(Cached {
@@ -94,7 +95,8 @@ impl TopologyStore {
             Ok(kv) => kv,
             Err(KvError::BucketNotFound { .. }) => return Ok(None),
             Err(e) => return Err(nats_error(e)),
-        };
+        }
+        .read_from_leader();
         Ok(Some(Self {
             kv,
             cache: Arc::new(RwLock::new(Cached::default())),
@@ -102,7 +104,10 @@ impl TopologyStore {
     }
 
     /// The topology as stored now and its KV revision (read from the server, not the cache;
-    /// a namespace where nothing was declared yet gives the initial topology and 0).
+    /// a namespace where nothing was declared yet gives the initial topology and 0). Read
+    /// through the bucket's stream leader: a direct get may be answered by a lagging replica,
+    /// and an operation that fails on a stale value (a bind's 404 right after the queue's
+    /// declare-ok) writes nothing, so compare-and-set would not catch it.
     pub async fn latest(&self) -> Result<(u64, Topology)> {
         match self.kv.entry(KEY).await.map_err(nats_error)? {
             Some(e) if !e.operation.is_removal() => Ok((e.revision, decode(&e.value)?)),
