@@ -21,7 +21,7 @@ use crate::handshake::{Established, establish};
 use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
 use crate::outbound::{LinkState, Take};
 use crate::server_error::ServerError;
-use crate::session::{Action, Retirement};
+use crate::session::Action;
 use crate::shared::{ClientChunk, Delivered, FlushWaiter, ReadBuf, Shared, deliver_messages};
 
 /// Why serving a connection stopped.
@@ -240,20 +240,15 @@ async fn serve(
         }
         Stop::Handoff(_) => {
             let clean = finish_cut_op(chunk, &mut wr).await;
-            // Every PING sent there (including the chunk's last op, when it is all written)
-            // is answered there before the retirement's own PING is.
-            let unanswered =
-                shared.pongs_awaited() + usize::from(chunk.is_done() && chunk.waiters.is_some());
-            // The PONGs it owes its server go there, not to the new one.
-            let unsent = shared.connection_lost(chunk);
+            let (state, unsent) = shared.handed_over(chunk, clean);
             let old = Retiring {
                 rd,
                 wr,
                 parser,
                 buf: read_buf,
-                state: Retirement::new(clean, unanswered, unsent.pongs),
+                state,
             };
-            (stop, Some((old, unsent.bytes)))
+            (stop, Some((old, unsent)))
         }
         Stop::Lost(_) => (stop, None),
     }

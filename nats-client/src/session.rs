@@ -449,6 +449,7 @@ impl<W> Session<W> {
     }
 
     /// PINGs sent whose PONG has not come yet.
+    #[cfg(test)]
     pub fn pongs_awaited(&self) -> usize {
         self.pongs.len()
     }
@@ -476,6 +477,23 @@ impl<W> Session<W> {
         let mut unproven: Vec<W> = chunk.waiters.take().unwrap_or_default();
         unproven.extend(self.pongs.drain(..).flatten());
         (unsent, unproven)
+    }
+
+    /// The connection is handed over to a new one in a lame-duck move: as
+    /// [`Session::connection_lost`], and the old connection's [`Retirement`]. `clean`: every
+    /// op written there is whole; `pongs_owed`: its server's PINGs not answered in `chunk`
+    /// (the write side's count). Every PING sent there (the chunk's own, when all written) is
+    /// answered before the retirement's, so those PONGs are not the retirement's.
+    pub fn handed_over(
+        &mut self,
+        chunk: &mut Chunk<W>,
+        clean: bool,
+        pongs_owed: usize,
+    ) -> (Retirement, BytesMut, Vec<W>) {
+        let unanswered = self.pongs.len() + usize::from(chunk.is_done() && chunk.waiters.is_some());
+        let (unsent, unproven) = self.connection_lost(chunk);
+        let retirement = Retirement::new(clean, unanswered, unsent.pongs + pongs_owed);
+        (retirement, unsent.bytes, unproven)
     }
 
     /// The client is closed: every subscription ends (queued messages stay readable) and

@@ -28,7 +28,7 @@ use crate::message::Message;
 use crate::options::ConnectOptions;
 use crate::outbound::{Chunk, LinkState, Outbound, Unsent};
 use crate::server_pool::ServerPool;
-use crate::session::{Action, Delivery, Session};
+use crate::session::{Action, Delivery, Retirement, Session};
 use crate::stats::{Counters, Statistics};
 use crate::sub_queue::{Handler, Target};
 
@@ -143,11 +143,6 @@ impl Shared {
         step(&mut lock(&self.session), &deliverer, read)
     }
 
-    /// PINGs written whose PONG has not come.
-    pub fn pongs_awaited(&self) -> usize {
-        self.session(|s| s.pongs_awaited())
-    }
-
     /// The writer sent a PING for `waiters`.
     pub fn ping_sent(&self, waiters: Vec<FlushWaiter>) {
         self.session(|s| s.ping_sent(waiters));
@@ -203,6 +198,18 @@ impl Shared {
         out.requeue_flushes(unproven);
         unsent.pongs += out.take_owed_pongs();
         unsent
+    }
+
+    /// The connection is handed over (lame duck): what it never sent, and its retirement
+    /// (see [`Session::handed_over`]); its unproven flush calls ride the new connection's PING.
+    pub fn handed_over(&self, chunk: &mut ClientChunk, clean: bool) -> (Retirement, BytesMut) {
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let owed = out.take_owed_pongs();
+        let (retirement, unsent, unproven) = session.handed_over(chunk, clean, owed);
+        drop(session);
+        out.requeue_flushes(unproven);
+        (retirement, unsent)
     }
 
     /// Resolves proven flush calls.

@@ -2,6 +2,8 @@
 
 use std::sync::Mutex;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use super::*;
@@ -300,4 +302,38 @@ fn info_updates_limits_and_servers_and_a_lame_duck_one_starts_the_move() {
             if server == "nats://127.0.0.1:1"
     ));
     assert!(s.info().ldm);
+}
+
+#[test]
+fn a_handover_counts_the_old_servers_pongs_and_pings_for_the_retirement() {
+    let mut s = S::default();
+    s.ping_sent(vec![1]);
+    // The chunk was cut inside the PONG owed to the old server: its flush PING never left.
+    let mut chunk = Chunk {
+        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPONG\r\nPING\r\n"[..]),
+        written: 14,
+        waiters: Some(vec![2]),
+        ping_at: Some(18),
+        pongs: Some((12, 1)),
+    };
+    let (mut retirement, unsent, unproven) = s.handed_over(&mut chunk, true, 1);
+    assert!(unsent.is_empty(), "nothing for the new server: {unsent:?}");
+    assert_eq!(
+        unproven,
+        vec![2, 1],
+        "both flush calls ride the new server's PING"
+    );
+    assert_eq!(
+        retirement.begin(None),
+        vec![Step::Write(bytes::Bytes::from_static(b"PONG\r\nPONG\r\n"))],
+        "the PONG cut off in the chunk and the one not taken yet go to the old server"
+    );
+    let now = std::time::Instant::now();
+    assert!(retirement.new_server_proven(now).is_empty());
+    let _ = retirement.timer(now + Duration::from_secs(1), || vec![9]);
+    assert!(
+        retirement.old_op(&ServerOp::Pong).is_empty(),
+        "the PONG of the PING sent before the handoff (not the cut one)"
+    );
+    assert_eq!(retirement.old_op(&ServerOp::Pong), vec![Step::Close]);
 }
