@@ -31,7 +31,15 @@ enum Stop {
     /// The connection was lost; reconnect.
     Lost(DisconnectReason),
     /// The server is in lame-duck mode and a replacement connection is ready.
-    Handoff(Box<Established>),
+    Handoff(Box<Handover>),
+}
+
+/// A lame-duck move: the new connection, the old one to retire, and what the old one never
+/// sent (for the new one).
+struct Handover {
+    new: Established,
+    old: Retiring,
+    unsent: BytesMut,
 }
 
 /// Runs until the client is closed (or runs out of servers).
@@ -61,7 +69,7 @@ pub(crate) async fn run(
         let addr = est.addr.clone();
         let server = addr.to_string();
         let mut chunk = ClientChunk::default();
-        let (stop, old) = retiring
+        let stop = retiring
             .alongside(serve(&shared, est, &mut chunk, tls.as_ref()))
             .await;
         match stop {
@@ -77,16 +85,11 @@ pub(crate) async fn run(
                 shared.emit(Event::Disconnected { server, reason });
                 reconnecting = true;
             }
-            Stop::Handoff(new) => {
-                let (old, unsent) = match old {
-                    Some((old, unsent)) => (Some(old), unsent),
-                    None => (None, shared.connection_lost(&mut chunk).bytes),
-                };
+            Stop::Handoff(handover) => {
+                let Handover { new, old, unsent } = *handover;
                 go_live(&shared, &new, unsent, true);
-                if let Some(old) = old {
-                    retiring.push(Box::pin(retire(&shared, old)));
-                }
-                next = Some(*new);
+                retiring.push(Box::pin(retire(&shared, old)));
+                next = Some(new);
             }
         }
     }
@@ -218,7 +221,7 @@ async fn serve(
     est: Established,
     chunk: &mut ClientChunk,
     tls: Option<&Arc<rustls::ClientConfig>>,
-) -> (Stop, Option<(Retiring, BytesMut)>) {
+) -> Stop {
     let Established {
         transport,
         mut read_buf,
@@ -228,17 +231,18 @@ async fn serve(
     } = est;
     let (mut rd, mut wr) = transport.into_halves();
     let lame_duck = Notify::new();
-    let stop = tokio::select! {
-        stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf, &lame_duck) => stop,
-        stop = write_loop(shared, &mut wr, chunk) => stop,
-        new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
+    let ended = tokio::select! {
+        stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf, &lame_duck) => Err(stop),
+        stop = write_loop(shared, &mut wr, chunk) => Err(stop),
+        new = find_replacement(shared, &addr, &lame_duck, tls) => Ok(new),
     };
-    match stop {
-        Stop::Closed => {
+    match ended {
+        Err(Stop::Closed) => {
             let _ = wr.shutdown().await;
-            (stop, None)
+            Stop::Closed
         }
-        Stop::Handoff(_) => {
+        Err(stop) => stop,
+        Ok(new) => {
             let clean = finish_cut_op(chunk, &mut wr).await;
             let (state, unsent) = shared.handed_over(chunk, clean);
             let old = Retiring {
@@ -248,9 +252,12 @@ async fn serve(
                 buf: read_buf,
                 state,
             };
-            (stop, Some((old, unsent)))
+            Stop::Handoff(Box::new(Handover {
+                new: *new,
+                old,
+                unsent,
+            }))
         }
-        Stop::Lost(_) => (stop, None),
     }
 }
 
