@@ -125,31 +125,30 @@ impl<'a> Retirements<'a> {
 /// (again), then the bytes the last connection never sent, then what was buffered meanwhile.
 pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reconnecting: bool) {
     let encoder = Encoder::for_server(&est.info);
-    {
+    let event = {
         let mut guard = shared.out();
         let (out, mut session) = guard.session();
         let mut fresh = BytesMut::with_capacity(out.buffered() + unsent.len() + 1024);
-        session.connected(&encoder, &mut fresh, est.addr.clone(), est.info.clone());
+        let event = session.connected(
+            &encoder,
+            &mut fresh,
+            est.addr.clone(),
+            est.info.clone(),
+            reconnecting,
+        );
         drop(session);
         fresh.extend_from_slice(&unsent);
         out.go_live(encoder, fresh);
-    }
-    {
-        let mut pool = shared.pool();
-        pool.connected(&est.addr);
-        if !shared.opts().ignore_discovered_servers {
-            pool.update_discovered(&est.info.connect_urls, &est.addr);
-        }
-    }
+        event
+    };
+    shared.pool().connected(&est.addr);
+    shared.discovered(&est.info.connect_urls, &est.addr);
     shared.stats().connects.fetch_add(1, Relaxed);
-    let server = est.addr.to_string();
     if reconnecting {
         shared.stats().reconnects.fetch_add(1, Relaxed);
-        info!(%server, "reconnected");
-        shared.emit(Event::Reconnected { server });
-    } else {
-        shared.emit(Event::Connected { server });
+        info!(server = %est.addr, "reconnected");
     }
+    shared.report(event);
     shared.wake_writer();
     shared.wake_publishers();
 }

@@ -270,13 +270,16 @@ impl<W> Session<W> {
     /// A new connection is live: remembers its server and INFO, forgets the last one's PING
     /// count, and writes SUB (and the UNSUB with what is left of a limit) for every live
     /// subscription. The PONGs still awaited are not touched: see [`Session::connection_lost`].
+    /// `reconnecting`: after a loss (or a handover), rather than the first connection. Answers
+    /// the event to send.
     pub fn connected(
         &mut self,
         encoder: &Encoder,
         out: &mut BytesMut,
         server: ServerAddr,
         info: ServerInfo,
-    ) {
+        reconnecting: bool,
+    ) -> Event {
         for (sid, e) in &self.subs {
             // Subjects were validated when the subscription was made.
             let _ = encoder.subscribe(out, *sid, &e.subject, e.queue_group.as_deref());
@@ -284,9 +287,16 @@ impl<W> Session<W> {
                 encoder.unsubscribe(out, *sid, Some(left));
             }
         }
+        let name = server.to_string();
+        let event = if reconnecting {
+            Event::Reconnected { server: name }
+        } else {
+            Event::Connected { server: name }
+        };
         self.info = Arc::new(info);
         self.server = Some(server);
         self.pings_out = 0;
+        event
     }
 
     /// An op the live connection's server sent: what to do about it. (The reader delivers

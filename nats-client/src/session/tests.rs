@@ -65,7 +65,10 @@ fn connected_resubscribes_with_what_is_left_of_a_limit() {
     s.unsubscribe(&enc, None, sid, Some(3), false);
     assert!(matches!(s.deliver(msg(sid, b"x")), Delivery::Queued));
     let mut out = BytesMut::new();
-    s.connected(&enc, &mut out, addr(4222), ServerInfo::default());
+    assert!(matches!(
+        s.connected(&enc, &mut out, addr(4222), ServerInfo::default(), false),
+        Event::Connected { .. }
+    ));
     assert_eq!(
         &out[..],
         format!("SUB a g {sid}\r\nUNSUB {sid} 2\r\n").as_bytes()
@@ -184,12 +187,10 @@ fn keep_alive_declares_the_link_dead_after_max_pings_out() {
         Action::Close(DisconnectReason::PingTimeout { unanswered: 2 })
     ));
     let mut out = BytesMut::new();
-    s.connected(
-        &Encoder::default(),
-        &mut out,
-        addr(1),
-        ServerInfo::default(),
-    );
+    assert!(matches!(
+        s.connected(&Encoder::default(), &mut out, addr(1), ServerInfo::default(), true),
+        Event::Reconnected { server } if server == "nats://127.0.0.1:1"
+    ));
     assert!(
         matches!(s.keep_alive_tick(2), Action::Ping),
         "a new link starts afresh"
@@ -273,11 +274,12 @@ fn refusal_ends_matching_streams_but_not_the_inbox() {
 fn info_updates_limits_and_servers_and_a_lame_duck_one_starts_the_move() {
     let mut s = S::default();
     let mut out = BytesMut::new();
-    s.connected(
+    let _ = s.connected(
         &Encoder::default(),
         &mut out,
         addr(1),
         ServerInfo::default(),
+        false,
     );
     let info = ServerInfo {
         max_payload: 1000,
