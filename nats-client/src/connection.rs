@@ -393,10 +393,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             Ok(n) => chunk.written += n,
             Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
         }
-        if chunk.is_done()
-            && let Err(e) = wr.flush().await
-        {
-            return Stop::Lost(DisconnectReason::io(&e));
+        if chunk.is_done() {
+            // The PING is handed over: its PONG may come before this task writes again.
+            if let Some(waiters) = chunk.waiters.take() {
+                shared.ping_sent(waiters);
+            }
+            if let Err(e) = wr.flush().await {
+                return Stop::Lost(DisconnectReason::io(&e));
+            }
         }
     }
 }

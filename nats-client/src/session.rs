@@ -522,4 +522,6 @@ mod retirement;
 pub(crate) use retirement::{Retirement, Step};
 
 #[cfg(test)]
+mod random_tests;
+#[cfg(test)]
 mod tests;
