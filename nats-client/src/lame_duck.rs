@@ -21,6 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
+use crate::outbound::LinkState;
 use crate::session::{Retirement, Step};
 use crate::shared::ClientChunk;
 use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
@@ -170,7 +171,8 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) {
             }
             () = arrived.notified() => old.state.probe_arrived(now()),
             () = sleep_until(wake), if wake.is_some() => {
-                old.state.timer(now(), || shared.sids())
+                let live = shared.state() == LinkState::Connected;
+                old.state.timer(now(), live, || shared.sids())
             }
             // Cancel-safe: a read that loses the race has read nothing.
             read = old.rd.read_buf(&mut old.buf) => match read {

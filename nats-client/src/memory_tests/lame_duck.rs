@@ -403,3 +403,52 @@ async fn a_cut_op_that_cannot_be_completed_at_the_move_goes_whole_to_the_new_ser
     drop(c1);
     assert_eq!(client.connection_state(), crate::State::Connected);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_reconnect_mid_move_never_unsubscribes_the_old_connection_meanwhile() {
+    let net = MemoryNet::new(64 * 1024);
+    let mut s1 = net.listen("s1:4222");
+    let mut s2 = net.listen("s2:4222");
+    let opts = options(&net).reconnect_delay_callback(|_| Duration::from_secs(1));
+    let pending = connect(opts, &["s1:4222", "s2:4222", "s3:4222"]);
+    let mut c1 = s1.accept_client(&info("s1")).await;
+    let client = pending.await.expect("joined").expect("connected");
+    let mut sub = client.subscribe("a").await.expect("subscribed");
+    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    drop(s1);
+    let mut ldm = info("s1");
+    ldm.ldm = true;
+    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    // The move gets as far as probing the old server; then the new server dies, and no
+    // server takes the client for ten seconds (well past the probe's 3 s).
+    let mut c2 = s2.accept_client(&info("s2")).await;
+    let (probe, _) = until_probe_proven(&mut c2).await;
+    c1.until(|op| matches!(op, ClientOp::Pub { subject, .. } if *subject == probe.0))
+        .await;
+    drop(s2);
+    drop(c2);
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let meanwhile = c1.read_for(Duration::from_millis(1)).await;
+    let text = String::from_utf8_lossy(&meanwhile);
+    assert!(!text.contains("UNSUB"), "{text}");
+    c1.send_msg("a", 1, b"still delivering").await;
+    let msg = tokio::time::timeout(Duration::from_secs(1), sub.next())
+        .await
+        .expect("the old connection still delivers")
+        .expect("a message");
+    assert_eq!(&msg.payload[..], b"still delivering");
+    // A server comes back; the move completes through it.
+    let mut s3 = net.listen("s3:4222");
+    let mut c3 = s3.accept_client(&info("s3")).await;
+    let (probe, _) = until_probe_proven(&mut c3).await;
+    c1.until(|op| matches!(op, ClientOp::Pub { subject, .. } if *subject == probe.0))
+        .await;
+    c3.send_msg(&probe.0, probe.1, b"").await;
+    let retiring = c1.until(|op| *op == ClientOp::Ping).await;
+    assert!(
+        retiring.contains(&ClientOp::Unsub { sid: 1, max: None }),
+        "{retiring:?}"
+    );
+    c1.send(ServerOp::Pong).await;
+    assert!(c1.closed_by_client().await, "the old connection is retired");
+}

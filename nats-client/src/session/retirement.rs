@@ -165,10 +165,31 @@ impl Retirement {
         vec![Step::EndProbe]
     }
 
-    /// The driver's timer fired (at [`Retirement::wake_at`] or later). `sids` gives every
-    /// live subscription, asked only when the grace ends.
-    pub fn timer(&mut self, now: Instant, sids: impl FnOnce() -> Vec<u64>) -> Vec<Step> {
+    /// The driver's timer fired (at [`Retirement::wake_at`] or later). `live`: the client's
+    /// live connection is up; while it is down (the new connection was lost mid-move) the
+    /// wait for the probe does not run out and the grace does not end: unsubscribing here
+    /// then would leave no connection delivering. `sids` gives every live subscription, asked
+    /// only when the grace ends.
+    pub fn timer(
+        &mut self,
+        now: Instant,
+        live: bool,
+        sids: impl FnOnce() -> Vec<u64>,
+    ) -> Vec<Step> {
         match self.phase {
+            Phase::Probing { next, .. } if !live => {
+                self.phase = Phase::Probing {
+                    deadline: now + PROPAGATION_TIMEOUT,
+                    next: next.max(now + PROBE_INTERVAL),
+                };
+                Vec::new()
+            }
+            Phase::Grace { .. } if !live => {
+                self.phase = Phase::Grace {
+                    until: now + PROPAGATION_GRACE,
+                };
+                Vec::new()
+            }
             Phase::Probing { deadline, .. } if now >= deadline => {
                 self.phase = Phase::Grace {
                     until: now + PROPAGATION_GRACE,
@@ -263,11 +284,11 @@ mod tests {
             None,
             "nothing to time before the new server's PONG"
         );
-        assert!(r.timer(t0, Vec::new).is_empty());
+        assert!(r.timer(t0, true, Vec::new).is_empty());
         let steps = r.new_server_proven(t0);
         assert_eq!(writes(&steps), vec![&b"PUB _INBOX.x.ldm 0\r\n\r\n"[..]]);
         assert_eq!(r.wake_at(), Some(t0 + PROBE_INTERVAL));
-        let steps = r.timer(t0 + PROBE_INTERVAL, || panic!("not yet"));
+        let steps = r.timer(t0 + PROBE_INTERVAL, true, || panic!("not yet"));
         assert_eq!(writes(&steps).len(), 1, "the probe again");
         assert_eq!(
             r.probe_arrived(t0 + PROBE_INTERVAL * 2),
@@ -276,10 +297,10 @@ mod tests {
         let until = t0 + PROBE_INTERVAL * 2 + PROPAGATION_GRACE;
         assert_eq!(r.wake_at(), Some(until));
         assert!(
-            r.timer(until - Duration::from_millis(1), Vec::new)
+            r.timer(until - Duration::from_millis(1), true, Vec::new)
                 .is_empty()
         );
-        let steps = r.timer(until, || vec![3, 5]);
+        let steps = r.timer(until, true, || vec![3, 5]);
         let mut unsubs = writes(&steps).concat();
         unsubs.sort_unstable();
         let mut expected = b"UNSUB 3\r\nUNSUB 5\r\nPING\r\n".to_vec();
@@ -302,7 +323,7 @@ mod tests {
         assert!(r.old_op(&ServerOp::Pong).is_empty());
         assert_eq!(writes(&r.old_op(&ServerOp::Ping)), vec![&b"PONG\r\n"[..]]);
         assert!(r.new_server_proven(t0).is_empty(), "no probe: the grace");
-        let steps = r.timer(t0 + PROPAGATION_GRACE, || vec![1]);
+        let steps = r.timer(t0 + PROPAGATION_GRACE, true, || vec![1]);
         assert_eq!(writes(&steps), vec![&b"UNSUB 1\r\nPING\r\n"[..]]);
         assert!(r.old_op(&ServerOp::Pong).is_empty(), "a stray PONG");
         assert_eq!(r.old_op(&ServerOp::Pong), vec![Step::Close]);
@@ -317,7 +338,7 @@ mod tests {
         let mut probes = 1;
         let now = loop {
             let now = r.wake_at().expect("a timer while probing");
-            let steps = r.timer(now, Vec::new);
+            let steps = r.timer(now, true, Vec::new);
             if steps.contains(&Step::ProbeTimedOut) {
                 assert!(steps.contains(&Step::EndProbe));
                 break now;
@@ -327,6 +348,24 @@ mod tests {
         assert_eq!(now, t0 + PROPAGATION_TIMEOUT);
         assert!(probes >= 100, "{probes}");
         assert!(matches!(r.phase(), Phase::Grace { .. }));
+    }
+
+    #[test]
+    fn while_the_live_link_is_down_the_probe_never_gives_up_and_the_grace_never_ends() {
+        let t0 = Instant::now();
+        let mut r = Retirement::new(true, 0, 0);
+        let _ = r.begin(Some("p"));
+        let _ = r.new_server_proven(t0);
+        let later = t0 + PROPAGATION_TIMEOUT * 10;
+        assert!(r.timer(later, false, || panic!("no UNSUB")).is_empty());
+        assert!(matches!(r.phase(), Phase::Probing { deadline, .. } if deadline > later));
+        assert_eq!(r.probe_arrived(later), vec![Step::EndProbe]);
+        let much_later = later + PROPAGATION_GRACE * 50;
+        assert!(r.timer(much_later, false, || panic!("no UNSUB")).is_empty());
+        assert!(matches!(r.phase(), Phase::Grace { until } if until > much_later));
+        let until = r.wake_at().expect("the grace");
+        let steps = r.timer(until, true, || vec![1]);
+        assert_eq!(writes(&steps), vec![&b"UNSUB 1\r\nPING\r\n"[..]]);
     }
 
     #[test]

@@ -332,7 +332,7 @@ fn a_handover_counts_the_old_servers_pongs_and_pings_for_the_retirement() {
     );
     let now = std::time::Instant::now();
     assert!(retirement.new_server_proven(now).is_empty());
-    let _ = retirement.timer(now + Duration::from_secs(1), || vec![9]);
+    let _ = retirement.timer(now + Duration::from_secs(1), true, || vec![9]);
     assert!(
         retirement.old_op(&ServerOp::Pong).is_empty(),
         "the PONG of the PING sent before the handoff (not the cut one)"
