@@ -1,6 +1,9 @@
-//! The connection task: one per client. It owns the socket, feeds read bytes to the parser,
-//! routes messages, writes the shared buffer out, keeps the connection alive, and on loss
-//! reconnects through the server pool and resumes without dropping accepted bytes.
+//! The connection task, one per client: the driver of the session (see `session.rs` for the
+//! design notes). It owns the sockets and the timers: it feeds the session what the server
+//! sent and when the keep-alive timer fires, carries out the session's actions, writes the
+//! shared buffer out chunk by chunk, and on loss reconnects through the server pool and
+//! resumes with what the session says was never sent. Lame-duck retirements (`lame_duck.rs`)
+//! run beside it.
 
 use std::future::Future;
 use std::pin::Pin;

@@ -8,6 +8,10 @@
 //! follows, and close it. Meanwhile the old connection keeps delivering. The price of no loss
 //! is that a message published during the overlap can arrive twice. An op the writer was
 //! cut in the middle of is completed on the old connection (see [`finish_cut_op`]).
+//!
+//! The move's bookkeeping and decisions are the session's `Retirement` (its phases, which
+//! PONG ends it, what is written when); this module is its driver: it finds the replacement,
+//! moves the old connection's bytes and timers, and carries out the retirement's steps.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
