@@ -452,3 +452,63 @@ async fn a_long_reconnect_mid_move_never_unsubscribes_the_old_connection_meanwhi
     c1.send(ServerOp::Pong).await;
     assert!(c1.closed_by_client().await, "the old connection is retired");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_second_move_while_the_first_retirement_runs_keeps_both_old_connections() {
+    let net = MemoryNet::new(64 * 1024);
+    let mut s1 = net.listen("s1:4222");
+    let mut s2 = net.listen("s2:4222");
+    let mut s3 = net.listen("s3:4222");
+    let pending = connect(options(&net), &["s1:4222", "s2:4222", "s3:4222"]);
+    let mut c1 = s1.accept_client(&info("s1")).await;
+    let client = pending.await.expect("joined").expect("connected");
+    let mut sub = client.subscribe("a").await.expect("subscribed");
+    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    drop(s1);
+    let mut ldm = info("s1");
+    ldm.ldm = true;
+    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    let mut c2 = s2.accept_client(&info("s2")).await;
+    let (probe1, _) = until_probe_proven(&mut c2).await;
+    // s2 goes into lame duck too before s1's retirement is done.
+    drop(s2);
+    let mut ldm = info("s2");
+    ldm.ldm = true;
+    c2.send(ServerOp::Info(Box::new(ldm))).await;
+    let mut c3 = s3.accept_client(&info("s3")).await;
+    let (probe2, on_new) = until_probe_proven(&mut c3).await;
+    assert_ne!(probe1, probe2);
+    assert!(on_new.iter().any(|op| is_sub(op, "a")), "{on_new:?}");
+    // Both old connections still deliver.
+    c1.send_msg("a", 1, b"from s1").await;
+    c2.send_msg("a", 1, b"from s2").await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let msg = tokio::time::timeout(Duration::from_secs(1), sub.next())
+            .await
+            .expect("delivered")
+            .expect("a message");
+        got.push(msg.payload);
+    }
+    got.sort();
+    assert_eq!(got, vec![&b"from s1"[..], &b"from s2"[..]]);
+    // Each retirement completes through s3 on its own probe.
+    for (conn, probe) in [(&mut c1, &probe1), (&mut c2, &probe2)] {
+        conn.until(|op| matches!(op, ClientOp::Pub { subject, .. } if *subject == probe.0))
+            .await;
+        c3.send_msg(&probe.0, probe.1, b"").await;
+        let retiring = conn.until(|op| *op == ClientOp::Ping).await;
+        assert!(
+            retiring.contains(&ClientOp::Unsub { sid: 1, max: None }),
+            "{retiring:?}"
+        );
+        conn.send(ServerOp::Pong).await;
+        assert!(conn.closed_by_client().await, "retired");
+    }
+    c3.send_msg("a", 1, b"s3").await;
+    let msg = tokio::time::timeout(Duration::from_secs(1), sub.next())
+        .await
+        .expect("delivered")
+        .expect("a message");
+    assert_eq!(&msg.payload[..], b"s3");
+}
