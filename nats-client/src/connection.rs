@@ -5,11 +5,8 @@
 //! resumes with what the session says was never sent. Lame-duck retirements (`lame_duck.rs`)
 //! run beside it.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -21,7 +18,7 @@ use tracing::{debug, info, warn};
 use crate::error::ConnectError;
 use crate::events::{DisconnectReason, Event};
 use crate::handshake::{Established, establish};
-use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
+use crate::lame_duck::{Retirements, Retiring, find_replacement, finish_cut_op, retire};
 use crate::outbound::{LinkState, Take};
 use crate::server_error::ServerError;
 use crate::session::Action;
@@ -97,31 +94,6 @@ pub(crate) async fn run(
         }
     }
     shared.finish();
-}
-
-/// The retirements in progress, polled alongside whatever the connection task does.
-#[derive(Default)]
-struct Retirements<'a> {
-    running: Vec<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
-}
-
-impl<'a> Retirements<'a> {
-    fn push(&mut self, retirement: Pin<Box<dyn Future<Output = ()> + Send + 'a>>) {
-        self.running.push(retirement);
-    }
-
-    /// Runs `work` to its end while the retirements go on.
-    async fn alongside<F: Future>(&mut self, work: F) -> F::Output {
-        let retirements = std::future::poll_fn(|cx| {
-            self.running
-                .retain_mut(|r| r.as_mut().poll(cx).is_pending());
-            Poll::<std::convert::Infallible>::Pending
-        });
-        tokio::select! {
-            out = work => out,
-            never = retirements => match never {},
-        }
-    }
 }
 
 /// Makes a fresh connection the live one: new server limits, every live subscription sent

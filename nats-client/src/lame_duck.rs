@@ -13,7 +13,10 @@
 //! PONG ends it, what is written when); this module is its driver: it finds the replacement,
 //! moves the old connection's bytes and timers, and carries out the retirement's steps.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
@@ -42,6 +45,31 @@ pub(crate) struct Retiring {
     pub parser: Parser,
     pub buf: BytesMut,
     pub state: Retirement,
+}
+
+/// The retirements in progress, polled alongside whatever the connection task does.
+#[derive(Default)]
+pub(crate) struct Retirements<'a> {
+    running: Vec<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+}
+
+impl<'a> Retirements<'a> {
+    pub fn push(&mut self, retirement: Pin<Box<dyn Future<Output = ()> + Send + 'a>>) {
+        self.running.push(retirement);
+    }
+
+    /// Runs `work` to its end while the retirements go on.
+    pub async fn alongside<F: Future>(&mut self, work: F) -> F::Output {
+        let retirements = std::future::poll_fn(|cx| {
+            self.running
+                .retain_mut(|r| r.as_mut().poll(cx).is_pending());
+            Poll::<std::convert::Infallible>::Pending
+        });
+        tokio::select! {
+            out = work => out,
+            never = retirements => match never {},
+        }
+    }
 }
 
 /// A handoff stops the writer where it is, which may be inside an op. The old connection is
