@@ -223,34 +223,32 @@ impl TopologyStore {
     }
 
     async fn load_scope(&self, scope: &Scope) -> Result<Loaded> {
-        let queues = try_join_all(scope.queues.iter().map(|q| async move {
-            let (rev, entry) = self.load::<QueueEntry>(&queue_key(q)).await?;
-            Ok::<_, Error>((q.clone(), rev, entry))
-        }))
-        .await?;
-        let mut want: BTreeSet<String> = scope.exchanges.clone();
-        for (_, _, e) in &queues {
-            want.extend(
-                e.iter()
-                    .flat_map(|q| q.bindings.iter().map(|b| b.source.clone())),
-            );
-        }
-        let mut exchanges = Vec::new();
-        // Two rounds: the exchanges named, then the sources of the bindings leading to them.
+        // The named queues and exchanges at once, then (usually nothing left) the exchanges
+        // the loaded bindings come from, in up to two more rounds.
+        let (queues, mut exchanges) = tokio::try_join!(
+            try_join_all(scope.queues.iter().map(|q| async move {
+                let (rev, entry) = self.load::<QueueEntry>(&queue_key(q)).await?;
+                Ok::<_, Error>((q.clone(), rev, entry))
+            })),
+            self.load_exchanges(scope.exchanges.iter().cloned().collect()),
+        )?;
+        let mut want: BTreeSet<String> = queues
+            .iter()
+            .flat_map(|(_, _, e)| e.iter().flat_map(|q| q.bindings.iter()))
+            .map(|b| b.source.clone())
+            .collect();
         for _ in 0..2 {
-            let round = try_join_all(want.iter().map(|x| async move {
-                let (rev, entry) = self.load::<ExchangeEntry>(&exchange_key(x)).await?;
-                Ok::<_, Error>((x.clone(), rev, entry))
-            }))
-            .await?;
-            want = round
-                .iter()
-                .flat_map(|(_, _, e)| e.iter().flat_map(|x| x.bindings.iter()))
-                .map(|b| b.source.clone())
-                .filter(|s| !exchanges.iter().any(|(n, _, _)| n == s))
-                .filter(|s| !round.iter().any(|(n, _, _)| n == s))
-                .collect();
-            exchanges.extend(round);
+            want.extend(
+                exchanges
+                    .iter()
+                    .flat_map(|(_, _, e)| e.iter().flat_map(|x| x.bindings.iter()))
+                    .map(|b| b.source.clone()),
+            );
+            want.retain(|s| !exchanges.iter().any(|(n, _, _)| n == s));
+            if want.is_empty() {
+                break;
+            }
+            exchanges.extend(self.load_exchanges(std::mem::take(&mut want)).await?);
         }
         let mut loaded = Loaded {
             partial: Topology::new(),
@@ -279,6 +277,17 @@ impl TopologyStore {
         let external = self.external_sources(scope, &loaded).await?;
         loaded.partial.set_external_sources(external);
         Ok(loaded)
+    }
+
+    async fn load_exchanges(
+        &self,
+        names: BTreeSet<String>,
+    ) -> Result<Vec<(String, u64, Option<ExchangeEntry>)>> {
+        try_join_all(names.into_iter().map(|x| async move {
+            let (rev, entry) = self.load::<ExchangeEntry>(&exchange_key(&x)).await?;
+            Ok::<_, Error>((x, rev, entry))
+        }))
+        .await
     }
 
     /// The loaded exchanges that may be deleted by the operation (auto-delete ones, and those
