@@ -295,7 +295,12 @@ impl Channel {
     ) -> Result<Queue> {
         self.inner.check("queue.declare")?;
         let conn = &self.inner.conn;
-        // Design B unless the queue asks for D (`x-nats-tier: consumer`); see placement.rs.
+        // Design B unless the queue asks for D (`x-nats-tier: consumer`) or the mapper's preset
+        // names it a client queue (Wire's `user-notifications.<uid>.<cid>`); see placement.rs.
+        let default_tier = match conn.mapper.is_client_queue(queue.as_str()) {
+            true => StorageTier::Consumer,
+            false => StorageTier::Stream,
+        };
         let (declared, decl) = self
             .inner
             .modify(Scope::queue(queue.as_str()), |t| {
@@ -304,7 +309,7 @@ impl Channel {
                     options,
                     &arguments,
                     &conn.id,
-                    StorageTier::Stream,
+                    default_tier,
                 )?;
                 let decl: Option<QueueDecl> = t.queue(&d.name).cloned();
                 Ok((d, decl))

@@ -139,19 +139,11 @@ pub(crate) async fn sync_consumer(
         memory_storage: decl.exclusive_owner.is_some() || !decl.durable,
         ..ConsumerConfig::default()
     };
-    match js.get_consumer(&stream, &name).await {
-        Ok(_) => js
-            .update_consumer(&stream, config)
-            .await
-            .map(drop)
-            .map_err(nats_error),
-        Err(e) if not_found(&e) => js
-            .create_consumer(&stream, config)
-            .await
-            .map(drop)
-            .map_err(nats_error),
-        Err(e) => Err(nats_error(e)),
-    }
+    // One request whether it exists or not (only `filter_subjects` changes on a rebind).
+    js.create_or_update_consumer(&stream, config)
+        .await
+        .map(drop)
+        .map_err(nats_error)
 }
 
 /// The D queue's consumer on `exchange`'s stream, if it exists.

@@ -5,13 +5,13 @@
 
 use std::time::{Duration, Instant};
 
+use amqp_compat::ExchangeKind;
 use amqp_compat::options::{
     BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
     QueueBindOptions, QueueDeclareOptions,
 };
 use amqp_compat::types::{AMQPValue, FieldTable};
 use amqp_compat::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
-use amqp_compat::ExchangeKind;
 use nats_tests::NatsServer;
 
 const QUEUES: usize = 3_000;
@@ -20,7 +20,10 @@ const EXCHANGE: &str = "user-notifications";
 
 fn d_args() -> FieldTable {
     let mut args = FieldTable::default();
-    args.insert("x-nats-tier".into(), AMQPValue::LongString("consumer".into()));
+    args.insert(
+        "x-nats-tier".into(),
+        AMQPValue::LongString("consumer".into()),
+    );
     args
 }
 
@@ -33,9 +36,13 @@ fn client(i: usize) -> (String, String, String) {
 async fn declare_clients(ch: Channel, ids: Vec<usize>) {
     for i in ids {
         let (name, uid, cid) = client(i);
-        ch.queue_declare(name.as_str().into(), QueueDeclareOptions::durable(), d_args())
-            .await
-            .expect("declare");
+        ch.queue_declare(
+            name.as_str().into(),
+            QueueDeclareOptions::durable(),
+            d_args(),
+        )
+        .await
+        .expect("declare");
         for key in [uid.clone(), format!("{uid}.{cid}")] {
             ch.queue_bind(
                 name.as_str().into(),
@@ -90,7 +97,10 @@ async fn more_queues_than_one_value_could_hold_are_shared_and_routed() {
     let b = Connection::connect(&server.url(), ConnectionProperties::default())
         .await
         .expect("second connection");
-    eprintln!("second connection loaded the topology in {:?}", started.elapsed());
+    eprintln!(
+        "second connection loaded the topology in {:?}",
+        started.elapsed()
+    );
     let t = b.topology();
     assert_eq!(t.queues().count(), QUEUES);
     assert_eq!(t.binding_count(), 2 * QUEUES);
@@ -106,7 +116,9 @@ async fn more_queues_than_one_value_could_hold_are_shared_and_routed() {
 
     // And publishing through it reaches the queues of the user, and only those.
     let cb = b.create_channel().await.unwrap();
-    cb.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    cb.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
     let confirm = cb
         .basic_publish(
             EXCHANGE.into(),

@@ -227,7 +227,7 @@ impl TopologyStore {
         // the loaded bindings come from, in up to two more rounds.
         let (queues, mut exchanges) = tokio::try_join!(
             try_join_all(scope.queues.iter().map(|q| async move {
-                let (rev, entry) = self.load::<QueueEntry>(&queue_key(q)).await?;
+                let (rev, entry) = self.load_latest::<QueueEntry>(&queue_key(q)).await?;
                 Ok::<_, Error>((q.clone(), rev, entry))
             })),
             self.load_exchanges(scope.exchanges.iter().cloned().collect()),
@@ -284,7 +284,7 @@ impl TopologyStore {
         names: BTreeSet<String>,
     ) -> Result<Vec<(String, u64, Option<ExchangeEntry>)>> {
         try_join_all(names.into_iter().map(|x| async move {
-            let (rev, entry) = self.load::<ExchangeEntry>(&exchange_key(&x)).await?;
+            let (rev, entry) = self.load_latest::<ExchangeEntry>(&exchange_key(&x)).await?;
             Ok::<_, Error>((x, rev, entry))
         }))
         .await

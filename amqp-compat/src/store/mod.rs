@@ -160,13 +160,19 @@ impl TopologyStore {
         Ok(self.load(&exchange_key(name)).await?.1)
     }
 
-    /// The latest revision of `key` (0: never written) and its value when it has one.
+    /// The latest revision of `key` (0: never written) and its value when it has one, read
+    /// from any replica (a replica may lag the latest write by a moment).
     async fn load<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<(u64, Option<T>)> {
-        match self.kv.entry(key).await.map_err(nats_error)? {
-            Some(e) if !e.operation.is_removal() => Ok((e.revision, Some(decode(key, &e.value)?))),
-            Some(e) => Ok((e.revision, None)),
-            None => Ok((0, None)),
-        }
+        load_from(&self.kv, key).await
+    }
+
+    /// [`load`](Self::load) on the stream leader: what a change must start from (a lagging
+    /// replica would make a queue declared a moment ago look absent to the next bind).
+    async fn load_latest<T: serde::de::DeserializeOwned>(
+        &self,
+        key: &str,
+    ) -> Result<(u64, Option<T>)> {
+        load_from(&self.leader, key).await
     }
 
     /// The whole topology as stored now, read from the server (one pass over every key; for
@@ -328,6 +334,17 @@ impl TopologyStore {
             guard.revisions.insert(key.to_owned(), revision);
             apply(&mut guard.topology);
         }
+    }
+}
+
+async fn load_from<T: serde::de::DeserializeOwned>(
+    kv: &kv::Store,
+    key: &str,
+) -> Result<(u64, Option<T>)> {
+    match kv.entry(key).await.map_err(nats_error)? {
+        Some(e) if !e.operation.is_removal() => Ok((e.revision, Some(decode(key, &e.value)?))),
+        Some(e) => Ok((e.revision, None)),
+        None => Ok((0, None)),
     }
 }
 
