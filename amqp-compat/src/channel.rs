@@ -231,7 +231,7 @@ impl Channel {
     ) -> Result<()> {
         self.inner.check("exchange.delete")?;
         self.inner
-            .modify(Scope::exchange(exchange.as_str()), |t| {
+            .modify(Scope::exchange(exchange.as_str()).with_usage(), |t| {
                 t.delete_exchange(exchange.as_str(), options)
             })
             .await

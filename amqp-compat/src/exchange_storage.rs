@@ -126,7 +126,7 @@ pub(crate) async fn sync_consumer(
     let Some(source) = source else {
         return Ok(());
     };
-    let stream = ensure_exchange_stream(js, mapper, &source.exchange).await?;
+    let stream = exchange_stream(mapper.namespace(), &source.exchange);
     let config = ConsumerConfig {
         durable_name: Some(name.clone()),
         deliver_policy: DeliverPolicy::New,
@@ -139,7 +139,14 @@ pub(crate) async fn sync_consumer(
         memory_storage: decl.exclusive_owner.is_some() || !decl.durable,
         ..ConsumerConfig::default()
     };
-    // One request whether it exists or not (only `filter_subjects` changes on a rebind).
+    // One request whether the consumer exists or not (only `filter_subjects` changes on a
+    // rebind); the exchange's stream is created when the first binding finds it missing.
+    match js.create_or_update_consumer(&stream, config.clone()).await {
+        Ok(_) => return Ok(()),
+        Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => {}
+        Err(e) => return Err(nats_error(e)),
+    }
+    ensure_exchange_stream(js, mapper, &source.exchange).await?;
     js.create_or_update_consumer(&stream, config)
         .await
         .map(drop)

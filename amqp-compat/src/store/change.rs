@@ -36,6 +36,7 @@ const MAX_CONFLICTS: usize = 64;
 pub struct Scope {
     queues: BTreeSet<String>,
     exchanges: BTreeSet<String>,
+    usage: bool,
 }
 
 impl Scope {
@@ -55,6 +56,13 @@ impl Scope {
         if !name.is_empty() {
             self.queues.insert(name.to_owned());
         }
+        self
+    }
+
+    /// Also find out whether the named exchanges are sources of bindings kept outside the
+    /// scope (what `exchange.delete` with `if_unused` needs; it costs a scan of the cache).
+    pub fn with_usage(mut self) -> Self {
+        self.usage = true;
         self
     }
 
@@ -290,14 +298,15 @@ impl TopologyStore {
         .await
     }
 
-    /// The loaded exchanges that may be deleted by the operation (auto-delete ones, and those
-    /// named by the scope) and have bindings in keys that were not loaded.
+    /// The loaded exchanges that may be deleted as unused (auto-delete ones, and those named
+    /// by a scope [`with_usage`](Scope::with_usage)) and have bindings in keys that were not
+    /// loaded.
     async fn external_sources(&self, scope: &Scope, loaded: &Loaded) -> Result<BTreeSet<String>> {
         let candidates: Vec<&String> = loaded
             .exchanges
             .iter()
             .filter_map(|(n, e)| e.as_ref().map(|e| (n, e)))
-            .filter(|(n, e)| e.decl.auto_delete || scope.exchanges.contains(*n))
+            .filter(|(n, e)| e.decl.auto_delete || (scope.usage && scope.exchanges.contains(*n)))
             .map(|(n, _)| n)
             .collect();
         if candidates.is_empty() {
