@@ -49,9 +49,14 @@ async fn a_single_value_bucket_is_converted_on_open() {
         "{refused}"
     );
 
-    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
-        .await
-        .expect("opens and converts");
+    // Two processes opening at once: both convert, one deletes the old key, both open.
+    let url = server.url();
+    let (conn, other) = tokio::join!(
+        Connection::connect(&url, ConnectionProperties::default()),
+        Connection::connect(&url, ConnectionProperties::default()),
+    );
+    let conn = conn.expect("opens and converts");
+    other.expect("opens too");
     let t = conn.topology();
     assert_eq!(t.queues().count(), 3);
     let route = t.route("user-notifications", "u1", None).unwrap();

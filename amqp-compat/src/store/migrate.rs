@@ -47,6 +47,8 @@ pub(super) async fn convert(kv: &kv::Store) -> Result<()> {
     }
     match kv.delete_expect_revision(LEGACY_KEY, e.revision).await {
         Ok(()) => Ok(()),
+        // Another process converted it at the same time and deleted it first: done.
+        Err(e) if e.is_conflict() && converted_by_another(kv).await? => Ok(()),
         Err(e) if e.is_conflict() => Err(nats_error(format!(
             "bucket '{}': the old 'topology' value changed while it was converted (a process \
              of the previous version is still running); open again to convert what it wrote",
@@ -54,6 +56,12 @@ pub(super) async fn convert(kv: &kv::Store) -> Result<()> {
         ))),
         Err(e) => Err(nats_error(e)),
     }
+}
+
+async fn converted_by_another(kv: &kv::Store) -> Result<bool> {
+    let leader = kv.clone().read_from_leader();
+    let e = leader.entry(LEGACY_KEY).await.map_err(nats_error)?;
+    Ok(e.is_none_or(|e| e.operation.is_removal()))
 }
 
 /// The error of a tool that finds an unconverted bucket (it does not convert: that is the
