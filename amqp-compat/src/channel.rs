@@ -358,7 +358,7 @@ impl Channel {
             })
             .await?;
         if let Some((decl, source)) = d {
-            xs::sync_consumer(&conn.js, &conn.mapper, &decl, source.as_ref()).await?;
+            xs::sync_consumer(conn, &decl, source.as_ref()).await?;
         }
         Ok(())
     }
@@ -392,9 +392,7 @@ impl Channel {
             (Some(p @ Place::Consumer(Some(_))), Some((_, None))) => {
                 conn.drop_queue(&p, queue.as_str()).await
             }
-            (_, Some((decl, source))) => {
-                xs::sync_consumer(&conn.js, &conn.mapper, &decl, source.as_ref()).await
-            }
+            (_, Some((decl, source))) => xs::sync_consumer(conn, &decl, source.as_ref()).await,
             _ => Ok(()),
         }
     }

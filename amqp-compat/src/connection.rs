@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::channel::{Channel, ChannelInner};
+use crate::checkpoint::{self, Checkpoints};
 use crate::connection_properties::ConnectionProperties;
 use crate::error::{ConnectionState, Error, ErrorKind, Result};
 use crate::placement::place;
@@ -26,6 +27,8 @@ pub(crate) struct ConnectionInner {
     pub(crate) client: nats_client::Client,
     pub(crate) js: jetstream::Context,
     pub(crate) store: TopologyStore,
+    /// Ack floors of design-D queues.
+    pub(crate) checkpoints: Checkpoints,
     pub(crate) mapper: SubjectMapper,
     /// Owns this connection's exclusive queues.
     pub(crate) id: String,
@@ -147,11 +150,13 @@ impl Connection {
         let client = nats.connect(&uri.servers).await.map_err(nats_error)?;
         let js = jetstream::Context::new(client.clone());
         let store = TopologyStore::open(&js, mapper.namespace()).await?;
+        let checkpoints = Checkpoints::open(&js, mapper.namespace()).await?;
         let connection = Connection {
             inner: Arc::new(ConnectionInner {
                 client,
                 js,
                 store,
+                checkpoints,
                 mapper,
                 id: nuid::next().to_string(),
                 state: Mutex::new(ConnectionState::Connected),
@@ -165,6 +170,7 @@ impl Connection {
             .renew_lease(&connection.inner.id)
             .await?;
         tokio::spawn(lease_loop(Arc::downgrade(&connection.inner)));
+        tokio::spawn(checkpoint::flush_loop(Arc::downgrade(&connection.inner)));
         Ok(connection)
     }
 
@@ -221,6 +227,7 @@ impl Connection {
         for c in channels.iter().filter_map(Weak::upgrade) {
             c.release(None).await;
         }
+        checkpoint::flush(&self.inner).await;
         let gone = self.inner.reap(&self.inner.id).await;
         let _ = self.inner.store.drop_lease(&self.inner.id).await;
         self.inner.client.close().await.map_err(nats_error)?;

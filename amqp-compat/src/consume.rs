@@ -141,7 +141,7 @@ impl ChannelInner {
             None => return Ok(None),
             Some(Place::Consumer(None)) => return Ok(None),
             Some(Place::Consumer(Some(x))) => {
-                return xs::queue_puller(js, &conn.mapper, queue, &x).await;
+                return xs::queue_puller(conn, queue, &x).await;
             }
             Some(Place::Stream(s)) => s,
         };
@@ -200,6 +200,7 @@ impl ChannelInner {
         };
         self.window.notify_waiters();
         for (_, p) in settled {
+            self.conn.checkpoints.touch(&p.queue);
             let done = match how {
                 Settle::Ack => p.msg.ack().await,
                 Settle::Requeue => p.msg.nak().await,
@@ -338,12 +339,14 @@ async fn pull_loop(
         let msgs = match p.fetch_with(&fetch).await {
             Ok(m) => m,
             Err(e) => {
-                if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) || e.is_api(ErrorCode::STREAM_NOT_FOUND)
+                // Resolve the consumer again: it may be gone, or offline with its server
+                // (a design-D consumer is then re-created from its checkpoint).
+                puller = None;
+                if !e.is_api(ErrorCode::CONSUMER_NOT_FOUND)
+                    && !e.is_api(ErrorCode::STREAM_NOT_FOUND)
                 {
-                    puller = None;
-                    continue;
+                    tokio::time::sleep(PULL_EXPIRES).await;
                 }
-                tokio::time::sleep(PULL_EXPIRES).await;
                 continue;
             }
         };

@@ -11,6 +11,7 @@ use jetstream::models::{
 };
 use jetstream::{ErrorCode, JetStreamError};
 
+use crate::connection::ConnectionInner;
 use crate::error::{Error, Result};
 use crate::exchange::ExchangeKind;
 use crate::routing::{QueueDecl, SourceFilters, StorageTier, Topology};
@@ -114,22 +115,17 @@ pub(crate) async fn ensure_exchange_stream(
     }
 }
 
-/// Makes the queue's consumer match `source` (created at the first binding, delivering only
-/// what is published from then on; filters updated in place; deleted when unbound).
-pub(crate) async fn sync_consumer(
-    js: &jetstream::Context,
-    mapper: &SubjectMapper,
-    decl: &QueueDecl,
-    source: Option<&SourceFilters>,
-) -> Result<()> {
-    let name = queue_consumer(&decl.name);
-    let Some(source) = source else {
-        return Ok(());
+/// The configuration of `decl`'s consumer reading `source`, starting at `start`.
+fn consumer_config(decl: &QueueDecl, source: &SourceFilters, start: Start) -> ConsumerConfig {
+    let (deliver_policy, opt_start_seq) = match start {
+        Start::New => (DeliverPolicy::New, None),
+        Start::After(floor) => (DeliverPolicy::ByStartSequence, Some(floor + 1)),
+        Start::All => (DeliverPolicy::All, None),
     };
-    let stream = exchange_stream(mapper.namespace(), &source.exchange);
-    let config = ConsumerConfig {
-        durable_name: Some(name.clone()),
-        deliver_policy: DeliverPolicy::New,
+    ConsumerConfig {
+        durable_name: Some(queue_consumer(&decl.name)),
+        deliver_policy,
+        opt_start_seq,
         ack_policy: AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
         max_ack_pending: -1,
@@ -138,34 +134,131 @@ pub(crate) async fn sync_consumer(
         num_replicas: 1,
         memory_storage: decl.exclusive_owner.is_some() || !decl.durable,
         ..ConsumerConfig::default()
-    };
-    // One request whether the consumer exists or not (only `filter_subjects` changes on a
-    // rebind); the exchange's stream is created when the first binding finds it missing.
-    match js.create_or_update_consumer(&stream, config.clone()).await {
-        Ok(_) => return Ok(()),
-        Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => {}
-        Err(e) => return Err(nats_error(e)),
     }
-    ensure_exchange_stream(js, mapper, &source.exchange).await?;
-    js.create_or_update_consumer(&stream, config)
-        .await
-        .map(drop)
-        .map_err(nats_error)
 }
 
-/// The D queue's consumer on `exchange`'s stream, if it exists.
+/// Where a created consumer starts in its exchange's stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Start {
+    /// With what is published from now on (a new binding, a purge).
+    New,
+    /// Right after a checkpointed ack floor (a lost consumer re-created).
+    After(u64),
+    /// From the stream's first message (a lost durable consumer without a checkpoint).
+    All,
+}
+
+/// Creates `decl`'s consumer reading `source` from `start` and checkpoints its start point.
+async fn create_consumer(
+    conn: &ConnectionInner,
+    stream: &str,
+    decl: &QueueDecl,
+    source: &SourceFilters,
+    start: Start,
+) -> Result<jetstream::Consumer> {
+    let config = consumer_config(decl, source, start);
+    let consumer = match conn.js.create_consumer(stream, config).await {
+        Ok(c) => c,
+        // Created by another process meanwhile.
+        Err(e) if e.is_api(ErrorCode::CONSUMER_ALREADY_EXISTS) => conn
+            .js
+            .get_consumer(stream, &queue_consumer(&decl.name))
+            .await
+            .map_err(nats_error)?,
+        Err(e) => return Err(nats_error(e)),
+    };
+    if decl.durable && decl.exclusive_owner.is_none() {
+        let floor = consumer.cached_info().ack_floor.stream_sequence;
+        conn.checkpoints.save(&decl.name, floor).await?;
+    }
+    Ok(consumer)
+}
+
+/// Makes the queue's consumer match `source` (created at the first binding, delivering only
+/// what is published from then on; filters updated in place; deleted when unbound).
+pub(crate) async fn sync_consumer(
+    conn: &ConnectionInner,
+    decl: &QueueDecl,
+    source: Option<&SourceFilters>,
+) -> Result<()> {
+    let Some(source) = source else {
+        return Ok(());
+    };
+    let js = &conn.js;
+    let stream = ensure_exchange_stream(js, &conn.mapper, &source.exchange).await?;
+    match js.get_consumer(&stream, &queue_consumer(&decl.name)).await {
+        Ok(c) => {
+            let mut config = c.cached_info().config.clone();
+            config.filter_subjects = source.subjects.clone();
+            js.update_consumer(&stream, config)
+                .await
+                .map(drop)
+                .map_err(nats_error)
+        }
+        Err(e) if not_found(&e) => create_consumer(conn, &stream, decl, source, Start::New)
+            .await
+            .map(drop),
+        Err(e) => Err(nats_error(e)),
+    }
+}
+
+/// The D queue's consumer on `exchange`'s stream. A consumer that is missing or offline
+/// (its server lost: 10119) is re-created right after the queue's checkpointed ack floor
+/// (`crate::checkpoint`); `None` when the queue is gone or unbound.
 pub(crate) async fn queue_puller(
-    js: &jetstream::Context,
-    mapper: &SubjectMapper,
+    conn: &ConnectionInner,
     queue: &str,
     exchange: &str,
 ) -> Result<Option<jetstream::Consumer>> {
-    let stream = exchange_stream(mapper.namespace(), exchange);
-    match js.get_consumer(&stream, &queue_consumer(queue)).await {
-        Ok(c) => Ok(Some(c)),
-        Err(e) if not_found(&e) => Ok(None),
-        Err(e) => Err(nats_error(e)),
+    let js = &conn.js;
+    let stream = exchange_stream(conn.mapper.namespace(), exchange);
+    let name = queue_consumer(queue);
+    let mut unanswered = 0;
+    loop {
+        match js.get_consumer(&stream, &name).await {
+            Ok(c) => return Ok(Some(c)),
+            Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => return Ok(None),
+            Err(e) if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) => break,
+            // An R1 consumer whose server is down is reported offline, or does not answer
+            // at all (twice in a row, so one slow answer is not taken for a loss).
+            Err(e) if e.is_api(ErrorCode::CONSUMER_OFFLINE) || e.is_timeout() => {
+                unanswered += 1;
+                if unanswered < 2 && !e.is_api(ErrorCode::CONSUMER_OFFLINE) {
+                    continue;
+                }
+                // Drop the assignment, then re-create the consumer where the stream lives
+                // now. The meta leader removes the assignment without the consumer's
+                // server, but the answer would come from that server: no answer is normal.
+                match js.delete_consumer(&stream, &name).await {
+                    Ok(_) => break,
+                    Err(e) if not_found(&e) || e.is_timeout() => break,
+                    Err(e) => return Err(nats_error(e)),
+                }
+            }
+            Err(e) => return Err(nats_error(e)),
+        }
     }
+    let (decl, source) = conn.store.read(|t| {
+        let decl = t.queue(queue).cloned();
+        let source = d_source(t, queue, &conn.mapper).ok().flatten();
+        (decl, source)
+    });
+    let (Some(decl), Some(source)) = (decl, source) else {
+        return Ok(None);
+    };
+    let start = match conn.checkpoints.floor(queue).await? {
+        Some(floor) => Start::After(floor),
+        None if decl.durable && decl.exclusive_owner.is_none() => Start::All,
+        None => Start::New,
+    };
+    tracing::warn!(
+        queue,
+        ?start,
+        "design-D queue consumer was lost; re-creating it"
+    );
+    create_consumer(conn, &stream, &decl, &source, start)
+        .await
+        .map(Some)
 }
 
 /// The consumer that delivers a design-B queue's stream (`storage::queue_stream`) to its

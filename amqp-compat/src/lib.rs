@@ -40,6 +40,7 @@ pub use amq_protocol::protocol::{AMQPError, AMQPErrorKind, AMQPHardError, AMQPSo
 
 pub mod acks;
 pub mod channel;
+mod checkpoint;
 pub mod confirmation;
 pub mod connection;
 pub mod connection_properties;

@@ -44,8 +44,11 @@ impl ConnectionInner {
     pub(crate) async fn drop_queue(&self, place: &Place, queue: &str) -> Result<()> {
         match place {
             Place::Stream(s) => s.delete(&self.js).await,
-            Place::Consumer(Some(x)) => xs::delete_consumer(&self.js, &self.mapper, queue, x).await,
-            Place::Consumer(None) => Ok(()),
+            Place::Consumer(Some(x)) => {
+                xs::delete_consumer(&self.js, &self.mapper, queue, x).await?;
+                self.checkpoints.remove(queue).await
+            }
+            Place::Consumer(None) => self.checkpoints.remove(queue).await,
         }
     }
 
@@ -65,7 +68,7 @@ impl ConnectionInner {
                 xs::delete_consumer(&self.js, &self.mapper, queue, x).await?;
                 if let Some(decl) = t.queue(queue) {
                     let source = d_source(t, queue, &self.mapper)?;
-                    xs::sync_consumer(&self.js, &self.mapper, decl, source.as_ref()).await?;
+                    xs::sync_consumer(self, decl, source.as_ref()).await?;
                 }
                 Ok(count)
             }

@@ -1,0 +1,186 @@
+//! A design-D queue survives the loss of the server holding its R1 consumer: the consumer is
+//! re-created from the queue's checkpointed ack floor, so every confirmed message that was
+//! not acknowledged is delivered (at-least-once), including those published while the
+//! server is down.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use amqp_compat::exchange_storage::{exchange_stream, queue_consumer};
+use amqp_compat::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use amqp_compat::types::{AMQPValue, FieldTable};
+use amqp_compat::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
+use futures_util::StreamExt;
+use nats_tests::Cluster;
+
+const EXCHANGE: &str = "user-notifications";
+const QUEUE: &str = "user-notifications.u1.c1";
+
+async fn publish(ch: &Channel, i: u32) {
+    // The stream may be electing a leader after the node loss: retry until confirmed.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let confirm = match ch
+            .basic_publish(
+                EXCHANGE.into(),
+                "u1".into(),
+                BasicPublishOptions::default(),
+                i.to_string().as_bytes(),
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+        {
+            Ok(c) => c.await,
+            Err(e) => Err(e),
+        };
+        match confirm {
+            Ok(Confirmation::Ack(_)) => return,
+            other => assert!(
+                Instant::now() < deadline,
+                "publish {i} never confirmed: {other:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Connects, retrying while a just-started (or just-degraded) cluster's JetStream API times
+/// out on a loaded machine.
+async fn connect(url: &str) -> (Connection, Channel) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match Connection::connect(url, ConnectionProperties::default()).await {
+            Ok(conn) => {
+                let ch = conn.create_channel().await.unwrap();
+                return (conn, ch);
+            }
+            Err(e) => assert!(Instant::now() < deadline, "cannot connect: {e:?}"),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d_queue_is_recreated_from_its_checkpoint_after_its_server_is_lost() {
+    let mut cluster = Cluster::start(3);
+    let url = cluster.urls().join(",");
+    let (_admin, ch) = connect(&url).await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    ch.exchange_declare(
+        EXCHANGE.into(),
+        ExchangeKind::Direct,
+        durable,
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-nats-tier".into(),
+        AMQPValue::LongString("consumer".into()),
+    );
+    ch.queue_declare(QUEUE.into(), QueueDeclareOptions::durable(), args)
+        .await
+        .unwrap();
+    ch.queue_bind(
+        QUEUE.into(),
+        EXCHANGE.into(),
+        "u1".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for i in 0..100 {
+        publish(&ch, i).await;
+    }
+
+    // Consume and ack 0..40, then let the checkpoint catch up and close.
+    {
+        let (conn, cch) = connect(&url).await;
+        cch.basic_qos(10, BasicQosOptions::default()).await.unwrap();
+        let mut consumer = cch
+            .basic_consume(
+                QUEUE.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        for expected in 0..40u32 {
+            let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+                .await
+                .expect("delivery")
+                .expect("stream open")
+                .expect("delivery ok");
+            assert_eq!(String::from_utf8_lossy(&d.data), expected.to_string());
+            cch.basic_ack(d.delivery_tag, BasicAckOptions::default())
+                .await
+                .unwrap();
+        }
+        conn.close(200, "bye".into()).await.unwrap();
+    }
+
+    // Kill the server holding the queue's R1 consumer.
+    let js = jetstream::Context::new(
+        nats_client::ConnectOptions::new()
+            .connect(&cluster.urls())
+            .await
+            .unwrap(),
+    );
+    let stream = exchange_stream(None, EXCHANGE);
+    let info = js
+        .consumer_info(&stream, &queue_consumer(QUEUE))
+        .await
+        .unwrap();
+    let host = info
+        .cluster
+        .and_then(|c| c.leader)
+        .expect("the consumer has a leader");
+    let node = (0..cluster.size())
+        .find(|&i| cluster.node(i).name() == host)
+        .expect("leader is a node");
+    cluster.kill_node(node);
+
+    for i in 100..120 {
+        publish(&ch, i).await;
+    }
+
+    // A new consumer gets everything from 40 on (some of 0..40 may come again).
+    let (_conn, cch) = connect(&url).await;
+    cch.basic_qos(50, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = cch
+        .basic_consume(
+            QUEUE.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut missing: BTreeSet<u32> = (40..120).collect();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !missing.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Some(d)) = tokio::time::timeout(left, consumer.next()).await else {
+            panic!("never delivered after the node loss: {missing:?}");
+        };
+        let d = d.unwrap();
+        let n: u32 = String::from_utf8_lossy(&d.data).parse().unwrap();
+        missing.remove(&n);
+        cch.basic_ack(d.delivery_tag, BasicAckOptions::default())
+            .await
+            .unwrap();
+    }
+}
