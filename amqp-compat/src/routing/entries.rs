@@ -105,8 +105,8 @@ impl Topology {
         }
     }
 
-    /// Marks `exchanges` as sources of bindings outside this partial view (see
-    /// [`Topology::in_use`]).
+    /// Marks `exchanges` as sources of bindings outside this partial view: auto-delete and
+    /// `if_unused` then treat them as bound.
     pub fn set_external_sources(&mut self, exchanges: BTreeSet<String>) {
         self.external_sources = exchanges;
     }
