@@ -1,8 +1,7 @@
 //! Times `nats-admin queues` over many amqp-compat queues: the figure in the README. Starts a
 //! JetStream server with the test harness, declares `N` durable queues through amqp-compat
-//! (default 1,000: amqp-compat keeps its whole topology in one KV value, bounded by the
-//! server's 1 MiB max_payload: 2,430 queues of these 45-character names fit; 10,000 needs the
-//! topology split per key; when a declare fails the rest is timed over what fits), publishes
+//! (default 1,000; design B: a stream each; `queues_10k` times 10,000 D queues on a
+//! cluster; when a declare fails the rest is timed over what fits), publishes
 //! one message to each, then runs the built binary (pass its path) `RUNS` times per listing and prints the
 //! minimum, median and maximum wall time, process start included.
 //!
@@ -45,7 +44,7 @@ async fn main() {
             )
             .await;
         if let Err(e) = declared {
-            // The one-value topology is full (the server's max_payload): time what fits.
+            // The server ran out of room for streams: time what fits.
             println!("declare {} failed: {e}", i + 1);
             n = i;
             break;

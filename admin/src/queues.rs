@@ -7,16 +7,16 @@
 //! [`QueueAdmin`]'s JetStream context is in. A service connecting with an explicit
 //! `?namespace=` different from its vhost is listed under the namespace's name.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use amqp_compat::SubjectMapper;
 use amqp_compat::exchange_storage::{
     QUEUE_STREAM_CONSUMER, d_source, exchange_stream, is_d, queue_consumer,
 };
 use amqp_compat::options::QueueDeleteOptions;
-use amqp_compat::routing::{QueueDecl, Topology};
+use amqp_compat::routing::{ExchangeEntry, QueueDecl, QueueEntry, Topology};
 use amqp_compat::storage::queue_stream;
-use amqp_compat::store::TopologyStore;
+use amqp_compat::store::{Scope, TopologyStore};
 use futures::{StreamExt, TryStreamExt};
 use jetstream::{ErrorCode, JetStreamError};
 use serde::Serialize;
@@ -137,6 +137,41 @@ fn storage_of(t: &Topology, mapper: &SubjectMapper, decl: &QueueDecl) -> QueueSt
     }
 }
 
+/// Queues `names` as stored now, with the exchanges their bindings come from (what their
+/// storage depends on), read with a bounded number of requests in flight.
+async fn load_partial(store: &TopologyStore, names: &[String]) -> Result<Topology, AdminError> {
+    let entries: Vec<(String, Option<QueueEntry>)> = futures::stream::iter(names)
+        .map(|n| async move {
+            Ok::<_, AdminError>((n.clone(), store.queue_entry(n).await.map_err(js_error)?))
+        })
+        .buffered(CONCURRENT)
+        .try_collect()
+        .await?;
+    let sources: BTreeSet<String> = entries
+        .iter()
+        .flat_map(|(_, e)| {
+            e.iter()
+                .flat_map(|q| q.bindings.iter().map(|b| b.source.clone()))
+        })
+        .collect();
+    let exchanges: Vec<(String, Option<ExchangeEntry>)> = futures::stream::iter(sources)
+        .map(|x| async move {
+            let e = store.exchange_entry(&x).await.map_err(js_error)?;
+            Ok::<_, AdminError>((x, e))
+        })
+        .buffered(CONCURRENT)
+        .try_collect()
+        .await?;
+    let mut t = Topology::new();
+    for (name, e) in exchanges {
+        t.set_exchange_entry(&name, e);
+    }
+    for (name, e) in entries {
+        t.set_queue_entry(&name, e);
+    }
+    Ok(t)
+}
+
 impl QueueAdmin<'_> {
     fn jetstream(&self) -> Result<&jetstream::Context, AdminError> {
         self.js.as_ref().ok_or(AdminError::NeedsJetStream)
@@ -145,7 +180,9 @@ impl QueueAdmin<'_> {
     /// The queues of `vhost` whose names match `name_regex` (all without one), sorted by
     /// name, page `page` (from 1) of `page_size`: the management API's
     /// `GET /api/queues/{vhost}?name=R&use_regex=true&page=N&page_size=M`. The topology is
-    /// read once; the JetStream state (depth, unacked) is asked for the page's queues only.
+    /// not read whole: the queue names come from the bucket's keys (no values), are
+    /// filtered and sorted, and only the page's queues are read (their entries, then their
+    /// JetStream state: depth, unacked).
     /// A page past the last is empty; `page` or `page_size` 0 is an invalid argument.
     pub async fn list_queues(
         &self,
@@ -167,23 +204,32 @@ impl QueueAdmin<'_> {
         let namespace = vhost_namespace(vhost);
         let mapper = SubjectMapper::new(namespace)
             .map_err(|e| AdminError::InvalidArgument(format!("vhost {vhost:?}: {e}")))?;
-        let topology = match TopologyStore::bind(js, namespace).await.map_err(js_error)? {
-            Some(store) => store.latest().await.map_err(js_error)?.1,
-            None => Topology::new(),
+        let Some(store) = TopologyStore::bind(js, namespace).await.map_err(js_error)? else {
+            return Ok(Page {
+                items: Vec::new(),
+                page,
+                page_count: 1,
+                page_size,
+                item_count: 0,
+                filtered_count: 0,
+                total_count: 0,
+            });
         };
-        // The topology's map is ordered by name: a stable order across calls.
-        let total = topology.queues().count() as u64;
-        let matching: Vec<&QueueDecl> = topology
-            .queues()
-            .filter(|q| filter.as_ref().is_none_or(|r| r.is_match(&q.name)))
-            .collect();
-        let filtered = matching.len() as u64;
+        // Names from the keys alone (no values); sorted by name: a stable order across calls.
+        let mut names = store.queue_names().await.map_err(js_error)?;
+        names.sort_unstable();
+        let total = names.len() as u64;
+        names.retain(|n| filter.as_ref().is_none_or(|r| r.is_match(n)));
+        let filtered = names.len() as u64;
         let start = (page - 1).saturating_mul(page_size);
-        let on_page: Vec<&QueueDecl> = matching
+        let on_page: Vec<String> = names
             .into_iter()
             .skip(usize::try_from(start).unwrap_or(usize::MAX))
             .take(usize::try_from(page_size).unwrap_or(usize::MAX))
             .collect();
+        // Only the page's entries are read (a queue deleted since the listing is left out).
+        let topology = load_partial(&store, &on_page).await?;
+        let on_page: Vec<&QueueDecl> = on_page.iter().filter_map(|n| topology.queue(n)).collect();
         let items: Vec<QueueInfo> = futures::stream::iter(on_page)
             .map(|decl| self.queue_info(js, vhost, &topology, &mapper, decl))
             .buffered(CONCURRENT)
@@ -275,11 +321,11 @@ impl QueueAdmin<'_> {
             .await
             .map_err(js_error)?
             .ok_or_else(absent)?;
-        let (_, before) = store.latest().await.map_err(js_error)?;
+        let before = load_partial(&store, &[name.to_string()]).await?;
         let decl = before.queue(name).ok_or_else(absent)?;
         let info = self.queue_info(js, vhost, &before, &mapper, decl).await?;
         let removed = store
-            .modify(|t| {
+            .modify(&Scope::queue(name), |t| {
                 let Some(decl) = t.queue(name) else {
                     return Ok(None);
                 };

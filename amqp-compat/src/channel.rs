@@ -15,6 +15,7 @@ use crate::placement::{Place, place};
 use crate::queue::Queue;
 use crate::routing::{QueueDecl, SourceFilters, StorageTier, Topology};
 use crate::storage::QueueStorage;
+use crate::store::Scope;
 use crate::types::{ChannelId, FieldTable, MessageCount, ReplyCode, ShortString};
 
 /// A channel, shaped like lapin's `Channel`; cheap to clone.
@@ -138,8 +139,16 @@ impl ChannelInner {
     }
 
     /// Runs a topology change and records the error it fails with.
-    async fn modify<T>(&self, op: impl FnMut(&mut Topology) -> Result<T>) -> Result<T> {
-        self.conn.store.modify(op).await.map_err(|e| self.fail(e))
+    async fn modify<T>(
+        &self,
+        scope: Scope,
+        op: impl FnMut(&mut Topology) -> Result<T>,
+    ) -> Result<T> {
+        self.conn
+            .store
+            .modify(&scope, op)
+            .await
+            .map_err(|e| self.fail(e))
     }
 }
 
@@ -208,7 +217,9 @@ impl Channel {
     ) -> Result<()> {
         self.inner.check("exchange.declare")?;
         self.inner
-            .modify(|t| t.declare_exchange(exchange.as_str(), kind.clone(), options, &arguments))
+            .modify(Scope::exchange(exchange.as_str()), |t| {
+                t.declare_exchange(exchange.as_str(), kind.clone(), options, &arguments)
+            })
             .await
     }
 
@@ -220,7 +231,9 @@ impl Channel {
     ) -> Result<()> {
         self.inner.check("exchange.delete")?;
         self.inner
-            .modify(|t| t.delete_exchange(exchange.as_str(), options))
+            .modify(Scope::exchange(exchange.as_str()).with_usage(), |t| {
+                t.delete_exchange(exchange.as_str(), options)
+            })
             .await
     }
 
@@ -234,8 +247,9 @@ impl Channel {
         arguments: FieldTable,
     ) -> Result<()> {
         self.inner.check("exchange.bind")?;
+        let scope = Scope::exchange(destination.as_str()).and_exchange(source.as_str());
         self.inner
-            .modify(|t| {
+            .modify(scope, |t| {
                 t.bind_exchange(
                     destination.as_str(),
                     source.as_str(),
@@ -256,8 +270,9 @@ impl Channel {
         arguments: FieldTable,
     ) -> Result<()> {
         self.inner.check("exchange.unbind")?;
+        let scope = Scope::exchange(destination.as_str()).and_exchange(source.as_str());
         self.inner
-            .modify(|t| {
+            .modify(scope, |t| {
                 t.unbind_exchange(
                     destination.as_str(),
                     source.as_str(),
@@ -280,16 +295,21 @@ impl Channel {
     ) -> Result<Queue> {
         self.inner.check("queue.declare")?;
         let conn = &self.inner.conn;
-        // Design B unless the queue asks for D (`x-nats-tier: consumer`); see placement.rs.
+        // Design B unless the queue asks for D (`x-nats-tier: consumer`) or the mapper's preset
+        // names it a client queue (Wire's `user-notifications.<uid>.<cid>`); see placement.rs.
+        let default_tier = match conn.mapper.is_client_queue(queue.as_str()) {
+            true => StorageTier::Consumer,
+            false => StorageTier::Stream,
+        };
         let (declared, decl) = self
             .inner
-            .modify(|t| {
+            .modify(Scope::queue(queue.as_str()), |t| {
                 let d = t.declare_queue_with_tier(
                     queue.as_str(),
                     options,
                     &arguments,
                     &conn.id,
-                    StorageTier::Stream,
+                    default_tier,
                 )?;
                 let decl: Option<QueueDecl> = t.queue(&d.name).cloned();
                 Ok((d, decl))
@@ -323,9 +343,10 @@ impl Channel {
     ) -> Result<()> {
         self.inner.check("queue.bind")?;
         let conn = &self.inner.conn;
+        let scope = Scope::queue(queue.as_str()).and_exchange(exchange.as_str());
         let d = self
             .inner
-            .modify(|t| {
+            .modify(scope, |t| {
                 t.bind_queue(
                     queue.as_str(),
                     exchange.as_str(),
@@ -352,9 +373,10 @@ impl Channel {
     ) -> Result<()> {
         self.inner.check("queue.unbind")?;
         let conn = &self.inner.conn;
+        let scope = Scope::queue(queue.as_str()).and_exchange(exchange.as_str());
         let (before, d) = self
             .inner
-            .modify(|t| {
+            .modify(scope, |t| {
                 let before = place(t, conn, queue.as_str());
                 t.unbind_queue(
                     queue.as_str(),
@@ -384,7 +406,7 @@ impl Channel {
         self.inner.check("queue.purge")?;
         self.check_queue(queue.as_str()).await?;
         let conn = &self.inner.conn;
-        let t = conn.store.cached();
+        let t = conn.store.cached_queue(queue.as_str());
         match place(&t, conn, queue.as_str()) {
             Some(p) => conn.purge_queue(&t, &p, queue.as_str()).await,
             None => Ok(0),
@@ -407,7 +429,7 @@ impl Channel {
         };
         let gone = self
             .inner
-            .modify(|t| {
+            .modify(Scope::queue(q), |t| {
                 let p = place(t, conn, q);
                 t.delete_queue(q, options, &conn.id, count)?;
                 Ok(p)
@@ -425,7 +447,7 @@ impl Channel {
     pub(crate) async fn check_queue(&self, queue: &str) -> Result<QueueDecl> {
         let owner = &self.inner.conn.id;
         self.inner
-            .modify(|t| {
+            .modify(Scope::queue(queue), |t| {
                 t.check_exclusive_access(queue, owner)?;
                 t.queue(queue)
                     .cloned()

@@ -11,7 +11,7 @@ use crate::checkpoint::{self, Checkpoints};
 use crate::connection_properties::ConnectionProperties;
 use crate::error::{ConnectionState, Error, ErrorKind, Result};
 use crate::placement::place;
-use crate::store::{TopologyStore, nats_error};
+use crate::store::{Scope, TopologyStore, nats_error};
 use crate::subject::SubjectMapper;
 use crate::types::{ReplyCode, ShortString};
 use crate::uri::ConnectionUri;
@@ -94,20 +94,29 @@ impl ConnectionInner {
     /// Deletes the exclusive queues of connection `owner` (closed or crashed) and their
     /// storage.
     async fn reap(&self, owner: &str) -> Result<()> {
-        let gone = self
-            .store
-            .modify(|t| {
-                let places: Vec<_> = t
-                    .queues()
-                    .filter(|q| q.exclusive_owner.as_deref() == Some(owner))
-                    .filter_map(|q| Some((q.name.clone(), place(t, self, &q.name)?)))
-                    .collect();
-                t.connection_closed(owner);
-                Ok(places)
-            })
-            .await?;
-        for (q, p) in &gone {
-            self.drop_queue(p, q).await?;
+        let owned: Vec<String> = self.store.read(|t| {
+            t.queues()
+                .filter(|q| q.exclusive_owner.as_deref() == Some(owner))
+                .map(|q| q.name.clone())
+                .collect()
+        });
+        // One change per queue: each is one key (its bindings go with it).
+        for name in owned {
+            let gone = self
+                .store
+                .modify(&Scope::queue(&name), |t| {
+                    let places: Vec<_> = t
+                        .queues()
+                        .filter(|q| q.exclusive_owner.as_deref() == Some(owner))
+                        .filter_map(|q| Some((q.name.clone(), place(t, self, &q.name)?)))
+                        .collect();
+                    t.connection_closed(owner);
+                    Ok(places)
+                })
+                .await?;
+            for (q, p) in &gone {
+                self.drop_queue(p, q).await?;
+            }
         }
         Ok(())
     }

@@ -26,7 +26,7 @@ use crate::options::{
     BasicQosOptions, BasicRejectOptions,
 };
 use crate::placement::{Place, place};
-use crate::store::nats_error;
+use crate::store::{Scope, nats_error};
 use crate::types::{DeliveryTag, FieldTable, ShortString};
 use crate::{acks::Unacked, routing::generated_name};
 
@@ -278,7 +278,7 @@ impl ChannelInner {
         let conn = &self.conn;
         let deleted = conn
             .store
-            .modify(|t| {
+            .modify(&Scope::queue(queue), |t| {
                 let p = place(t, conn, queue);
                 Ok(t.remove_consumer(queue).then_some(p).flatten())
             })
@@ -556,7 +556,9 @@ impl Channel {
         self.inner
             .conn
             .store
-            .modify(|t| t.add_consumer(q, &owner, options.exclusive))
+            .modify(&Scope::queue(q), |t| {
+                t.add_consumer(q, &owner, options.exclusive)
+            })
             .await
             .map_err(|e| self.inner.fail(e))?;
         if let Err(e) = self.inner.puller(q).await {

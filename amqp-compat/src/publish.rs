@@ -195,8 +195,8 @@ impl ChannelInner {
         PublisherConfirm::ready(Err(err))
     }
 
-    /// Routes from the cache; a miss is checked against the server (the cache may lag
-    /// another process's declare by the watch delay).
+    /// Routes from the cache; a miss is checked again once the cache holds everything stored
+    /// before (it may lag another process's declare by the watch delay).
     async fn route(
         &self,
         exchange: &str,
@@ -211,10 +211,10 @@ impl ChannelInner {
         match cached {
             Ok(r) if !r.is_unroutable() => Ok(r),
             _ => {
+                self.conn.store.sync().await?;
                 self.conn
                     .store
-                    .modify(|t| t.route(exchange, routing_key, headers))
-                    .await
+                    .read(|t| t.route(exchange, routing_key, headers))
             }
         }
     }

@@ -191,6 +191,8 @@ pub struct SubjectMapper {
     queues: Vec<QueueRule>,
     /// Every first-level prefix in use, to keep presets from overlapping.
     roots: Vec<String>,
+    /// Name prefixes of per-client queues, which default to design D.
+    client_queues: Vec<String>,
 }
 
 impl SubjectMapper {
@@ -204,11 +206,13 @@ impl SubjectMapper {
             exchanges: Vec::new(),
             queues: Vec::new(),
             roots: vec!["x".into(), "q".into()],
+            client_queues: Vec::new(),
         })
     }
 
     /// Wire's layout (`docs/amqp-mapping.md` §2): `user.notifications.<uid>[.<cid>|.temp]`,
-    /// `backend.notifications.<domain>`, `cells.events`; everything else generic.
+    /// `backend.notifications.<domain>`, `cells.events`; everything else generic. Queues
+    /// named `user-notifications.<uid>.<cid>` are client queues (design D by default).
     pub fn wire(namespace: Option<&str>) -> Result<Self, SubjectError> {
         Self::new(namespace)?
             .with_exchange_prefix(
@@ -218,6 +222,24 @@ impl SubjectMapper {
             )?
             .with_queue_prefix("backend-notifications.", "backend.notifications")?
             .with_queue_subject("cells_events", "cells.events")
+            .map(|m| m.with_client_queue_prefix("user-notifications."))
+    }
+
+    /// Queues named `<name_prefix>…` are per-client queues: without an `x-nats-tier`
+    /// argument (or arguments that need a stream) they are declared with design D, a
+    /// consumer on their exchange's stream (`docs/amqp-mapping.md` §4, "Choosing the tier").
+    pub fn with_client_queue_prefix(mut self, name_prefix: &str) -> Self {
+        self.client_queues.push(name_prefix.to_owned());
+        self
+    }
+
+    /// True when a preset names `queue` a per-client queue (design D by default).
+    pub fn is_client_queue(&self, queue: &str) -> bool {
+        !self.is_work_queue(queue)
+            && self
+                .client_queues
+                .iter()
+                .any(|p| queue.starts_with(p.as_str()) && queue.len() > p.len())
     }
 
     /// The namespace, if any.

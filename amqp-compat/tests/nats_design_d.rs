@@ -236,3 +236,81 @@ async fn a_d_queue_refuses_bindings_it_cannot_filter_exactly() {
     // Nothing of the refused bindings was stored.
     assert_eq!(conn.topology().bindings_of("d").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wire_preset_makes_client_queues_design_d_by_default() {
+    use amqp_compat::routing::StorageTier;
+    use amqp_compat::{ConnectionUri, SubjectMapper};
+
+    let server = NatsServer::jetstream();
+    let uri = ConnectionUri::parse(&server.url()).unwrap();
+    let conn = Connection::connect_uri(
+        &uri,
+        ConnectionProperties::default(),
+        SubjectMapper::wire(None).unwrap(),
+    )
+    .await
+    .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.exchange_declare(
+        "user-notifications".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let none = FieldTable::default;
+    let client = "user-notifications.u1.c1";
+    ch.queue_declare(client.into(), QueueDeclareOptions::durable(), none())
+        .await
+        .unwrap();
+    for key in ["u1", "u1.c1"] {
+        ch.queue_bind(
+            client.into(),
+            "user-notifications".into(),
+            key.into(),
+            QueueBindOptions::default(),
+            none(),
+        )
+        .await
+        .unwrap();
+    }
+    let fed = "backend-notifications.example.com";
+    ch.queue_declare(fed.into(), QueueDeclareOptions::durable(), none())
+        .await
+        .unwrap();
+    let temp = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions {
+                exclusive: true,
+                auto_delete: true,
+                ..Default::default()
+            },
+            none(),
+        )
+        .await
+        .unwrap();
+    let t = conn.topology();
+    let tier = |q: &str| t.queue(q).map(|d| d.tier);
+    assert_eq!(tier(client), Some(StorageTier::Consumer));
+    assert_eq!(tier(fed), Some(StorageTier::Stream));
+    assert_eq!(tier(temp.name().as_str()), Some(StorageTier::Stream));
+
+    // It is a consumer on the exchange's stream (no stream of its own) and gets the fan-out.
+    publish(&ch, "u1", "to all of u1").await;
+    let js = jetstream::Context::new(conn.nats_client().clone());
+    let names = js.stream_names(None).await.unwrap();
+    assert!(
+        names.iter().any(|n| n.starts_with("AMQPX_")),
+        "the exchange's stream: {names:?}"
+    );
+    let own = amqp_compat::storage::queue_stream(None, client);
+    assert!(!names.contains(&own), "{names:?}");
+    assert!(names.contains(&amqp_compat::storage::queue_stream(None, fed)));
+    assert_eq!(drain(&ch, client).await, ["to all of u1"]);
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use nats_proto::{HeaderMap, ServerInfo};
 use tokio::sync::broadcast;
 
-use crate::addr::ServerAddr;
+use crate::addr::{ServerAddr, ToServerAddrs};
 use crate::connection;
 use crate::error::{ClientError, ConnectError, PublishError};
 use crate::events::Event;
@@ -16,11 +16,11 @@ use crate::outbound::LinkState;
 use crate::server_pool::ServerPool;
 use crate::shared::Shared;
 use crate::stats::Statistics;
-use crate::subscription::{SubQueue, Subscriber, Target};
+use crate::sub_queue::Target;
 use crate::tls;
 
 /// A connection to a NATS server or cluster. Cheap to clone: every clone shares the one
-/// connection. When the last clone (and the last [`Subscriber`]) is dropped, the connection
+/// connection. When the last clone (and the last [`Subscriber`](crate::Subscriber)) is dropped, the connection
 /// sends what it has buffered and closes.
 #[derive(Clone)]
 pub struct Client {
@@ -55,6 +55,17 @@ pub enum State {
     Disconnected,
     /// Closed for good.
     Closed,
+}
+
+impl ConnectOptions {
+    /// Connects to the given server(s) with these options.
+    pub async fn connect<A: ToServerAddrs + ?Sized>(
+        self,
+        addrs: &A,
+    ) -> Result<Client, ConnectError> {
+        let servers = addrs.to_server_addrs()?;
+        Client::connect_with(servers, self).await
+    }
 }
 
 impl Client {
@@ -221,34 +232,6 @@ impl Client {
             }
             notified.await;
         }
-    }
-
-    /// Subscribes to a subject (wildcards allowed).
-    pub async fn subscribe(&self, subject: impl Into<String>) -> Result<Subscriber, ClientError> {
-        self.subscribe_inner(subject.into(), None)
-    }
-
-    /// Subscribes as a member of a queue group: each message goes to one member.
-    pub async fn queue_subscribe(
-        &self,
-        subject: impl Into<String>,
-        queue_group: impl Into<String>,
-    ) -> Result<Subscriber, ClientError> {
-        self.subscribe_inner(subject.into(), Some(queue_group.into()))
-    }
-
-    fn subscribe_inner(
-        &self,
-        subject: String,
-        queue_group: Option<String>,
-    ) -> Result<Subscriber, ClientError> {
-        let shared = self.shared();
-        let queue = SubQueue::new(
-            shared.opts().pending_msgs_limit,
-            shared.opts().pending_bytes_limit,
-        );
-        let sid = self.add_subscription(&subject, queue_group, Target::Queue(queue.clone()))?;
-        Ok(Subscriber::new(sid, subject, queue, self.clone()))
     }
 
     /// Registers a subscription and sends its SUB (see [`Shared::add_subscription`]).

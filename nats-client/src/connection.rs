@@ -1,25 +1,28 @@
-//! The connection task: one per client. It owns the socket, feeds read bytes to the parser,
-//! routes messages, writes the shared buffer out, keeps the connection alive, and on loss
-//! reconnects through the server pool and resumes without dropping accepted bytes.
+//! The connection task, one per client: the driver of the session (see `session.rs` for the
+//! design notes). It owns the sockets and the timers: it feeds the session what the server
+//! sent and when the keep-alive timer fires, carries out the session's actions, writes the
+//! shared buffer out chunk by chunk, and on loss reconnects through the server pool and
+//! resumes with what the session says was never sent. Lame-duck retirements (`lame_duck.rs`)
+//! run beside it.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use nats_proto::{Encoder, Parser, ServerOp};
+use nats_proto::{Encoder, Parser};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
 use crate::error::ConnectError;
 use crate::events::{DisconnectReason, Event};
-use crate::handshake::{Established, establish, inbound_limits};
-use crate::lame_duck::{Retiring, find_replacement, finish_cut_op, retire};
-use crate::outbound::{Chunk, LinkState, Take};
-use crate::server_error::{PermissionOperation, ServerError, ServerErrorKind};
-use crate::session::{KeepAlive, Retirement};
-use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
+use crate::handshake::{Established, establish};
+use crate::lame_duck::{Retirements, Retiring, find_replacement, finish_cut_op, retire};
+use crate::outbound::{LinkState, Take};
+use crate::server_error::ServerError;
+use crate::session::Action;
+use crate::shared::{ClientChunk, Delivered, FlushWaiter, ReadBuf, Shared, deliver_messages};
 
 /// Why serving a connection stopped.
 enum Stop {
@@ -28,7 +31,15 @@ enum Stop {
     /// The connection was lost; reconnect.
     Lost(DisconnectReason),
     /// The server is in lame-duck mode and a replacement connection is ready.
-    Handoff(Box<Established>),
+    Handoff(Box<Handover>),
+}
+
+/// A lame-duck move: the new connection, the old one to retire, and what the old one never
+/// sent (for the new one).
+struct Handover {
+    new: Established,
+    old: Retiring,
+    unsent: BytesMut,
 }
 
 /// Runs until the client is closed (or runs out of servers).
@@ -41,11 +52,13 @@ pub(crate) async fn run(
     let mut next = first;
     let mut unsent = BytesMut::new();
     let mut reconnecting = next.is_none();
-    let mut retiring = None;
+    // Connections being retired after lame-duck moves: they deliver until their retirement
+    // ends, whatever happens to the connections after them meanwhile.
+    let mut retiring = Retirements::default();
     loop {
         let est = match next.take() {
             Some(est) => est,
-            None => match reconnect(&shared, tls.as_ref()).await {
+            None => match retiring.alongside(reconnect(&shared, tls.as_ref())).await {
                 Some(est) => {
                     go_live(&shared, &est, std::mem::take(&mut unsent), reconnecting);
                     est
@@ -55,8 +68,10 @@ pub(crate) async fn run(
         };
         let addr = est.addr.clone();
         let server = addr.to_string();
-        let mut chunk = Chunk::default();
-        let (stop, old) = serve(&shared, est, &mut chunk, tls.as_ref(), retiring.take()).await;
+        let mut chunk = ClientChunk::default();
+        let stop = retiring
+            .alongside(serve(&shared, est, &mut chunk, tls.as_ref()))
+            .await;
         match stop {
             Stop::Closed => break,
             Stop::Lost(reason) => {
@@ -70,11 +85,11 @@ pub(crate) async fn run(
                 shared.emit(Event::Disconnected { server, reason });
                 reconnecting = true;
             }
-            Stop::Handoff(new) => {
-                let unsent = requeue_unsent(&shared, &mut chunk);
+            Stop::Handoff(handover) => {
+                let Handover { new, old, unsent } = *handover;
                 go_live(&shared, &new, unsent, true);
-                retiring = old;
-                next = Some(*new);
+                retiring.push(Box::pin(retire(&shared, old)));
+                next = Some(new);
             }
         }
     }
@@ -85,38 +100,38 @@ pub(crate) async fn run(
 /// (again), then the bytes the last connection never sent, then what was buffered meanwhile.
 pub(crate) fn go_live(shared: &Shared, est: &Established, unsent: BytesMut, reconnecting: bool) {
     let encoder = Encoder::for_server(&est.info);
-    {
+    let event = {
         let mut guard = shared.out();
         let (out, mut session) = guard.session();
         let mut fresh = BytesMut::with_capacity(out.buffered() + unsent.len() + 1024);
-        session.connected(&encoder, &mut fresh, est.addr.clone(), est.info.clone());
+        let event = session.connected(
+            &encoder,
+            &mut fresh,
+            est.addr.clone(),
+            est.info.clone(),
+            reconnecting,
+        );
         drop(session);
         fresh.extend_from_slice(&unsent);
         out.go_live(encoder, fresh);
-    }
-    {
-        let mut pool = shared.pool();
-        pool.connected(&est.addr);
-        if !shared.opts().ignore_discovered_servers {
-            pool.update_discovered(&est.info.connect_urls, &est.addr);
-        }
-    }
+        event
+    };
+    shared.pool().connected(&est.addr);
+    shared.discovered(&est.info.connect_urls, &est.addr);
     shared.stats().connects.fetch_add(1, Relaxed);
-    let server = est.addr.to_string();
     if reconnecting {
         shared.stats().reconnects.fetch_add(1, Relaxed);
-        info!(%server, "reconnected");
-        shared.emit(Event::Reconnected { server });
-    } else {
-        shared.emit(Event::Connected { server });
+        info!(server = %est.addr, "reconnected");
     }
+    shared.report(event);
     shared.wake_writer();
     shared.wake_publishers();
 }
 
 /// Marks the link down and collects what must be sent again on the next connection.
-fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
-    let unsent = requeue_unsent(shared, chunk);
+fn go_offline(shared: &Shared, chunk: &mut ClientChunk) -> BytesMut {
+    // The PONGs owed to the lost server are moot.
+    let unsent = shared.connection_lost(chunk).bytes;
     {
         shared.out().go_offline();
     }
@@ -124,25 +139,6 @@ fn go_offline(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
     shared
         .requests()
         .fail_all(crate::inbox::Ended::Disconnected);
-    unsent
-}
-
-/// The bytes of `chunk` the server never got, with flush calls not yet proven moved back so
-/// that they ride a PING on the next connection.
-fn requeue_unsent(shared: &Shared, chunk: &mut Chunk) -> BytesMut {
-    let unsent = chunk.take_unsent();
-    let mut requeue = Vec::new();
-    if let Some(waiters) = chunk.waiters.take() {
-        // The chunk's trailing PING was not fully sent (`take_unsent` left it out): its
-        // waiters ride the next one.
-        requeue.extend(waiters);
-    }
-    // PINGs sent whose PONG never came: their flushes are not proven; ask again.
-    let mut guard = shared.out();
-    let (out, mut session) = guard.session();
-    requeue.extend(session.take_unproven());
-    drop(session);
-    out.requeue_flushes(requeue);
     unsent
 }
 
@@ -197,10 +193,9 @@ async fn reconnect(
 async fn serve(
     shared: &Shared,
     est: Established,
-    chunk: &mut Chunk,
+    chunk: &mut ClientChunk,
     tls: Option<&Arc<rustls::ClientConfig>>,
-    retiring: Option<Retiring>,
-) -> (Stop, Option<Retiring>) {
+) -> Stop {
     let Established {
         transport,
         mut read_buf,
@@ -210,43 +205,38 @@ async fn serve(
     } = est;
     let (mut rd, mut wr) = transport.into_halves();
     let lame_duck = Notify::new();
-    let retire_old = async {
-        match retiring {
-            Some(old) => retire(shared, old).await,
-            None => std::future::pending().await,
-        }
+    let ended = tokio::select! {
+        stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf, &lame_duck) => Err(stop),
+        stop = write_loop(shared, &mut wr, chunk) => Err(stop),
+        new = find_replacement(shared, &addr, &lame_duck, tls) => Ok(new),
     };
-    let stop = tokio::select! {
-        stop = read_loop(shared, &mut rd, &mut parser, &mut read_buf, &lame_duck) => stop,
-        stop = write_loop(shared, &mut wr, chunk) => stop,
-        stop = keep_alive(shared) => stop,
-        new = find_replacement(shared, &addr, &lame_duck, tls) => Stop::Handoff(new),
-        never = retire_old => match never {},
-    };
-    match stop {
-        Stop::Closed => {
+    match ended {
+        Err(Stop::Closed) => {
             let _ = wr.shutdown().await;
-            (stop, None)
+            Stop::Closed
         }
-        Stop::Handoff(_) => {
+        Err(stop) => stop,
+        Ok(new) => {
             let clean = finish_cut_op(chunk, &mut wr).await;
-            // Every PING sent there (including the chunk's last op, when it is all written)
-            // is answered there before the retirement's own PING is.
-            let unanswered =
-                shared.pongs_awaited() + usize::from(chunk.is_done() && chunk.waiters.is_some());
+            let (state, unsent) = shared.handed_over(chunk, clean);
             let old = Retiring {
                 rd,
                 wr,
                 parser,
                 buf: read_buf,
-                state: Retirement::new(clean, unanswered),
+                state,
             };
-            (stop, Some(old))
+            Stop::Handoff(Box::new(Handover {
+                new: *new,
+                old,
+                unsent,
+            }))
         }
-        Stop::Lost(_) => (stop, None),
     }
 }
 
+/// Feeds the session what comes in: the server's ops, and the keep-alive timer (a PING every
+/// `ping_interval`).
 async fn read_loop<R: AsyncRead + Unpin>(
     shared: &Shared,
     rd: &mut R,
@@ -254,6 +244,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
     buf: &mut BytesMut,
     lame_duck: &Notify,
 ) -> Stop {
+    let period = shared.opts().ping_interval.max(Duration::from_millis(10));
+    let mut keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     loop {
         if let Err(stop) = handle_buffered(shared, parser, buf, lame_duck) {
             return stop;
@@ -263,16 +255,26 @@ async fn read_loop<R: AsyncRead + Unpin>(
             _ if buf.capacity() - buf.len() < 8 * 1024 => buf.reserve(64 * 1024),
             _ => {}
         }
-        match rd.read_buf(buf).await {
-            Ok(0) => return Stop::Lost(DisconnectReason::ServerClosed),
-            Ok(_) => {}
-            Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
+        // Both are cancel-safe: a read that loses the race has read nothing.
+        tokio::select! {
+            read = rd.read_buf(buf) => match read {
+                Ok(0) => return Stop::Lost(DisconnectReason::ServerClosed),
+                Ok(_) => {}
+                Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
+            },
+            _ = keep_alive.tick() => {
+                let action = shared.keep_alive_tick();
+                if let Err(stop) = perform(shared, parser, lame_duck, action) {
+                    return stop;
+                }
+            }
         }
     }
 }
 
 /// Handles every whole op in the buffer. Messages are routed under one lock of the
-/// subscription table per run of consecutive messages.
+/// session per run of consecutive messages; every other op goes to the session, and its
+/// decisions are carried out here.
 fn handle_buffered(
     shared: &Shared,
     parser: &mut Parser,
@@ -293,66 +295,42 @@ fn handle_buffered(
             }
             Delivered::Op(op) => op,
         };
-        match op {
-            ServerOp::Ping => {
-                shared.out().pong();
-                shared.wake_writer();
-            }
-            ServerOp::Pong => shared.pong(),
-            ServerOp::Info(info) => {
-                parser.set_limits(inbound_limits(&info));
-                let urls = info.connect_urls.clone();
-                let (ldm, current) = shared.info_update(*info);
-                if !shared.opts().ignore_discovered_servers
-                    && let Some(current) = &current
-                {
-                    shared.pool().update_discovered(&urls, current);
-                }
-                if ldm {
-                    let server = current
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    shared.emit(Event::LameDuck { server });
-                    lame_duck.notify_one();
-                }
-            }
-            ServerOp::Err(text) => server_error(shared, &text)?,
-            ServerOp::BadMsg(bad) => shared.undeliverable(bad),
-            ServerOp::Ok | ServerOp::Msg(_) => {}
+        for action in shared.server_op(op) {
+            perform(shared, parser, lame_duck, action)?;
         }
     }
 }
 
-/// An `-ERR` on a live connection, handled as the table on [`ServerErrorKind`] says:
-/// always an event; a refused subscription ends; stale connection, maximum connections and
-/// auth errors end the connection (the server closes it anyway).
-fn server_error(shared: &Shared, text: &str) -> Result<(), Stop> {
-    let error = ServerError::parse(text);
-    let server = shared.server_name();
-    warn!(%server, error = %error, "server error");
-    shared.emit(Event::ServerError {
-        server,
-        error: error.clone(),
-    });
-    if let ServerErrorKind::PermissionsViolation {
-        operation: PermissionOperation::Subscribe,
-        subject,
-        queue,
-    } = &error.kind
-    {
-        shared.refuse_subscriptions(subject, queue.as_deref(), &error);
-    }
-    if let ServerErrorKind::PermissionsViolation {
-        operation: PermissionOperation::Publish,
-        subject,
-        ..
-    } = &error.kind
-    {
-        shared.requests().refuse(subject);
-    }
-    if error.ends_connection() {
-        return Err(Stop::Lost(DisconnectReason::ServerError(error)));
+/// Carries out one of the session's decisions for the live connection.
+fn perform(
+    shared: &Shared,
+    parser: &mut Parser,
+    lame_duck: &Notify,
+    action: Action<FlushWaiter>,
+) -> Result<(), Stop> {
+    match action {
+        Action::Pong => {
+            shared.out().pong();
+            shared.wake_writer();
+        }
+        Action::Ping => {
+            shared.out().want_ping();
+            shared.wake_writer();
+        }
+        Action::Flushed(waiters) => Shared::flushed(waiters),
+        Action::Limits(limits) => parser.set_limits(limits),
+        Action::Discovered { urls, current } => shared.discovered(&urls, &current),
+        Action::Move => lame_duck.notify_one(),
+        Action::Event(event) => shared.report(event),
+        Action::RefuseRequests(subject) => {
+            shared.requests().refuse(&subject);
+        }
+        Action::Deliver(delivery) => {
+            if let Some((handler, msg)) = shared.delivered(delivery) {
+                handler(msg);
+            }
+        }
+        Action::Close(reason) => return Err(Stop::Lost(reason)),
     }
     Ok(())
 }
@@ -367,13 +345,14 @@ pub(crate) fn handshake_server_error(e: &ConnectError) -> Option<ServerError> {
     }
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &mut Chunk) -> Stop {
+async fn write_loop<W: AsyncWrite + Unpin>(
+    shared: &Shared,
+    wr: &mut W,
+    chunk: &mut ClientChunk,
+) -> Stop {
     loop {
         if chunk.is_done() {
-            chunk.bytes.clear();
-            chunk.written = 0;
-            chunk.ping_at = None;
-            if let Some(waiters) = chunk.waiters.take() {
+            if let Some(waiters) = chunk.finished() {
                 shared.ping_sent(waiters);
             }
             if let Err(stop) = next_chunk(shared, chunk).await {
@@ -389,16 +368,20 @@ async fn write_loop<W: AsyncWrite + Unpin>(shared: &Shared, wr: &mut W, chunk: &
             Ok(n) => chunk.written += n,
             Err(e) => return Stop::Lost(DisconnectReason::io(&e)),
         }
-        if chunk.is_done()
-            && let Err(e) = wr.flush().await
-        {
-            return Stop::Lost(DisconnectReason::io(&e));
+        if chunk.is_done() {
+            // The PING is handed over: its PONG may come before this task writes again.
+            if let Some(waiters) = chunk.waiters.take() {
+                shared.ping_sent(waiters);
+            }
+            if let Err(e) = wr.flush().await {
+                return Stop::Lost(DisconnectReason::io(&e));
+            }
         }
     }
 }
 
 /// Waits for buffered bytes and swaps them into `chunk` (plus a PING when flushes wait).
-async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
+async fn next_chunk(shared: &Shared, chunk: &mut ClientChunk) -> Result<(), Stop> {
     loop {
         let notified = shared.writer_woken();
         let took = shared.out().take_chunk(chunk);
@@ -411,20 +394,5 @@ async fn next_chunk(shared: &Shared, chunk: &mut Chunk) -> Result<(), Stop> {
             Take::Idle => {}
         }
         notified.await;
-    }
-}
-
-/// Sends a PING every `ping_interval`; too many without a PONG means the link is dead (this
-/// also catches a write that stalls: its PINGs never go out, so no PONG comes back).
-async fn keep_alive(shared: &Shared) -> Stop {
-    let period = shared.opts().ping_interval.max(Duration::from_millis(10));
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    loop {
-        tick.tick().await;
-        if let KeepAlive::Dead { unanswered } = shared.keep_alive_tick() {
-            return Stop::Lost(DisconnectReason::PingTimeout { unanswered });
-        }
-        shared.out().want_ping();
-        shared.wake_writer();
     }
 }

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use nats_proto::ProtoError;
 
-pub use crate::error_kind::ErrorKind;
 use thiserror::Error;
 
 /// Why a connection could not be established.

@@ -3,7 +3,7 @@
 
 use crate::error::{ClientError, ConnectError, PublishError, RequestError};
 use crate::server_error::{ServerError, ServerErrorKind};
-use crate::subscription::SubscriptionError;
+use crate::sub_queue::SubscriptionError;
 
 /// What kind of failure an error is, the same for [`ConnectError`], [`ClientError`],
 /// [`PublishError`] and [`RequestError`] (and for `jetstream::JetStreamError`).

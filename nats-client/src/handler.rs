@@ -6,7 +6,7 @@ use std::sync::Arc;
 use crate::client::Client;
 use crate::error::ClientError;
 use crate::message::Message;
-use crate::subscription::{Handler, Target};
+use crate::sub_queue::{Handler, Target};
 
 /// A subscription whose messages go to a handler function, created by
 /// [`Client::subscribe_with_handler`]. Dropping it unsubscribes.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::BytesMut;
-use nats_proto::{ConnectInfo, Encoder, Parser, ParserLimits, ServerInfo, ServerOp};
+use nats_proto::{ConnectInfo, Encoder, Parser, ServerInfo, ServerOp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info_span};
@@ -14,6 +14,7 @@ use crate::auth::fill_connect;
 use crate::error::ConnectError;
 use crate::options::ConnectOptions;
 use crate::server_error::ServerError;
+use crate::session::inbound_limits;
 use crate::tls;
 use crate::transport::Transport;
 
@@ -212,24 +213,6 @@ fn classify_handshake_error(text: String) -> ConnectError {
         ConnectError::AuthorizationViolation(text)
     } else {
         ConnectError::Server(text)
-    }
-}
-
-/// Headers the server may add to a message after the publisher's `max_payload` check
-/// (JetStream republish, sources and mirrors, direct gets): allowed on top of `max_payload`.
-pub(crate) const HEADER_ALLOWANCE: usize = 64 * 1024;
-
-/// What the parser accepts from a server: messages up to its announced `max_payload` plus
-/// [`HEADER_ALLOWANCE`], so a server cannot make us buffer far more than it said it would send
-/// (the defaults when it announced none).
-pub(crate) fn inbound_limits(info: &ServerInfo) -> ParserLimits {
-    let defaults = ParserLimits::default();
-    if info.max_payload == 0 {
-        return defaults;
-    }
-    ParserLimits {
-        max_payload: info.max_payload.saturating_add(HEADER_ALLOWANCE),
-        ..defaults
     }
 }
 

@@ -8,12 +8,19 @@
 //! follows, and close it. Meanwhile the old connection keeps delivering. The price of no loss
 //! is that a message published during the overlap can arrive twice. An op the writer was
 //! cut in the middle of is completed on the old connection (see [`finish_cut_op`]).
+//!
+//! The move's bookkeeping and decisions are the session's `Retirement` (its phases, which
+//! PONG ends it, what is written when); this module is its driver: it finds the replacement,
+//! moves the old connection's bytes and timers, and carries out the retirement's steps.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use nats_proto::{Encoder, Parser, ServerOp};
+use nats_proto::{Parser, ServerOp};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{Notify, oneshot};
@@ -21,21 +28,12 @@ use tracing::{debug, info, warn};
 
 use crate::addr::ServerAddr;
 use crate::handshake::{Established, establish};
-use crate::outbound::Chunk;
-use crate::session::Retirement;
+use crate::outbound::LinkState;
+use crate::session::{Retirement, Step};
+use crate::shared::ClientChunk;
 use crate::shared::{Delivered, ReadBuf, Shared, deliver_messages};
-use crate::subscription::Target;
+use crate::sub_queue::Target;
 use crate::transport::{Reader, Writer};
-
-/// Time given to the other nodes of the cluster to learn our new subscriptions, once the old
-/// server is known to have them.
-const PROPAGATION_GRACE: Duration = Duration::from_millis(100);
-
-/// Longest wait for the old server to learn our new subscriptions before going ahead anyway.
-const PROPAGATION_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// How often the probe is published to the old server while waiting.
-const PROBE_INTERVAL: Duration = Duration::from_millis(20);
 
 /// How long completing a cut op on the old connection may take (see [`finish_cut_op`]).
 const CUT_OP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -49,13 +47,41 @@ pub(crate) struct Retiring {
     pub state: Retirement,
 }
 
+/// The retirements in progress, polled alongside whatever the connection task does.
+#[derive(Default)]
+pub(crate) struct Retirements<'a> {
+    running: Vec<Pin<Box<dyn Future<Output = ()> + Send + 'a>>>,
+}
+
+impl<'a> Retirements<'a> {
+    pub fn push(&mut self, retirement: Pin<Box<dyn Future<Output = ()> + Send + 'a>>) {
+        self.running.push(retirement);
+    }
+
+    /// Runs `work` to its end while the retirements go on.
+    pub async fn alongside<F: Future>(&mut self, work: F) -> F::Output {
+        let retirements = std::future::poll_fn(|cx| {
+            self.running
+                .retain_mut(|r| r.as_mut().poll(cx).is_pending());
+            Poll::<std::convert::Infallible>::Pending
+        });
+        tokio::select! {
+            out = work => out,
+            never = retirements => match never {},
+        }
+    }
+}
+
 /// A handoff stops the writer where it is, which may be inside an op. The old connection is
 /// healthy, so the op is completed there rather than abandoned: whatever is written to that connection later (the retirement's
 /// UNSUBs) would otherwise be read by the server as the rest of the op, and could even
 /// complete a PUB with the wrong payload. The completed op is then not sent again on the new
 /// connection. Returns whether the stream is clean; if completing fails or stalls it is not,
 /// and the op goes out whole on the new connection, as after a lost connection.
-pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(chunk: &mut Chunk, wr: &mut W) -> bool {
+pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
+    chunk: &mut ClientChunk,
+    wr: &mut W,
+) -> bool {
     let Some(rest) = chunk.cut_frame_rest() else {
         return true;
     };
@@ -117,16 +143,18 @@ pub(crate) async fn find_replacement(
     }
 }
 
-/// Keeps delivering from the old connection until our subscriptions on the new one are known
-/// to the old server, then unsubscribes the old one, drains it up to its PONG, and closes it.
-/// Never returns.
-pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
+/// Drives the old connection's [`Retirement`]: feeds it the new server's proof, the probe's
+/// return, its timers and the old server's ops, and carries out its steps; delivers the old
+/// connection's messages meanwhile. Returns when the retirement is over (the old connection
+/// closes as `old` is dropped: for plain TCP, `shutdown` is a no-op and the socket closes when
+/// its last handle goes).
+pub(crate) async fn retire(shared: &Shared, mut old: Retiring) {
     // A probe subscription on the new connection only, sent after every re-sent SUB; the
     // flush's PONG then proves the new server holds them all.
     let probe_subject = format!("{}.{}.ldm", shared.opts().inbox_prefix, nuid::next());
     let arrived = Arc::new(Notify::new());
     let signal = arrived.clone();
-    let probe = ProbeSub {
+    let mut probe = ProbeSub {
         shared,
         sid: shared
             .add_subscription(
@@ -136,125 +164,115 @@ pub(crate) async fn retire(shared: &Shared, mut old: Retiring) -> ! {
             )
             .ok(),
     };
-    let (tx, rx) = oneshot::channel();
+    let mut steps = old
+        .state
+        .begin(probe.sid.is_some().then_some(probe_subject.as_str()));
+    let (tx, mut proven) = oneshot::channel();
     let _ = shared.out().add_flush_waiter(tx); // refused once closing: the wait ends
     shared.wake_writer();
-    // `old` moves into this block, so the connection closes when it ends (for plain TCP,
-    // `shutdown` is a no-op: the socket closes when its last handle is dropped).
-    let done = async move {
-        // 1. Wait for the new server's PONG after our re-sent SUBs.
-        tokio::select! {
-            _ = rx => {}
-            _ = pump(shared, &mut old, false) => return,
-        }
-        if !old.state.is_clean() {
-            // An op is cut short on the old connection: nothing more may be written to it.
-            // Keep delivering until the server closes it.
-            pump(shared, &mut old, false).await;
-            return;
-        }
-        // 2. Publish to the probe on the old server until it comes back on the new
-        //    connection: the old server then knows our interest there (the new server sent
-        //    it over the route after all the others). Then a grace for the other nodes.
-        let mut frame = BytesMut::new();
-        let encoder = Encoder::default();
-        if probe.sid.is_some()
-            && encoder
-                .publish(&mut frame, &probe_subject, None, None, &[])
-                .is_ok()
-        {
-            let deadline = Instant::now() + PROPAGATION_TIMEOUT;
-            let propagated = loop {
-                if write_old(&mut old, &frame).await.is_err() {
+    let mut awaiting_proof = true;
+    match take_buffered(shared, &mut old) {
+        Some(more) => steps.extend(more),
+        None => return,
+    }
+    loop {
+        for step in steps.drain(..) {
+            match step {
+                Step::Write(bytes) => {
+                    if old.wr.write_all(&bytes).await.is_err() {
+                        return;
+                    }
+                }
+                Step::EndProbe => probe.end(),
+                Step::ProbeTimedOut => {
+                    warn!("no sign that our subscriptions reached the lame-duck server; moving on");
+                }
+                Step::Close => {
+                    let _ = old.wr.shutdown().await;
+                    debug!("lame-duck connection retired");
                     return;
                 }
-                tokio::select! {
-                    _ = arrived.notified() => break true,
-                    _ = tokio::time::sleep(PROBE_INTERVAL) => {}
-                    _ = pump(shared, &mut old, false) => return,
-                }
-                if Instant::now() >= deadline {
-                    break false;
-                }
-            };
-            if !propagated {
-                warn!("no sign that our subscriptions reached the lame-duck server; moving on");
             }
         }
-        drop(probe);
-        tokio::select! {
-            _ = tokio::time::sleep(PROPAGATION_GRACE) => {}
-            _ = pump(shared, &mut old, false) => return,
-        }
-        // 3. UNSUB everything on the old connection, PING, and read until its PONG.
-        let mut out = BytesMut::new();
-        let sids = shared.sids();
-        for sid in sids {
-            encoder.unsubscribe(&mut out, sid, None);
-        }
-        encoder.ping(&mut out);
-        if write_old(&mut old, &out).await.is_err() {
-            return;
-        }
-        pump(shared, &mut old, true).await;
-        let _ = old.wr.shutdown().await;
-        drop(old);
-        debug!("lame-duck connection retired");
-    };
-    done.await;
-    std::future::pending().await
+        let wake = old.state.wake_at().map(tokio::time::Instant::from_std);
+        steps = tokio::select! {
+            _ = &mut proven, if awaiting_proof => {
+                // A closing client drops the waiter: going on is harmless, the task ends.
+                awaiting_proof = false;
+                old.state.new_server_proven(now())
+            }
+            () = arrived.notified() => old.state.probe_arrived(now()),
+            () = sleep_until(wake), if wake.is_some() => {
+                let live = shared.state() == LinkState::Connected;
+                old.state.timer(now(), live, || shared.sids())
+            }
+            // Cancel-safe: a read that loses the race has read nothing.
+            read = old.rd.read_buf(&mut old.buf) => match read {
+                Ok(0) | Err(_) => {
+                    old.state.old_lost();
+                    return;
+                }
+                Ok(_) => match take_buffered(shared, &mut old) {
+                    Some(steps) => steps,
+                    None => return,
+                },
+            },
+        };
+    }
 }
 
-/// The probe subscription of [`retire`]; unsubscribed when dropped, however retirement ends.
+/// The driver's clock, as the session takes it (tokio's, so that a paused test clock rules).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Delivers the old connection's buffered messages and gives the retirement its other ops.
+/// `None` when the stream is broken.
+fn take_buffered(shared: &Shared, old: &mut Retiring) -> Option<Vec<Step>> {
+    let mut steps = Vec::new();
+    loop {
+        let read = ReadBuf {
+            parser: &mut old.parser,
+            buf: &mut old.buf,
+        };
+        match shared.deliver_run(read, deliver_messages) {
+            Delivered::Handler(handler, msg) => handler(msg),
+            Delivered::Op(ServerOp::BadMsg(bad)) => shared.undeliverable(bad),
+            Delivered::Op(op) => steps.extend(old.state.old_op(&op)),
+            Delivered::NeedMore => return Some(steps),
+            Delivered::Failed(_) => {
+                old.state.old_lost();
+                return None;
+            }
+        }
+    }
+}
+
+/// The probe subscription of [`retire`]; unsubscribed when it ends, or when dropped however
+/// the retirement ends.
 struct ProbeSub<'a> {
     shared: &'a Shared,
     sid: Option<u64>,
 }
 
-impl Drop for ProbeSub<'_> {
-    fn drop(&mut self) {
-        if let Some(sid) = self.sid {
+impl ProbeSub<'_> {
+    fn end(&mut self) {
+        if let Some(sid) = self.sid.take() {
             let _ = self.shared.send_unsub(sid, None, true);
         }
     }
 }
 
-/// Writes `bytes` to the old connection, after the PONGs owed to its PINGs.
-async fn write_old(old: &mut Retiring, bytes: &[u8]) -> std::io::Result<()> {
-    let mut out = BytesMut::new();
-    old.state.write(&Encoder::default(), &mut out, bytes);
-    old.wr.write_all(&out).await
-}
-
-/// Routes the old connection's messages. With `until_pong`, returns at the first PONG that
-/// answers the retirement's PING; otherwise returns only when the connection ends. It never
-/// writes (it is cancelled at arbitrary points, and a write cut short would corrupt the
-/// stream): the server's PINGs are counted and answered by the next [`write_old`].
-async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
-    loop {
-        loop {
-            let read = ReadBuf {
-                parser: &mut old.parser,
-                buf: &mut old.buf,
-            };
-            match shared.deliver_run(read, deliver_messages) {
-                Delivered::Handler(handler, msg) => handler(msg),
-                Delivered::Op(ServerOp::BadMsg(bad)) => shared.undeliverable(bad),
-                Delivered::Op(ServerOp::Pong) => {
-                    if old.state.pong() && until_pong {
-                        return;
-                    }
-                }
-                Delivered::Op(ServerOp::Ping) => old.state.ping(),
-                Delivered::Op(_) => {}
-                Delivered::NeedMore => break,
-                Delivered::Failed(_) => return,
-            }
-        }
-        match old.rd.read_buf(&mut old.buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+impl Drop for ProbeSub<'_> {
+    fn drop(&mut self) {
+        self.end();
     }
 }
 
@@ -262,12 +280,11 @@ async fn pump(shared: &Shared, old: &mut Retiring, until_pong: bool) {
 mod tests {
     use super::*;
 
-    fn chunk(bytes: &[u8], written: usize) -> Chunk {
-        Chunk {
+    fn chunk(bytes: &[u8], written: usize) -> ClientChunk {
+        ClientChunk {
             bytes: BytesMut::from(bytes),
             written,
-            waiters: None,
-            ping_at: None,
+            ..ClientChunk::default()
         }
     }
 
@@ -278,7 +295,7 @@ mod tests {
         let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b" 3\r\nabc\r\n");
-        assert_eq!(&c.take_unsent()[..], b"PUB b 1\r\nx\r\n");
+        assert_eq!(&c.take_unsent().bytes[..], b"PUB b 1\r\nx\r\n");
     }
 
     #[tokio::test]
@@ -288,7 +305,7 @@ mod tests {
         let clean = finish_cut_op(&mut c, &mut wire).await;
         assert!(clean);
         assert_eq!(&wire[..], b"NG\r\n");
-        assert!(c.take_unsent().is_empty());
+        assert!(c.take_unsent().bytes.is_empty());
     }
 
     #[tokio::test]
@@ -298,7 +315,7 @@ mod tests {
         drop(rd);
         let clean = finish_cut_op(&mut c, &mut wr).await;
         assert!(!clean);
-        assert_eq!(&c.take_unsent()[..], b"PUB a 3\r\nabc\r\n");
+        assert_eq!(&c.take_unsent().bytes[..], b"PUB a 3\r\nabc\r\n");
     }
 
     #[tokio::test]

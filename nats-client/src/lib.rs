@@ -29,19 +29,18 @@
 //!
 //! # Design: the session and its drivers
 //! The session's bookkeeping is one plain value with no tokio, sockets or locks in it
-//! (`session.rs`, quinn-proto style): the sid table and what is re-sent on a new connection,
-//! the PONG FIFO with the flush calls each PING answers for, the keep-alive count, the
-//! server's INFO, and the lame-duck retirement's PONG accounting. Its inputs are the events of
-//! a connection's life: a user's SUB/UNSUB, "connected (INFO)", a server `MSG`, `INFO`,
-//! `PING`, `PONG`, "the keep-alive timer fired", "the connection is lost", "closed"; its
-//! outputs are bytes to write (through nats-proto's `Encoder`), deliveries (a queue, the reply
-//! inbox, a handler), events, and "send a PING" / "the link is dead". The connection task
-//! (`connection.rs`) and the lame-duck move (`lame_duck.rs`) are the drivers: they move bytes
-//! and timers and feed the session what happened. A connection's write position is a value
-//! too (`outbound.rs`: the chunk in flight, and the op a cut fell in, found by
-//! `nats_proto::client_frame`), so a connection lost or handed over mid-op resends or
-//! completes exactly that op. The same drivers run over in-memory pipes against scripted
-//! servers in the unit tests (`memory.rs`), under tokio's paused clock.
+//! (`session.rs`, quinn-proto style; its module docs hold the design notes: states, inputs,
+//! outputs): the sid table and what is re-sent on a new connection, the PONG FIFO with the
+//! flush calls each PING answers for, the keep-alive count, the server's INFO, and, per
+//! connection retired after a lame-duck move, its phases and PONG accounting. Its inputs are
+//! the events of a connection's life (a user's SUB/UNSUB, "connected", a server op, "the
+//! keep-alive timer fired", "the connection is lost", "closed"); its outputs are bytes to
+//! write (through nats-proto's `Encoder`), deliveries, events, timers and "close". The
+//! connection task (`connection.rs`) and the lame-duck move (`lame_duck.rs`) are drivers:
+//! they move bytes and timers and carry out what the session answers. The modules form no
+//! import cycle: the drivers depend on the session, never the other way round. The same
+//! drivers run over in-memory pipes against scripted servers in the unit tests (`memory.rs`),
+//! under tokio's paused clock.
 //!
 //! # Conventions
 //! - **`async` or not**: a call that sends something to the server or waits for it is
@@ -101,6 +100,7 @@ mod server_pool;
 mod session;
 mod shared;
 mod stats;
+mod sub_queue;
 mod subscription;
 mod tls;
 mod transport;
@@ -108,7 +108,8 @@ mod transport;
 pub use addr::{DEFAULT_PORT, ServerAddr, ToServerAddrs};
 pub use auth::{Auth, AuthCallback, AuthFuture};
 pub use client::{Client, State};
-pub use error::{ClientError, ConnectError, ErrorKind, PublishError, RequestError};
+pub use error::{ClientError, ConnectError, PublishError, RequestError};
+pub use error_kind::ErrorKind;
 pub use events::{DisconnectReason, Event};
 pub use handler::HandlerSubscription;
 pub use message::Message;
@@ -121,7 +122,8 @@ pub use request::{ReplyFuture, Request, RequestWindow};
 pub use request_many::{Replies, RepliesEnd, RequestMany};
 pub use server_error::{PermissionOperation, ServerError, ServerErrorKind};
 pub use stats::Statistics;
-pub use subscription::{Subscriber, SubscriptionError};
+pub use sub_queue::SubscriptionError;
+pub use subscription::Subscriber;
 
 /// Connects with default options to the given server(s): a URL such as
 /// `nats://127.0.0.1:4222`, a comma-separated list, or a list.

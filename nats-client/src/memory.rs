@@ -153,6 +153,17 @@ impl FakeConn {
         self.buf.split_to(n).freeze()
     }
 
+    /// Everything the client sends within `wait` (of the paused clock), raw.
+    pub async fn read_for(&mut self, wait: Duration) -> Bytes {
+        let read = async {
+            while let Ok(n) = self.io.read_buf(&mut self.buf).await
+                && n > 0
+            {}
+        };
+        let _ = tokio::time::timeout(wait, read).await;
+        self.buf.split().freeze()
+    }
+
     /// Whether the client closed its end (within a (paused-clock) second).
     pub async fn closed_by_client(&mut self) -> bool {
         let read = async {

@@ -40,6 +40,8 @@ fn is_sub(op: &ClientOp, subject: &str) -> bool {
     matches!(op, ClientOp::Sub { subject: s, .. } if s == subject)
 }
 
+mod lame_duck;
+
 #[tokio::test(start_paused = true)]
 async fn a_flush_sent_before_a_loss_is_proven_by_the_next_server() {
     let net = MemoryNet::new(64 * 1024);
@@ -166,191 +168,51 @@ async fn a_publish_cut_by_a_loss_is_sent_whole_on_the_next_connection() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn lame_duck_move_skips_a_stale_pong_and_answers_the_old_servers_ping() {
-    let net = MemoryNet::new(64 * 1024);
-    let mut s1 = net.listen("s1:4222");
-    let mut s2 = net.listen("s2:4222");
-    let pending = connect(options(&net), &["s1:4222", "s2:4222"]);
-    let mut c1 = s1.accept_client(&info("s1")).await;
-    let client = pending.await.expect("joined").expect("connected");
-    let mut sub = client.subscribe("a").await.expect("subscribed");
-    let flusher = client.clone();
-    let flush = tokio::spawn(async move { flusher.flush().await });
-    c1.until(|op| *op == ClientOp::Ping).await;
-    // The old server holds that PONG back, and announces lame duck.
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
-    let mut c2 = s2.accept_client(&info("s2")).await;
-    // The re-sent SUBs, the probe's SUB and PINGs (the requeued flush's, the probe's) in
-    // whichever order the writer takes them: answer every PING until the probe's is answered.
-    let mut subs = Vec::new();
-    let mut probe = None;
-    loop {
-        match c2.next_op().await.expect("the new connection stays") {
-            ClientOp::Ping => {
-                c2.send(ServerOp::Pong).await;
-                if probe.is_some() {
-                    break;
-                }
-            }
-            ClientOp::Sub { subject, sid, .. } if subject.ends_with(".ldm") => {
-                probe = Some((subject, sid));
-            }
-            op => subs.push(op),
-        }
-    }
-    let probe = probe.expect("a probe subscription on the new server");
-    assert!(subs.iter().any(|op| is_sub(op, "a")), "{subs:?}");
-    flush
-        .await
-        .expect("joined")
-        .expect("the flush rides the new server's PING");
-    // The probe comes to the old server; nothing is unsubscribed there before it came back.
-    let before_probe = c1
-        .until(|op| matches!(op, ClientOp::Pub { subject, .. } if *subject == probe.0))
-        .await;
-    assert!(
-        !before_probe
-            .iter()
-            .any(|op| matches!(op, ClientOp::Unsub { .. })),
-        "{before_probe:?}"
-    );
-    // The old server PINGs us meanwhile: the answer must come before anything else is
-    // written there (reading the old connection never writes; the next write carries it).
-    c1.send(ServerOp::Ping).await;
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    c2.send_msg(&probe.0, probe.1, b"").await;
-    let retiring = c1.until(|op| *op == ClientOp::Ping).await;
-    let unsub = retiring
-        .iter()
-        .position(|op| *op == ClientOp::Unsub { sid: 1, max: None })
-        .unwrap_or_else(|| panic!("no UNSUB of the subscription: {retiring:?}"));
-    let pong = retiring
-        .iter()
-        .position(|op| *op == ClientOp::Pong)
-        .unwrap_or_else(|| panic!("the old server's PING was not answered: {retiring:?}"));
-    assert!(pong < unsub, "{retiring:?}");
-    // First the stale PONG (the flush's), then a message still in flight, then the PONG
-    // that answers the retirement: the message must not be lost.
-    c1.send(ServerOp::Pong).await;
-    c1.send_msg("a", 1, b"in flight").await;
-    c1.send(ServerOp::Pong).await;
-    let msg = tokio::time::timeout(Duration::from_secs(1), sub.next())
-        .await
-        .expect("delivered")
-        .expect("a message");
-    assert_eq!(&msg.payload[..], b"in flight");
-    assert!(c1.closed_by_client().await, "the old connection is closed");
-}
-
-#[tokio::test(start_paused = true)]
-async fn lame_duck_move_completes_a_cut_publish_on_the_old_connection_only() {
-    // A pipe of 64 bytes, and an old server that reads nothing until the move: the writer is
-    // stopped inside the 1000-byte PUB when the handoff happens.
+async fn a_stalled_write_ends_in_a_ping_timeout_and_the_op_goes_whole_to_the_next_server() {
+    // The server stops reading inside a 1000-byte PUB: the keep-alive PINGs never go out,
+    // so none is answered.
     let net = MemoryNet::new(64);
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
-    let pending = connect(options(&net), &["s1:4222", "s2:4222"]);
+    let opts = options(&net)
+        .ping_interval(Duration::from_secs(1))
+        .max_pings_out(2);
+    let pending = connect(opts, &["s1:4222", "s2:4222"]);
     let mut c1 = s1.accept_client(&info("s1")).await;
     let client = pending.await.expect("joined").expect("connected");
-    let _sub = client.subscribe("a").await.expect("subscribed");
-    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let mut events = client.events();
+    let start = Instant::now();
     let payload = vec![b'z'; 1000];
     client.publish("big", &payload).await.expect("buffered");
-    tokio::time::sleep(Duration::from_millis(10)).await;
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
-    // The old server, from now on: reads every op (a malformed one fails the test) and
-    // answers PINGs.
-    let (go, gate) = tokio::sync::oneshot::channel::<()>();
-    let (ops_tx, mut ops) = tokio::sync::mpsc::unbounded_channel();
-    let old = tokio::spawn(async move {
-        let _ = gate.await;
-        while let Some(op) = c1.next_op().await {
-            if op == ClientOp::Ping {
-                c1.send(ServerOp::Pong).await;
-            }
-            let _ = ops_tx.send(op);
-        }
-    });
+    let head = c1.read_raw(10).await;
+    assert_eq!(&head[..], b"PUB big 10");
+    drop(s1);
     let mut c2 = s2.accept_client(&info("s2")).await;
-    let _ = go.send(());
-    let mut probe = None;
-    let mut on_new = Vec::new();
-    loop {
-        match c2.next_op().await.expect("the new connection stays") {
-            ClientOp::Ping => {
-                c2.send(ServerOp::Pong).await;
-                if probe.is_some() {
-                    break; // the probe's SUB is proven
-                }
-            }
-            ClientOp::Sub { subject, sid, .. } if subject.ends_with(".ldm") => {
-                probe = Some((subject, sid));
-            }
-            op => on_new.push(op),
+    let elapsed = start.elapsed();
+    assert!(
+        elapsed >= Duration::from_secs(3) && elapsed < Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+    let reason = loop {
+        match events.recv().await.expect("events") {
+            Event::Disconnected { reason, .. } => break reason,
+            _ => continue,
         }
-    }
-    let (probe_subject, probe_sid) = probe.expect("a probe");
-    let first = ops.recv().await.expect("the old server reads on");
-    match first {
-        ClientOp::Pub {
+    };
+    assert!(
+        matches!(reason, DisconnectReason::PingTimeout { unanswered: 2 }),
+        "{reason:?}"
+    );
+    match c2.next_op().await {
+        Some(ClientOp::Pub {
             subject,
             payload: got,
             ..
-        } => {
+        }) => {
             assert_eq!(subject, "big");
-            assert_eq!(&got[..], &payload[..], "the cut PUB is completed there");
+            assert_eq!(&got[..], &payload[..], "the stalled PUB arrives whole");
         }
-        other => panic!("expected the rest of the PUB first, got {other:?}"),
+        other => panic!("expected the PUB again, got {other:?}"),
     }
-    // The probe reaches the old server; it comes back through the new one.
-    loop {
-        let Some(op) = ops.recv().await else {
-            let end = old.await;
-            panic!("the old connection ended before the probe: {end:?}");
-        };
-        match op {
-            ClientOp::Pub { subject, .. } if subject == probe_subject => break,
-            op => assert!(!matches!(op, ClientOp::Unsub { .. }), "{op:?}"),
-        }
-    }
-    c2.send_msg(&probe_subject, probe_sid, b"").await;
-    let mut unsubs = Vec::new();
-    loop {
-        match ops.recv().await {
-            Some(ClientOp::Unsub { sid, .. }) => unsubs.push(sid),
-            Some(_) => {}
-            None => break, // the client closed the old connection
-        }
-    }
-    assert!(unsubs.contains(&1), "{unsubs:?}");
-    old.await
-        .expect("the old server's reads were all well-framed");
-    // Nothing of the completed PUB went to the new server.
-    let flusher = client.clone();
-    let flush = tokio::spawn(async move { flusher.flush().await });
-    loop {
-        match c2.next_op().await.expect("the new connection stays") {
-            ClientOp::Ping => {
-                c2.send(ServerOp::Pong).await;
-                if flush.is_finished() {
-                    break;
-                }
-                tokio::task::yield_now().await;
-                if flush.is_finished() {
-                    break;
-                }
-            }
-            op => on_new.push(op),
-        }
-    }
-    assert!(
-        !on_new
-            .iter()
-            .any(|op| matches!(op, ClientOp::Pub { subject, .. } if subject == "big")),
-        "the PUB completed on the old server was sent again: {on_new:?}"
-    );
+    drop(c1);
 }

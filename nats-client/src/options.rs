@@ -4,10 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::addr::ToServerAddrs;
 use crate::auth::{AuthCallback, Credentials};
-use crate::client::Client;
-use crate::error::ConnectError;
 use crate::events::Event;
 use crate::reconnect::{Backoff, ReconnectDelay};
 
@@ -125,15 +122,6 @@ impl ConnectOptions {
         Self::default()
     }
 
-    /// Connects to the given server(s) with these options.
-    pub async fn connect<A: ToServerAddrs + ?Sized>(
-        self,
-        addrs: &A,
-    ) -> Result<Client, ConnectError> {
-        let servers = addrs.to_server_addrs()?;
-        Client::connect_with(servers, self).await
-    }
-
     /// The connection name shown in server monitoring.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -158,7 +146,7 @@ impl ConnectOptions {
         self
     }
 
-    /// Default timeout of [`Client::request`] (default 10 s).
+    /// Default timeout of [`Client::request`](crate::Client::request) (default 10 s).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.request_timeout = timeout;
         self

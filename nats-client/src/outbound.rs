@@ -8,12 +8,11 @@
 use bytes::BytesMut;
 use nats_proto::client_frame::{cut_frame_end, frame_start_at};
 use nats_proto::{Encoder, HeaderMap};
-use tokio::sync::oneshot;
 
 use crate::error::PublishError;
 
-/// A flush waiter: resolved when the server's PONG for the PING sent after its data arrives.
-pub(crate) type FlushWaiter = oneshot::Sender<()>;
+/// `PONG\r\n`: the PONGs owed to the server go out together at the end of a chunk.
+const PONG_LEN: usize = 6;
 
 /// Where the connection stands, as publishers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,15 +25,19 @@ pub(crate) enum LinkState {
 }
 
 /// State behind the write-buffer mutex: a plain value (no I/O), changed only through its
-/// methods by publishers, the writer and the connection task.
-pub(crate) struct Outbound {
+/// methods by publishers, the writer and the connection task. `W` is a flush waiter (a
+/// oneshot sender in the client: resolved by the PONG of the PING sent after its data).
+pub(crate) struct Outbound<W> {
     buf: BytesMut,
     state: LinkState,
     encoder: Encoder,
     /// Flush calls registered since the writer last took the buffer.
-    flush_waiters: Vec<FlushWaiter>,
+    flush_waiters: Vec<W>,
     /// A keep-alive PING is wanted with the next chunk even without flush waiters.
     ping_wanted: bool,
+    /// PINGs of the server not answered yet: the PONGs go with the next chunk, counted, so
+    /// that a lame-duck move can tell which are owed to the old server.
+    pongs_owed: usize,
     write_limit: usize,
     reconnect_limit: usize,
     /// The writer found nothing to do and waits: the next producer must wake it. Producers
@@ -60,7 +63,7 @@ pub(crate) enum Take {
     Idle,
 }
 
-impl Outbound {
+impl<W> Outbound<W> {
     pub fn new(write_limit: usize, reconnect_limit: usize) -> Self {
         Outbound {
             buf: BytesMut::with_capacity(64 * 1024),
@@ -68,6 +71,7 @@ impl Outbound {
             encoder: Encoder::default(),
             flush_waiters: Vec::new(),
             ping_wanted: false,
+            pongs_owed: 0,
             write_limit,
             reconnect_limit,
             writer_idle: false,
@@ -148,7 +152,7 @@ impl Outbound {
     }
 
     /// A flush: its waiter rides the next chunk's PING. Given back once closing.
-    pub fn add_flush_waiter(&mut self, waiter: FlushWaiter) -> Result<(), FlushWaiter> {
+    pub fn add_flush_waiter(&mut self, waiter: W) -> Result<(), W> {
         if matches!(self.state, LinkState::Closing | LinkState::Closed) {
             return Err(waiter);
         }
@@ -161,9 +165,15 @@ impl Outbound {
         self.ping_wanted = true;
     }
 
-    /// Answers a server PING.
+    /// Answers a server PING (with the next chunk).
     pub fn pong(&mut self) {
-        self.encoder.pong(&mut self.buf);
+        self.pongs_owed += 1;
+    }
+
+    /// The PONGs owed to the current server and not taken by the writer yet: the connection
+    /// is handed over, they are the old server's (and lost with a lost connection).
+    pub fn take_owed_pongs(&mut self) -> usize {
+        std::mem::take(&mut self.pongs_owed)
     }
 
     /// A new connection is live: `fresh` (its re-SUBs and the last connection's unsent
@@ -185,17 +195,24 @@ impl Outbound {
     }
 
     /// Flush calls not proven on the last connection ride the next PING, before newer ones.
-    pub fn requeue_flushes(&mut self, mut waiters: Vec<FlushWaiter>) {
+    pub fn requeue_flushes(&mut self, mut waiters: Vec<W>) {
         waiters.append(&mut self.flush_waiters);
         self.flush_waiters = waiters;
     }
 
-    /// The writer takes everything buffered into `chunk` (which it has finished), with a PING
-    /// at the end when flush calls wait or the keep-alive wants one.
-    pub fn take_chunk(&mut self, chunk: &mut Chunk) -> Take {
+    /// The writer takes everything buffered into `chunk` (which it has finished), then the
+    /// PONGs owed, and a PING at the end when flush calls wait or the keep-alive wants one.
+    pub fn take_chunk(&mut self, chunk: &mut Chunk<W>) -> Take {
         if self.has_work() {
             self.writer_idle = false;
             std::mem::swap(&mut self.buf, &mut chunk.bytes);
+            let pongs = std::mem::take(&mut self.pongs_owed);
+            if pongs > 0 {
+                chunk.pongs = Some((chunk.bytes.len(), pongs));
+                for _ in 0..pongs {
+                    self.encoder.pong(&mut chunk.bytes);
+                }
+            }
             if !self.flush_waiters.is_empty() || self.ping_wanted {
                 chunk.ping_at = Some(chunk.bytes.len());
                 self.encoder.ping(&mut chunk.bytes);
@@ -216,27 +233,62 @@ impl Outbound {
         self.state = LinkState::Closed;
         self.buf.clear();
         self.flush_waiters.clear();
+        self.pongs_owed = 0;
     }
 
     /// Whether the writer has anything to do.
     fn has_work(&self) -> bool {
-        !self.buf.is_empty() || !self.flush_waiters.is_empty() || self.ping_wanted
+        !self.buf.is_empty()
+            || !self.flush_waiters.is_empty()
+            || self.ping_wanted
+            || self.pongs_owed > 0
     }
 }
 
 /// The chunk the writer is sending, kept outside the write future so that, when the socket
 /// fails, the supervisor knows exactly which bytes never left.
-#[derive(Default)]
-pub(crate) struct Chunk {
+pub(crate) struct Chunk<W> {
     pub bytes: BytesMut,
     pub written: usize,
     /// Flush waiters whose PING ends this chunk; they move to the PONG queue once it is sent.
-    pub waiters: Option<Vec<FlushWaiter>>,
+    pub waiters: Option<Vec<W>>,
     /// Where that PING starts in `bytes` (it is left out when the chunk is sent again).
     pub ping_at: Option<usize>,
+    /// Where the PONGs owed to the server start, and how many (never sent to another).
+    pub pongs: Option<(usize, usize)>,
 }
 
-impl Chunk {
+impl<W> Default for Chunk<W> {
+    fn default() -> Self {
+        Chunk {
+            bytes: BytesMut::new(),
+            written: 0,
+            waiters: None,
+            ping_at: None,
+            pongs: None,
+        }
+    }
+}
+
+/// What a connection never sent (see [`Chunk::take_unsent`]).
+#[derive(Debug, Default)]
+pub(crate) struct Unsent {
+    /// Ops to send on the next connection, whole.
+    pub bytes: BytesMut,
+    /// PONGs owed to the server that were not (completely) sent.
+    pub pongs: usize,
+}
+
+impl<W> Chunk<W> {
+    /// Ready for the next chunk: the flush waiters of the PING just sent, if any.
+    pub fn finished(&mut self) -> Option<Vec<W>> {
+        self.bytes.clear();
+        self.written = 0;
+        self.ping_at = None;
+        self.pongs = None;
+        self.waiters.take()
+    }
+
     pub fn is_done(&self) -> bool {
         self.written >= self.bytes.len()
     }
@@ -249,7 +301,8 @@ impl Chunk {
 
     /// The unsent part of the chunk, starting at the first op that was not completely written
     /// (an op cut in half by the failure is sent again whole: the server dropped its part).
-    pub fn take_unsent(&mut self) -> BytesMut {
+    /// The PING and PONGs at its end are not in it: they were for this connection's server.
+    pub fn take_unsent(&mut self) -> Unsent {
         let from = frame_start_at(&self.bytes, self.written);
         let mut rest = self.bytes.split_off(0);
         // The trailing PING of flush waiters, when not fully sent: they ride the next one.
@@ -258,15 +311,27 @@ impl Chunk {
         {
             rest.truncate(at);
         }
-        let _ = rest.split_to(from);
+        let mut pongs = 0;
+        if let Some((at, count)) = self.pongs.take() {
+            let end = at + count * PONG_LEN;
+            let start = at.max(from);
+            if start < end {
+                pongs = (end - start) / PONG_LEN;
+                rest.truncate(start);
+            }
+        }
+        let _ = rest.split_to(from.min(rest.len()));
         self.written = 0;
-        rest
+        Unsent { bytes: rest, pongs }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    type Outbound = super::Outbound<u32>;
+    type Chunk = super::Chunk<u32>;
 
     fn connected() -> Outbound {
         let mut out = Outbound::new(32, 64);
@@ -308,23 +373,20 @@ mod tests {
     #[test]
     fn flush_calls_ride_a_ping_and_unproven_ones_go_first_next_time() {
         let mut out = connected();
-        let (a, _ra) = oneshot::channel();
-        let (b, _rb) = oneshot::channel();
-        assert!(out.add_flush_waiter(a).is_ok());
+        assert!(out.add_flush_waiter(1).is_ok());
         out.publish("a", None, None, b"x").expect("accepted");
         let mut chunk = Chunk::default();
         assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
         assert_eq!(&chunk.bytes[..], b"PUB a 1\r\nx\r\nPING\r\n");
         assert_eq!(chunk.ping_at, Some(12));
         let unproven = chunk.waiters.take().expect("the flush call rides the PING");
-        assert!(out.add_flush_waiter(b).is_ok());
+        assert!(out.add_flush_waiter(2).is_ok());
         out.go_offline();
         out.requeue_flushes(unproven);
-        assert_eq!(out.flush_waiters.len(), 2);
+        assert_eq!(out.flush_waiters, vec![1, 2]);
         assert!(out.close());
         assert!(!out.close());
-        let (c, _rc) = oneshot::channel();
-        assert!(out.add_flush_waiter(c).is_err());
+        assert!(out.add_flush_waiter(3).is_err());
         assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Chunk);
         assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Closing);
     }
@@ -349,8 +411,9 @@ mod tests {
             written: 15,
             waiters: None,
             ping_at: None,
+            pongs: None,
         };
-        assert_eq!(&chunk.take_unsent()[..], b"PUB b 1\r\ny\r\n");
+        assert_eq!(&chunk.take_unsent().bytes[..], b"PUB b 1\r\ny\r\n");
     }
 
     #[test]
@@ -360,12 +423,39 @@ mod tests {
             written: 5,
             waiters: None,
             ping_at: Some(12),
+            pongs: None,
         };
-        assert_eq!(&chunk.take_unsent()[..], b"PUB a 1\r\nx\r\n");
+        assert_eq!(&chunk.take_unsent().bytes[..], b"PUB a 1\r\nx\r\n");
         chunk.bytes = BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]);
         chunk.written = 14;
         chunk.ping_at = Some(12);
-        assert!(chunk.take_unsent().is_empty());
+        assert!(chunk.take_unsent().bytes.is_empty());
+    }
+
+    #[test]
+    fn owed_pongs_end_the_chunk_and_unsent_ones_are_counted_not_resent() {
+        let mut out = connected();
+        out.publish("a", None, None, b"x").expect("accepted");
+        out.pong();
+        out.pong();
+        out.want_ping();
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert_eq!(
+            &chunk.bytes[..],
+            b"PUB a 1\r\nx\r\nPONG\r\nPONG\r\nPING\r\n"
+        );
+        assert_eq!(out.take_owed_pongs(), 0, "taken with the chunk");
+        chunk.written = 15; // inside the first PONG
+        let unsent = chunk.take_unsent();
+        assert!(
+            unsent.bytes.is_empty(),
+            "the PUB went out; PONGs are never resent"
+        );
+        assert_eq!(unsent.pongs, 2);
+        out.pong();
+        assert_eq!(out.take_owed_pongs(), 1);
+        assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Idle);
     }
 
     #[test]
@@ -376,6 +466,7 @@ mod tests {
             written: 0,
             waiters: None,
             ping_at: None,
+            pongs: None,
         };
         for written in 0..=buf.len() {
             chunk.written = written;

@@ -19,7 +19,7 @@ use crate::inbox::{Ended, Outcome};
 use crate::message::Message;
 use crate::outbound::LinkState;
 use crate::shared::Shared;
-use crate::subscription::Target;
+use crate::sub_queue::Target;
 
 /// A request as a value: subject, payload, headers and timeout, built step by step.
 ///

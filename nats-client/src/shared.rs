@@ -26,18 +26,26 @@ use crate::inbox::{Ended, Inbox};
 use crate::lock;
 use crate::message::Message;
 use crate::options::ConnectOptions;
-use crate::outbound::{FlushWaiter, LinkState, Outbound};
-use crate::server_error::ServerError;
+use crate::outbound::{Chunk, LinkState, Outbound, Unsent};
 use crate::server_pool::ServerPool;
-use crate::session::{Delivery, KeepAlive, Session};
+use crate::session::{Action, Delivery, Retirement, Session};
 use crate::stats::{Counters, Statistics};
-use crate::subscription::{Handler, Target};
+use crate::sub_queue::{Handler, Target};
+
+/// A flush call waiting: resolved when the PONG of the PING sent after its data arrives.
+pub(crate) type FlushWaiter = oneshot::Sender<()>;
 
 /// The session as the client holds it: flush waiters are oneshot senders.
 pub(crate) type ClientSession = Session<FlushWaiter>;
 
+/// The write side as the client holds it.
+pub(crate) type ClientOutbound = Outbound<FlushWaiter>;
+
+/// The writer's chunk in flight.
+pub(crate) type ClientChunk = Chunk<FlushWaiter>;
+
 pub(crate) struct Shared {
-    out: Mutex<Outbound>,
+    out: Mutex<ClientOutbound>,
     session: Mutex<ClientSession>,
     /// Wakes the writer: there is something to send (or to stop).
     writer_wake: Notify,
@@ -55,26 +63,26 @@ pub(crate) struct Shared {
 
 /// The write side locked; the session is reachable from here (lock order: out, then session).
 pub(crate) struct OutGuard<'a> {
-    out: MutexGuard<'a, Outbound>,
+    out: MutexGuard<'a, ClientOutbound>,
     session: &'a Mutex<ClientSession>,
 }
 
 impl OutGuard<'_> {
     /// Locks the session too, while the write side stays locked.
-    pub fn session(&mut self) -> (&mut Outbound, MutexGuard<'_, ClientSession>) {
+    pub fn session(&mut self) -> (&mut ClientOutbound, MutexGuard<'_, ClientSession>) {
         (&mut self.out, lock(self.session))
     }
 }
 
 impl Deref for OutGuard<'_> {
-    type Target = Outbound;
-    fn deref(&self) -> &Outbound {
+    type Target = ClientOutbound;
+    fn deref(&self) -> &ClientOutbound {
         &self.out
     }
 }
 
 impl DerefMut for OutGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Outbound {
+    fn deref_mut(&mut self) -> &mut ClientOutbound {
         &mut self.out
     }
 }
@@ -135,25 +143,80 @@ impl Shared {
         step(&mut lock(&self.session), &deliverer, read)
     }
 
-    /// PINGs written whose PONG has not come.
-    pub fn pongs_awaited(&self) -> usize {
-        self.session(|s| s.pongs_awaited())
-    }
-
     /// The writer sent a PING for `waiters`.
     pub fn ping_sent(&self, waiters: Vec<FlushWaiter>) {
         self.session(|s| s.ping_sent(waiters));
     }
 
-    /// The keep-alive timer fired.
-    pub fn keep_alive_tick(&self) -> KeepAlive {
+    /// The keep-alive timer fired: a PING, or the link is dead.
+    pub fn keep_alive_tick(&self) -> Action<FlushWaiter> {
         let max = self.opts.max_pings_out;
         self.session(|s| s.keep_alive_tick(max))
     }
 
-    /// An INFO on a live connection: whether it announces lame duck, and the current server.
-    pub fn info_update(&self, info: ServerInfo) -> (bool, Option<ServerAddr>) {
-        self.session(|s| (s.info_update(info), s.server().cloned()))
+    /// An op (not a run of messages: see [`Shared::deliver_run`]) from the live connection's
+    /// server: what the session decided.
+    pub fn server_op(&self, op: ServerOp) -> Vec<Action<FlushWaiter>> {
+        self.session(|s| s.server_op(op))
+    }
+
+    /// Servers an INFO announced, unless discovery is off.
+    pub fn discovered(&self, urls: &[String], current: &ServerAddr) {
+        if !self.opts.ignore_discovered_servers {
+            self.pool().update_discovered(urls, current);
+        }
+    }
+
+    /// An event the session decided on: logged, counted, sent.
+    pub fn report(&self, event: Event) {
+        match &event {
+            Event::ServerError { server, error } => warn!(%server, %error, "server error"),
+            Event::UndeliverableMessage { sid, error } => {
+                warn!(sid, %error, "undeliverable message");
+            }
+            _ => {}
+        }
+        self.emit(event);
+    }
+
+    /// A message from a retiring connection that cannot be a [`Message`] (see
+    /// [`Session::undeliverable`]).
+    pub fn undeliverable(&self, bad: Box<nats_proto::BadMsg>) {
+        let (sid, error) = (bad.sid, bad.error.clone());
+        self.session(|s| s.undeliverable(bad));
+        self.report(Event::UndeliverableMessage { sid, error });
+    }
+
+    /// The connection is gone (lost, or handed over): what it never sent, with the PONGs it
+    /// owed its server counted (see [`Session::connection_lost`]); its unproven flush calls
+    /// ride the next connection's PING.
+    pub fn connection_lost(&self, chunk: &mut ClientChunk) -> Unsent {
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let (mut unsent, unproven) = session.connection_lost(chunk);
+        drop(session);
+        out.requeue_flushes(unproven);
+        unsent.pongs += out.take_owed_pongs();
+        unsent
+    }
+
+    /// The connection is handed over (lame duck): what it never sent, and its retirement
+    /// (see [`Session::handed_over`]); its unproven flush calls ride the new connection's PING.
+    pub fn handed_over(&self, chunk: &mut ClientChunk, clean: bool) -> (Retirement, BytesMut) {
+        let mut guard = self.out();
+        let (out, mut session) = guard.session();
+        let owed = out.take_owed_pongs();
+        let (retirement, unsent, unproven) = session.handed_over(chunk, clean, owed);
+        drop(session);
+        out.requeue_flushes(unproven);
+        (retirement, unsent)
+    }
+
+    /// Resolves proven flush calls.
+    pub fn flushed(waiters: Vec<FlushWaiter>) {
+        for w in waiters {
+            let _ = w.send(());
+        }
     }
 
     /// Every live subscription's sid.
@@ -199,15 +262,16 @@ impl Shared {
         self.session(|s| s.server().cloned())
     }
 
-    /// The current server as text.
-    pub fn server_name(&self) -> String {
-        self.session(|s| s.server_name())
-    }
-
-    /// The counters, with the outbound ones kept under the write lock.
+    /// The counters, with the outbound ones kept under the write lock and the inbound ones
+    /// in the session.
     pub fn statistics(&self) -> Statistics {
         let mut stats = self.stats.snapshot();
         (stats.out_msgs, stats.out_bytes) = self.out().counters();
+        let received = self.session(|s| s.received());
+        stats.in_msgs = received.msgs;
+        stats.in_bytes = received.bytes;
+        stats.dropped_msgs = received.dropped;
+        stats.undeliverable_msgs = received.undeliverable;
         stats
     }
 
@@ -382,60 +446,32 @@ impl Deliverer<'_> {
         session: &mut ClientSession,
         msg: nats_proto::Msg,
     ) -> Option<(Handler, Message)> {
-        let shared = self.shared;
-        shared.stats.in_msgs.fetch_add(1, Relaxed);
-        shared.stats.in_bytes.fetch_add(msg.size as u64, Relaxed);
-        match session.deliver(msg) {
+        self.shared.delivered(session.deliver(msg))
+    }
+}
+
+impl Shared {
+    /// Acts on where the session routed a message. A handler subscription's message comes
+    /// back with its handler, to be called once the session is released.
+    #[must_use = "a handler subscription's message is delivered by calling the handler"]
+    pub fn delivered(&self, delivery: Delivery) -> Option<(Handler, Message)> {
+        match delivery {
             Delivery::Gone | Delivery::Queued => None,
             Delivery::Dropped {
                 sid,
                 subject,
                 first,
             } => {
-                shared.stats.dropped_msgs.fetch_add(1, Relaxed);
                 if first {
-                    shared.emit(Event::SlowConsumer { sid, subject });
+                    self.emit(Event::SlowConsumer { sid, subject });
                 }
                 None
             }
             Delivery::Requests(msg) => {
-                shared.requests.deliver(msg);
+                self.requests.deliver(msg);
                 None
             }
             Delivery::Handler(handler, msg) => Some((handler, msg)),
-        }
-    }
-}
-
-impl Shared {
-    /// A well-framed message that cannot be a [`crate::Message`]: counted, reported, and
-    /// handed to its subscription as an error. The connection is not affected.
-    pub fn undeliverable(&self, bad: Box<nats_proto::BadMsg>) {
-        self.stats.undeliverable_msgs.fetch_add(1, Relaxed);
-        let (sid, error) = (bad.sid, bad.error.clone());
-        warn!(sid, %error, "undeliverable message");
-        self.session(|s| s.undeliverable(bad));
-        self.emit(Event::UndeliverableMessage { sid, error });
-    }
-
-    /// The server refused subscriptions to `subject` (in `queue`): they can never get a
-    /// message, so their streams end, with the error for [`Subscriber::take_errors`]
-    /// (handler subscriptions are forgotten). Returns how many there were.
-    ///
-    /// [`Subscriber::take_errors`]: crate::Subscriber::take_errors
-    pub fn refuse_subscriptions(
-        &self,
-        subject: &str,
-        queue: Option<&str>,
-        error: &ServerError,
-    ) -> usize {
-        self.session(|s| s.refuse(subject, queue, error))
-    }
-
-    /// Resolves the flush calls of the oldest outstanding PING.
-    pub fn pong(&self) {
-        for w in self.session(|s| s.pong()) {
-            let _ = w.send(());
         }
     }
 

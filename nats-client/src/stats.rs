@@ -3,16 +3,13 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// Live counters of one client (every connection it has had). The publish counters live
-/// in the write buffer's state, under the lock publishing takes anyway.
+/// in the write buffer's state, under the lock publishing takes anyway, and the received
+/// ones in the session (see `session::Received`).
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub in_msgs: AtomicU64,
-    pub in_bytes: AtomicU64,
-    pub dropped_msgs: AtomicU64,
     pub connects: AtomicU64,
     pub reconnects: AtomicU64,
     pub dropped_events: AtomicU64,
-    pub undeliverable_msgs: AtomicU64,
 }
 
 /// A snapshot of a client's counters.
@@ -43,15 +40,10 @@ pub struct Statistics {
 impl Counters {
     pub fn snapshot(&self) -> Statistics {
         Statistics {
-            in_msgs: self.in_msgs.load(Relaxed),
-            in_bytes: self.in_bytes.load(Relaxed),
-            out_msgs: 0,
-            out_bytes: 0,
-            dropped_msgs: self.dropped_msgs.load(Relaxed),
             connects: self.connects.load(Relaxed),
             reconnects: self.reconnects.load(Relaxed),
             dropped_events: self.dropped_events.load(Relaxed),
-            undeliverable_msgs: self.undeliverable_msgs.load(Relaxed),
+            ..Statistics::default()
         }
     }
 }

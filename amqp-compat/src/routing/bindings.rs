@@ -64,9 +64,7 @@ impl Topology {
     }
 
     fn add_binding(&mut self, binding: Binding) {
-        if !self.bindings.contains(&binding) {
-            self.bindings.push(binding);
-        }
+        self.bindings.insert(binding);
     }
 
     /// `queue.bind` by connection `owner`. Binding twice is a no-op.
@@ -150,8 +148,9 @@ impl Topology {
 
     /// The bindings of `queue` (not the default exchange's implicit one).
     pub fn bindings_of(&self, queue: &str) -> impl Iterator<Item = &Binding> {
-        let dest = Destination::Queue(queue.to_owned());
-        self.bindings.iter().filter(move |b| b.destination == dest)
+        self.bindings
+            .to_dest(&Destination::Queue(queue.to_owned()))
+            .iter()
     }
 
     /// Routes a publish to `exchange` with `routing_key` and message `headers`.
@@ -192,7 +191,11 @@ impl Topology {
                 continue;
             };
             let mut matched = false;
-            for b in self.bindings.iter().filter(|b| b.source == name) {
+            let key = match x.kind {
+                ExchangeKind::Direct => Some(routing_key),
+                _ => None,
+            };
+            for b in self.bindings.of_source(&name, key) {
                 let hit = match &x.kind {
                     ExchangeKind::Direct => b.routing_key == routing_key,
                     ExchangeKind::Fanout => true,

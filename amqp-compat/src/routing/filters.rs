@@ -24,7 +24,7 @@ impl Topology {
     pub fn queue_filters(&self, queue: &str, mapper: &SubjectMapper) -> Vec<SourceFilters> {
         let dest = Destination::Queue(queue.to_owned());
         let mut by_exchange: BTreeMap<&str, (Vec<String>, bool)> = BTreeMap::new();
-        for b in self.bindings.iter().filter(|b| b.destination == dest) {
+        for b in self.bindings.to_dest(&dest) {
             let Some(x) = self.exchanges.get(&b.source) else {
                 continue;
             };

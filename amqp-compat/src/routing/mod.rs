@@ -26,12 +26,15 @@
 
 mod args;
 mod bindings;
+mod entries;
 mod filters;
 mod headers;
+mod index;
 mod topology;
 
 pub use args::{Admission, ArgValue, Overflow, QueueArguments, QueueType, StorageTier};
 pub use bindings::Route;
+pub use entries::{ExchangeEntry, QueueEntry};
 pub use filters::SourceFilters;
 pub use headers::{headers_match, validate_binding};
 pub use topology::{

@@ -2,11 +2,12 @@
 //! the AMQP operations with RabbitMQ's rules (idempotent re-declare, 406 on a mismatch, 404,
 //! 405 for another connection's exclusive queue, 403 for reserved names).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
 use super::args::{QueueArguments, QueueType, StorageTier};
+use super::index::BindingIndex;
 use crate::{
     error::{Error, Result},
     exchange::ExchangeKind,
@@ -103,14 +104,57 @@ pub struct QueueDeclared {
     pub consumer_count: u32,
 }
 
-/// The whole topology of one vhost; see the module docs.
+/// The topology of one vhost (or the part of it one change needs); see the module docs.
+///
+/// Its serde form is the single JSON value of the first design (exchanges, queues, a list of
+/// bindings, consumers), which the store still reads to convert an old bucket.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(from = "Repr", into = "Repr")]
 pub struct Topology {
     pub(super) exchanges: BTreeMap<String, ExchangeDecl>,
     pub(super) queues: BTreeMap<String, QueueDecl>,
-    pub(super) bindings: Vec<Binding>,
-    #[serde(default)]
+    pub(super) bindings: BindingIndex,
     pub(super) consumers: BTreeMap<String, QueueConsumers>,
+    /// Exchanges with bindings outside this partial view (in queue keys not loaded): they
+    /// are in use, so neither auto-delete nor `if_unused` may treat them as unbound.
+    pub(super) external_sources: BTreeSet<String>,
+}
+
+/// The serde form of [`Topology`].
+#[derive(Clone, Serialize, Deserialize)]
+struct Repr {
+    exchanges: BTreeMap<String, ExchangeDecl>,
+    queues: BTreeMap<String, QueueDecl>,
+    bindings: Vec<Binding>,
+    #[serde(default)]
+    consumers: BTreeMap<String, QueueConsumers>,
+}
+
+impl From<Repr> for Topology {
+    fn from(r: Repr) -> Self {
+        let mut bindings = BindingIndex::default();
+        for b in r.bindings {
+            bindings.insert(b);
+        }
+        Topology {
+            exchanges: r.exchanges,
+            queues: r.queues,
+            bindings,
+            consumers: r.consumers,
+            external_sources: BTreeSet::new(),
+        }
+    }
+}
+
+impl From<Topology> for Repr {
+    fn from(t: Topology) -> Self {
+        Repr {
+            bindings: t.bindings.iter().cloned().collect(),
+            exchanges: t.exchanges,
+            queues: t.queues,
+            consumers: t.consumers,
+        }
+    }
 }
 
 impl Default for Topology {
@@ -152,8 +196,9 @@ impl Topology {
         let mut t = Self {
             exchanges: BTreeMap::new(),
             queues: BTreeMap::new(),
-            bindings: Vec::new(),
+            bindings: BindingIndex::default(),
             consumers: BTreeMap::new(),
+            external_sources: BTreeSet::new(),
         };
         for (name, kind, internal) in [
             ("amq.direct", ExchangeKind::Direct, false),
@@ -193,9 +238,14 @@ impl Topology {
         self.queues.values()
     }
 
-    /// Every binding (the default exchange's implicit ones are not listed).
-    pub fn bindings(&self) -> &[Binding] {
-        &self.bindings
+    /// Every binding, by destination (the default exchange's implicit ones are not listed).
+    pub fn bindings(&self) -> Vec<&Binding> {
+        self.bindings.iter().collect()
+    }
+
+    /// How many bindings there are.
+    pub fn binding_count(&self) -> usize {
+        self.bindings.len()
     }
 
     /// The consumers attached to `queue`.
@@ -287,7 +337,7 @@ impl Topology {
         if !self.exchanges.contains_key(name) {
             return Ok(());
         }
-        if options.if_unused && self.bindings.iter().any(|b| b.source == name) {
+        if options.if_unused && self.in_use(name) {
             return Err(Error::precondition_failed(format!(
                 "exchange '{name}' in vhost '/' in use"
             )));
@@ -437,33 +487,35 @@ impl Topology {
     fn remove_queue(&mut self, name: &str) {
         self.queues.remove(name);
         self.consumers.remove(name);
-        let gone = Destination::Queue(name.to_owned());
-        self.remove_bindings(|b| b.destination == gone);
+        let gone = self
+            .bindings
+            .remove_dest(&Destination::Queue(name.to_owned()));
+        self.auto_delete_unused(gone.into_iter().map(|b| b.source).collect());
+    }
+
+    /// Whether `exchange` is the source of a binding, here or outside this partial view.
+    pub(super) fn in_use(&self, exchange: &str) -> bool {
+        self.bindings.any_from(exchange) || self.external_sources.contains(exchange)
     }
 
     /// Removes the bindings `which` selects, then every auto-delete exchange left without
     /// bindings as a source (RabbitMQ deletes those, cascading).
     pub(super) fn remove_bindings(&mut self, which: impl Fn(&Binding) -> bool) {
-        let mut touched: Vec<String> = Vec::new();
-        self.bindings.retain(|b| {
-            let drop = which(b);
-            if drop {
-                touched.push(b.source.clone());
-            }
-            !drop
-        });
+        let gone = self.bindings.remove_where(which);
+        self.auto_delete_unused(gone.into_iter().map(|b| b.source).collect());
+    }
+
+    /// Deletes each auto-delete exchange of `touched` that no binding comes from any more,
+    /// cascading through the exchange-to-exchange bindings that leave with it.
+    fn auto_delete_unused(&mut self, mut touched: Vec<String>) {
         while let Some(source) = touched.pop() {
             let auto = self.exchanges.get(&source).is_some_and(|x| x.auto_delete);
-            if auto && !self.bindings.iter().any(|b| b.source == source) {
+            if auto && !self.in_use(&source) {
                 self.exchanges.remove(&source);
-                let gone = Destination::Exchange(source.clone());
-                self.bindings.retain(|b| {
-                    let drop = b.destination == gone;
-                    if drop {
-                        touched.push(b.source.clone());
-                    }
-                    !drop
-                });
+                let gone = self
+                    .bindings
+                    .remove_dest(&Destination::Exchange(source.clone()));
+                touched.extend(gone.into_iter().map(|b| b.source));
             }
         }
     }

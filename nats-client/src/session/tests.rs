@@ -2,10 +2,12 @@
 
 use std::sync::Mutex;
 
+use std::time::Duration;
+
 use bytes::Bytes;
 
 use super::*;
-use crate::subscription::SubQueue;
+use crate::sub_queue::SubQueue;
 
 type S = Session<u32>;
 
@@ -63,7 +65,10 @@ fn connected_resubscribes_with_what_is_left_of_a_limit() {
     s.unsubscribe(&enc, None, sid, Some(3), false);
     assert!(matches!(s.deliver(msg(sid, b"x")), Delivery::Queued));
     let mut out = BytesMut::new();
-    s.connected(&enc, &mut out, addr(4222), ServerInfo::default());
+    assert!(matches!(
+        s.connected(&enc, &mut out, addr(4222), ServerInfo::default(), false),
+        Event::Connected { .. }
+    ));
     assert_eq!(
         &out[..],
         format!("SUB a g {sid}\r\nUNSUB {sid} 2\r\n").as_bytes()
@@ -148,31 +153,101 @@ fn pongs_resolve_flushes_in_order_and_a_loss_asks_again() {
     s.ping_sent(vec![3]);
     assert_eq!(s.pong(), vec![1, 2]);
     assert_eq!(s.pongs_awaited(), 2);
-    assert_eq!(s.take_unproven(), vec![3]);
+    let mut chunk = Chunk {
+        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]),
+        written: 14,
+        waiters: Some(vec![4]),
+        ping_at: Some(12),
+        pongs: None,
+    };
+    let (unsent, unproven) = s.connection_lost(&mut chunk);
+    assert!(
+        unsent.bytes.is_empty(),
+        "the PUB was sent, the cut PING is not sent again"
+    );
+    assert_eq!(
+        unproven,
+        vec![4, 3],
+        "the cut PING's flush calls, then the unanswered"
+    );
+    assert_eq!(s.pongs_awaited(), 0);
     assert_eq!(s.pong(), Vec::<u32>::new(), "a stray PONG proves nothing");
 }
 
 #[test]
 fn keep_alive_declares_the_link_dead_after_max_pings_out() {
     let mut s = S::default();
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    let _ = s.pong();
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Ping);
-    assert_eq!(s.keep_alive_tick(2), KeepAlive::Dead { unanswered: 2 });
-    let mut out = BytesMut::new();
-    s.connected(
-        &Encoder::default(),
-        &mut out,
-        addr(1),
-        ServerInfo::default(),
-    );
-    assert_eq!(
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    let _ = s.server_op(ServerOp::Pong);
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    assert!(matches!(s.keep_alive_tick(2), Action::Ping));
+    assert!(matches!(
         s.keep_alive_tick(2),
-        KeepAlive::Ping,
+        Action::Close(DisconnectReason::PingTimeout { unanswered: 2 })
+    ));
+    let mut out = BytesMut::new();
+    assert!(matches!(
+        s.connected(&Encoder::default(), &mut out, addr(1), ServerInfo::default(), true),
+        Event::Reconnected { server } if server == "nats://127.0.0.1:1"
+    ));
+    assert!(
+        matches!(s.keep_alive_tick(2), Action::Ping),
         "a new link starts afresh"
     );
+}
+
+#[test]
+fn a_ping_is_answered_and_a_pong_proves_its_flush_calls() {
+    let mut s = S::default();
+    assert!(matches!(&s.server_op(ServerOp::Ping)[..], [Action::Pong]));
+    s.ping_sent(vec![7]);
+    assert!(matches!(&s.server_op(ServerOp::Pong)[..], [Action::Flushed(w)] if *w == vec![7]));
+    assert!(
+        s.server_op(ServerOp::Pong).is_empty(),
+        "nothing left to prove"
+    );
+    assert!(s.server_op(ServerOp::Ok).is_empty());
+}
+
+#[test]
+fn server_errors_are_reported_and_acted_on_by_kind() {
+    let enc = Encoder::default();
+    let mut s = S::default();
+    let q = queue();
+    let sid = s
+        .subscribe(&enc, None, "a", None, Target::Queue(q.clone()))
+        .expect("valid");
+    let actions = s.server_op(ServerOp::Err(
+        "Permissions Violation for Subscription to \"a\"".into(),
+    ));
+    assert!(matches!(
+        &actions[..],
+        [Action::Event(Event::ServerError { .. })]
+    ));
+    assert!(
+        !s.is_subscribed(sid) && q.is_closed(),
+        "the refused stream ends"
+    );
+    let actions = s.server_op(ServerOp::Err(
+        "Permissions Violation for Publish to \"svc\"".into(),
+    ));
+    assert!(matches!(
+        &actions[..],
+        [Action::Event(_), Action::RefuseRequests(subject)] if subject == "svc"
+    ));
+    let actions = s.server_op(ServerOp::Err("Stale Connection".into()));
+    assert!(matches!(
+        &actions[..],
+        [
+            Action::Event(_),
+            Action::Close(DisconnectReason::ServerError(_))
+        ]
+    ));
+    assert!(matches!(
+        &s.server_op(ServerOp::Err("unknown".into()))[..],
+        [Action::Event(_)]
+    ));
 }
 
 #[test]
@@ -196,29 +271,71 @@ fn refusal_ends_matching_streams_but_not_the_inbox() {
 }
 
 #[test]
-fn retirement_skips_the_pongs_of_earlier_pings_and_answers_pings_first() {
-    let mut r = Retirement::new(true, 2);
-    assert!(!r.pong());
-    r.ping();
-    r.ping();
-    assert!(!r.pong());
-    assert!(r.pong(), "the third PONG answers the retirement's PING");
-    let mut out = BytesMut::new();
-    r.write(&Encoder::default(), &mut out, b"UNSUB 1\r\n");
-    assert_eq!(&out[..], b"PONG\r\nPONG\r\nUNSUB 1\r\n");
-    out.clear();
-    r.write(&Encoder::default(), &mut out, b"PING\r\n");
-    assert_eq!(&out[..], b"PING\r\n", "each owed PONG is sent once");
-}
-
-#[test]
-fn lame_duck_info_is_reported() {
+fn info_updates_limits_and_servers_and_a_lame_duck_one_starts_the_move() {
     let mut s = S::default();
-    assert!(!s.info_update(ServerInfo::default()));
+    let mut out = BytesMut::new();
+    let _ = s.connected(
+        &Encoder::default(),
+        &mut out,
+        addr(1),
+        ServerInfo::default(),
+        false,
+    );
+    let info = ServerInfo {
+        max_payload: 1000,
+        connect_urls: vec!["127.0.0.1:2".into()],
+        ..ServerInfo::default()
+    };
+    let actions = s.server_op(ServerOp::Info(Box::new(info)));
+    assert!(matches!(
+        &actions[..],
+        [Action::Limits(l), Action::Discovered { urls, current }]
+            if l.max_payload == 1000 + HEADER_ALLOWANCE && urls.len() == 1 && *current == addr(1)
+    ));
+    assert!(!s.info().ldm);
     let info = ServerInfo {
         ldm: true,
         ..ServerInfo::default()
     };
-    assert!(s.info_update(info));
+    let actions = s.server_op(ServerOp::Info(Box::new(info)));
+    assert!(matches!(
+        &actions[..],
+        [Action::Limits(_), Action::Discovered { .. }, Action::Event(Event::LameDuck { server }), Action::Move]
+            if server == "nats://127.0.0.1:1"
+    ));
     assert!(s.info().ldm);
+}
+
+#[test]
+fn a_handover_counts_the_old_servers_pongs_and_pings_for_the_retirement() {
+    let mut s = S::default();
+    s.ping_sent(vec![1]);
+    // The chunk was cut inside the PONG owed to the old server: its flush PING never left.
+    let mut chunk = Chunk {
+        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPONG\r\nPING\r\n"[..]),
+        written: 14,
+        waiters: Some(vec![2]),
+        ping_at: Some(18),
+        pongs: Some((12, 1)),
+    };
+    let (mut retirement, unsent, unproven) = s.handed_over(&mut chunk, true, 1);
+    assert!(unsent.is_empty(), "nothing for the new server: {unsent:?}");
+    assert_eq!(
+        unproven,
+        vec![2, 1],
+        "both flush calls ride the new server's PING"
+    );
+    assert_eq!(
+        retirement.begin(None),
+        vec![Step::Write(bytes::Bytes::from_static(b"PONG\r\nPONG\r\n"))],
+        "the PONG cut off in the chunk and the one not taken yet go to the old server"
+    );
+    let now = std::time::Instant::now();
+    assert!(retirement.new_server_proven(now).is_empty());
+    let _ = retirement.timer(now + Duration::from_secs(1), true, || vec![9]);
+    assert!(
+        retirement.old_op(&ServerOp::Pong).is_empty(),
+        "the PONG of the PING sent before the handoff (not the cut one)"
+    );
+    assert_eq!(retirement.old_op(&ServerOp::Pong), vec![Step::Close]);
 }
