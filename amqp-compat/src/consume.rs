@@ -1,18 +1,18 @@
 //! Consuming on design B (`docs/amqp-mapping.md` §5): `basic_consume`, the [`Consumer`]
 //! stream, `basic_qos`, `basic_ack`/`nack`/`reject`, `basic_get`, `basic_cancel`. Each queue
 //! stream has one durable pull consumer `amqp` shared by every AMQP consumer of the queue;
-//! a channel's pull loops request only what its prefetch window allows.
+//! each AMQP consumer's pull loop (`crate::pull_loop`) requests only what its prefetch
+//! window allows.
 
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use futures_util::Stream;
 use jetstream::models::{AckPolicy, ConsumerConfig, PriorityPolicy};
-use jetstream::{ErrorCode, FetchOptions, JsMessage, PriorityGroup};
+use jetstream::{ErrorCode, JsMessage};
 use tokio::sync::mpsc;
 
 use crate::channel::{Channel, ChannelInner, Settle};
@@ -26,20 +26,17 @@ use crate::options::{
     BasicQosOptions, BasicRejectOptions,
 };
 use crate::placement::{Place, place};
+use crate::pull_loop::{LoopArgs, Slot, Stop, pull_loop};
 use crate::store::{Scope, nats_error};
 use crate::types::{DeliveryTag, FieldTable, ShortString};
 use crate::{acks::Unacked, routing::generated_name};
 
 /// The JetStream consumer every AMQP consumer of a queue pulls from.
 const PULLER: &str = crate::exchange_storage::QUEUE_STREAM_CONSUMER;
-/// How long one pull waits for messages (also how long a cancel may take to stop a loop).
-const PULL_EXPIRES: Duration = Duration::from_millis(500);
 /// The priority group of single-active-consumer queues.
-const SAC_GROUP: &str = "sac";
+pub(crate) const SAC_GROUP: &str = "sac";
 /// How long a crashed active consumer keeps the pin.
 const SAC_TIMEOUT: Duration = Duration::from_secs(10);
-/// Largest pull when the prefetch is unlimited.
-const MAX_BATCH: usize = 256;
 /// RabbitMQ's default consumer timeout: an unacked delivery of a crashed process comes back
 /// after this long.
 const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
@@ -47,15 +44,17 @@ const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
 /// An unacknowledged delivery: the JetStream message to settle.
 #[derive(Debug)]
 pub(crate) struct Pending {
-    msg: JsMessage,
-    queue: String,
+    pub(crate) msg: JsMessage,
+    pub(crate) queue: String,
+    /// Counts in its consumer's window while unacknowledged (`None`: a `basic_get`).
+    pub(crate) _slot: Option<Slot>,
 }
 
 /// One running consumer of a channel.
 #[derive(Debug)]
 struct Running {
     queue: String,
-    stop: Arc<AtomicBool>,
+    stop: Arc<Stop>,
     tx: mpsc::UnboundedSender<Result<Delivery>>,
     done: tokio::sync::oneshot::Receiver<()>,
 }
@@ -63,8 +62,11 @@ struct Running {
 /// The consuming state of one channel.
 #[derive(Debug, Default)]
 pub(crate) struct ConsumeState {
-    unacked: Unacked<Pending>,
+    pub(crate) unacked: Unacked<Pending>,
+    /// `basic.qos` with `global = false`: the window of each consumer started after it.
     prefetch: u16,
+    /// `basic.qos` with `global = true`: the window shared by the channel's consumers.
+    channel_prefetch: u16,
     consumers: HashMap<String, Running>,
 }
 
@@ -112,7 +114,12 @@ fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
 }
 
 /// Builds the delivery of a stored message for `queue`.
-fn delivery(channel: &Arc<ChannelInner>, queue: &str, msg: &JsMessage, tag: u64) -> Delivery {
+pub(crate) fn delivery(
+    channel: &Arc<ChannelInner>,
+    queue: &str,
+    msg: &JsMessage,
+    tag: u64,
+) -> Delivery {
     let envelope = envelope_of(msg, queue);
     let redelivered = msg.info().is_ok_and(|i| i.delivered > 1);
     Delivery {
@@ -127,14 +134,14 @@ fn delivery(channel: &Arc<ChannelInner>, queue: &str, msg: &JsMessage, tag: u64)
 }
 
 impl ChannelInner {
-    fn consume_state(&self) -> std::sync::MutexGuard<'_, ConsumeState> {
+    pub(crate) fn consume_state(&self) -> std::sync::MutexGuard<'_, ConsumeState> {
         self.consume.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// What a consumer of `queue` pulls from: the shared `amqp` consumer of its stream
     /// (design B, created on first use), or its own consumer on its exchange's stream
     /// (design D; `None` while the queue is unbound).
-    async fn puller(&self, queue: &str) -> Result<Option<jetstream::Consumer>> {
+    pub(crate) async fn puller(&self, queue: &str) -> Result<Option<jetstream::Consumer>> {
         let conn = &self.conn;
         let js = &conn.js;
         let storage = match conn.store.read(|t| place(t, conn, queue)) {
@@ -257,7 +264,7 @@ impl ChannelInner {
         };
         let mut queues = Vec::new();
         for r in consumers {
-            r.stop.store(true, Ordering::Release);
+            r.stop.stop();
             if let Some(e) = &err {
                 let _ = r.tx.send(Err(e.clone()));
             }
@@ -288,245 +295,31 @@ impl ChannelInner {
         }
     }
 
-    /// Room left in the prefetch window (`usize::MAX` when unlimited).
-    fn room(&self) -> usize {
+    /// Room left in the channel's shared (`global`) prefetch window (`usize::MAX` when
+    /// unlimited).
+    pub(crate) fn room(&self) -> usize {
         let s = self.consume_state();
-        match s.prefetch {
+        match s.channel_prefetch {
             0 => usize::MAX,
             p => usize::from(p).saturating_sub(s.unacked.len()),
         }
     }
 }
 
-/// Gives `msg` a delivery tag and sends it to the consumer's stream; after a cancel (or with
-/// the stream dropped) it goes back to the queue instead.
-async fn hand_over(
-    channel: &Arc<ChannelInner>,
-    queue: &str,
-    no_ack: bool,
-    stop: &AtomicBool,
-    tx: &mpsc::UnboundedSender<Result<Delivery>>,
-    msg: JsMessage,
-) {
-    if stop.load(Ordering::Acquire) || tx.is_closed() {
-        let _ = msg.nak().await;
-        return;
-    }
-    let tag = {
-        let mut s = channel.consume_state();
-        match no_ack {
-            true => s.unacked.next_tag(),
-            false => s.unacked.deliver(Pending {
-                msg: msg.clone(),
-                queue: queue.to_owned(),
-            }),
-        }
-    };
-    if no_ack {
-        let _ = msg.ack().await;
-    }
-    let _ = tx.send(Ok(delivery(channel, queue, &msg, tag)));
-}
-
-/// How long after its expiry a pull is given up when the server's end-of-pull status (408)
-/// did not come.
-const PULL_GRACE: Duration = Duration::from_millis(250);
-
-/// One pull request whose messages are handed over one by one as they arrive. (jetstream's
-/// `fetch_with` returns them only when the batch is full or the pull expires: whenever fewer
-/// than a batch were waiting, each delivery was held back up to [`PULL_EXPIRES`], and an RPC
-/// round trip took two of them.) Messages that arrive after a cancel still come through
-/// here until the pull ends, so [`hand_over`] can return them to the queue at once.
-struct Pull {
-    sub: nats_client::Subscriber,
-    client: nats_client::Client,
-    ack_timeout: Duration,
-    left: usize,
-    deadline: tokio::time::Instant,
-}
-
-/// Why a pull failed.
-enum PullFailed {
-    /// The consumer or its stream is gone: look it up again.
-    Gone,
-    /// Anything else: wait a little and pull again.
-    Other,
-}
-
-impl Pull {
-    async fn start(
-        conn: &crate::connection::ConnectionInner,
-        p: &jetstream::Consumer,
-        batch: usize,
-    ) -> std::result::Result<Pull, PullFailed> {
-        let client = &conn.client;
-        let inbox = client.new_inbox();
-        let sub = client
-            .subscribe(inbox.clone())
-            .await
-            .map_err(|_| PullFailed::Other)?;
-        let subject = format!(
-            "{}.CONSUMER.MSG.NEXT.{}.{}",
-            conn.js.prefix(),
-            p.stream_name(),
-            p.name()
-        );
-        let request = format!(
-            r#"{{"batch":{batch},"expires":{}}}"#,
-            PULL_EXPIRES.as_nanos()
-        );
-        client
-            .publish_with_reply(&subject, &inbox, request)
-            .await
-            .map_err(|_| PullFailed::Other)?;
-        Ok(Pull {
-            sub,
-            client: client.clone(),
-            ack_timeout: conn.js.timeout(),
-            left: batch,
-            deadline: tokio::time::Instant::now() + PULL_EXPIRES + PULL_GRACE,
-        })
-    }
-
-    /// The next message of this pull; `None` when it is complete or ended.
-    async fn next(&mut self) -> std::result::Result<Option<JsMessage>, PullFailed> {
-        use futures_util::StreamExt;
-        while self.left > 0 {
-            let msg = match tokio::time::timeout_at(self.deadline, self.sub.next()).await {
-                Ok(Some(m)) => m,
-                Ok(None) => return Err(PullFailed::Other),
-                Err(_) => return Ok(None),
-            };
-            let Some(status) = msg.status else {
-                self.left -= 1;
-                return Ok(Some(JsMessage::new(
-                    msg,
-                    self.client.clone(),
-                    self.ack_timeout,
-                )));
-            };
-            let deleted = || {
-                msg.description
-                    .as_deref()
-                    .is_some_and(|d| d.to_ascii_lowercase().contains("consumer deleted"))
-            };
-            match status.as_u16() {
-                // Idle heartbeat.
-                100 => {}
-                // No messages, expired, or the pull ended (batch completed, max waiting...).
-                404 | 408 => return Ok(None),
-                409 if deleted() => return Err(PullFailed::Gone),
-                409 => return Ok(None),
-                // No responders: the consumer is not there.
-                503 => return Err(PullFailed::Gone),
-                _ => return Err(PullFailed::Other),
-            }
-        }
-        Ok(None)
-    }
-}
-
-/// The pull loop of one consumer.
-async fn pull_loop(
-    channel: Arc<ChannelInner>,
-    queue: String,
-    no_ack: bool,
-    stop: Arc<AtomicBool>,
-    tx: mpsc::UnboundedSender<Result<Delivery>>,
-) {
-    let mut puller: Option<jetstream::Consumer> = None;
-    while !stop.load(Ordering::Acquire) {
-        let room = channel.room();
-        if room == 0 {
-            let notified = channel.window.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if channel.room() == 0 && !stop.load(Ordering::Acquire) {
-                let _ = tokio::time::timeout(PULL_EXPIRES, notified).await;
-            }
-            continue;
-        }
-        let Some(p) = &puller else {
-            // Not resolved yet, or the queue's storage changed (rebound, deleted).
-            if channel.conn.store.read(|t| t.queue(&queue).is_none()) {
-                return;
-            }
-            match channel.puller(&queue).await {
-                Ok(Some(p)) => puller = Some(p),
-                _ => tokio::time::sleep(PULL_EXPIRES).await,
-            }
-            continue;
-        };
-        let sac = !p.cached_info().config.priority_groups.is_empty();
-        if !sac {
-            // Each delivery is handed over as it arrives.
-            let mut pull = match Pull::start(&channel.conn, p, room.min(MAX_BATCH)).await {
-                Ok(pull) => pull,
-                Err(_) => {
-                    tokio::time::sleep(PULL_EXPIRES).await;
-                    continue;
-                }
-            };
-            loop {
-                match pull.next().await {
-                    Ok(Some(msg)) => hand_over(&channel, &queue, no_ack, &stop, &tx, msg).await,
-                    Ok(None) => break,
-                    Err(PullFailed::Gone) => {
-                        puller = None;
-                        break;
-                    }
-                    // Resolve the consumer again after a pause: it may be offline with its
-                    // server (a design-D consumer is then re-created from its checkpoint).
-                    Err(PullFailed::Other) => {
-                        puller = None;
-                        tokio::time::sleep(PULL_EXPIRES).await;
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        // Single active consumer: jetstream's fetch keeps the pin (the window is 1 there, so
-        // a fetch ends with the first message).
-        let fetch = FetchOptions {
-            batch: room.min(MAX_BATCH),
-            expires: PULL_EXPIRES,
-            priority_group: Some(PriorityGroup::new(SAC_GROUP)),
-            ..FetchOptions::default()
-        };
-        let msgs = match p.fetch_with(&fetch).await {
-            Ok(m) => m,
-            Err(e) => {
-                // Resolve the consumer again: it may be gone, or offline with its server
-                // (a design-D consumer is then re-created from its checkpoint).
-                puller = None;
-                if !e.is_api(ErrorCode::CONSUMER_NOT_FOUND)
-                    && !e.is_api(ErrorCode::STREAM_NOT_FOUND)
-                {
-                    tokio::time::sleep(PULL_EXPIRES).await;
-                }
-                continue;
-            }
-        };
-        for msg in msgs {
-            hand_over(&channel, &queue, no_ack, &stop, &tx, msg).await;
-        }
-    }
-    // A single active consumer hands over at once (the next pull of another consumer gets
-    // the pin) instead of after the priority timeout.
-    if let Some(p) = &puller
-        && p.pin_id().is_some()
-    {
-        let _ = p.unpin(SAC_GROUP).await;
-    }
-}
-
 impl Channel {
-    /// `basic.qos`: at most `prefetch_count` unacknowledged deliveries on this channel (0:
-    /// unlimited). `global` is applied per channel too.
-    pub async fn basic_qos(&self, prefetch_count: u16, _options: BasicQosOptions) -> Result<()> {
+    /// `basic.qos`, as RabbitMQ reads it: with `global = false` (lapin's default) at most
+    /// `prefetch_count` unacknowledged deliveries per consumer, for each consumer started
+    /// after the call; with `global = true` at most that many shared by all the channel's
+    /// consumers, at once. 0: unlimited.
+    pub async fn basic_qos(&self, prefetch_count: u16, options: BasicQosOptions) -> Result<()> {
         self.inner.check("basic.qos")?;
-        self.inner.consume_state().prefetch = prefetch_count;
+        {
+            let mut s = self.inner.consume_state();
+            match options.global {
+                false => s.prefetch = prefetch_count,
+                true => s.channel_prefetch = prefetch_count,
+            }
+        }
         self.inner.window.notify_waiters();
         Ok(())
     }
@@ -566,7 +359,7 @@ impl Channel {
             return Err(e);
         }
         let (tx, rx) = mpsc::unbounded_channel();
-        let stop = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(Stop::default());
         let (done_tx, done) = tokio::sync::oneshot::channel();
         self.inner.consume_state().consumers.insert(
             tag.clone(),
@@ -577,10 +370,17 @@ impl Channel {
                 done,
             },
         );
-        let channel = self.inner.clone();
-        let queue_name = q.to_owned();
+        let args = LoopArgs {
+            channel: self.inner.clone(),
+            queue: q.to_owned(),
+            no_ack: options.no_ack,
+            stop,
+            tx,
+            own: Arc::default(),
+            prefetch: self.inner.consume_state().prefetch,
+        };
         tokio::spawn(async move {
-            pull_loop(channel, queue_name, options.no_ack, stop, tx).await;
+            pull_loop(args).await;
             let _ = done_tx.send(());
         });
         Ok(Consumer {
@@ -604,7 +404,7 @@ impl Channel {
             .consumers
             .remove(consumer_tag.as_str());
         if let Some(r) = running {
-            r.stop.store(true, Ordering::Release);
+            r.stop.stop();
             drop(r.tx);
             let _ = r.done.await;
             self.inner.consumer_gone(&r.queue).await;
@@ -680,6 +480,7 @@ impl Channel {
                 false => s.unacked.deliver(Pending {
                     msg: msg.clone(),
                     queue: queue.to_string(),
+                    _slot: None,
                 }),
             }
         };

@@ -58,6 +58,7 @@ pub mod message;
 pub mod options;
 mod placement;
 pub mod publish;
+mod pull_loop;
 pub mod queue;
 pub mod routing;
 pub mod storage;

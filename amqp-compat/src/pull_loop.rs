@@ -1,0 +1,363 @@
+//! The pull loop behind each AMQP consumer: it asks the queue's JetStream consumer for what
+//! the prefetch window allows and hands each message over as it arrives.
+//!
+//! One inbox subscription lives as long as the loop, and one pull request at a time is
+//! outstanding, sized to the window's room; a message that arrives after its pull timed out
+//! on our side (a loaded server) is still delivered, never left unacknowledged until the
+//! consumer's `ack_wait`. A cancel ends the loop at once; what the last pull still brings
+//! is returned to the queue (nak) by a task until that pull ends.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use jetstream::{ErrorCode, FetchOptions, JsMessage, PriorityGroup};
+use tokio::sync::{Notify, mpsc};
+use tokio::time::Instant;
+
+use crate::channel::ChannelInner;
+use crate::connection::ConnectionInner;
+use crate::consume::{Pending, SAC_GROUP, delivery};
+use crate::error::Result;
+use crate::message::Delivery;
+
+/// How long one pull request lives; a pull lost with a connection is noticed after this
+/// (plus [`PULL_GRACE`]).
+const PULL_EXPIRES: Duration = Duration::from_secs(2);
+/// How long after its expiry a pull is taken as ended when the server's end-of-pull status
+/// (408) did not come.
+const PULL_GRACE: Duration = Duration::from_millis(500);
+/// The pull of a single-active-consumer queue (jetstream's fetch, which keeps the pin), and
+/// the pause after a failed pull.
+const SHORT_PULL: Duration = Duration::from_millis(500);
+/// Largest pull when the prefetch is unlimited.
+const MAX_BATCH: usize = 256;
+
+/// Stops a consumer's loop: the flag, and a wake-up for the loop's wait.
+#[derive(Debug, Default)]
+pub(crate) struct Stop {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Stop {
+    /// Asks the loop to end.
+    pub(crate) fn stop(&self) {
+        self.flag.store(true, Ordering::Release);
+        self.notify.notify_waiters();
+    }
+
+    fn is_stopped(&self) -> bool {
+        self.flag.load(Ordering::Acquire)
+    }
+}
+
+/// A consumer's own prefetch window: its unacknowledged deliveries, and a wake-up for its
+/// loop when one is settled.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    unacked: AtomicUsize,
+    settled: Notify,
+}
+
+/// One unacknowledged delivery of a consumer, counted in its window while it lives.
+#[derive(Debug)]
+pub(crate) struct Slot(Arc<Window>);
+
+impl Slot {
+    fn new(window: &Arc<Window>) -> Slot {
+        window.unacked.fetch_add(1, Ordering::AcqRel);
+        Slot(window.clone())
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.unacked.fetch_sub(1, Ordering::AcqRel);
+        self.0.settled.notify_waiters();
+    }
+}
+
+/// What one consumer's loop needs.
+pub(crate) struct LoopArgs {
+    pub(crate) channel: Arc<ChannelInner>,
+    pub(crate) queue: String,
+    pub(crate) no_ack: bool,
+    pub(crate) stop: Arc<Stop>,
+    pub(crate) tx: mpsc::UnboundedSender<Result<Delivery>>,
+    /// This consumer's unacknowledged deliveries.
+    pub(crate) own: Arc<Window>,
+    /// Its own prefetch (`basic.qos` with `global = false` before it started; 0: none).
+    pub(crate) prefetch: u16,
+}
+
+impl LoopArgs {
+    /// Gives `msg` a delivery tag and sends it to the consumer's stream; after a cancel (or
+    /// with the stream dropped) it goes back to the queue instead.
+    async fn hand_over(&self, msg: JsMessage) {
+        if self.stop.is_stopped() || self.tx.is_closed() {
+            let _ = msg.nak().await;
+            return;
+        }
+        let tag = {
+            let mut s = self.channel.consume_state();
+            match self.no_ack {
+                true => s.unacked.next_tag(),
+                false => s.unacked.deliver(Pending {
+                    msg: msg.clone(),
+                    queue: self.queue.clone(),
+                    _slot: Some(Slot::new(&self.own)),
+                }),
+            }
+        };
+        if self.no_ack {
+            let _ = msg.ack().await;
+        }
+        let _ = self
+            .tx
+            .send(Ok(delivery(&self.channel, &self.queue, &msg, tag)));
+    }
+
+    /// Room in this consumer's window: its own prefetch and the channel's (`global`) one.
+    fn room(&self) -> usize {
+        let own = match self.prefetch {
+            0 => usize::MAX,
+            p => usize::from(p).saturating_sub(self.own.unacked.load(Ordering::Acquire)),
+        };
+        own.min(self.channel.room())
+    }
+}
+
+/// The loop's pull requests on one JetStream consumer, all answered on one inbox.
+struct Pulls {
+    sub: nats_client::Subscriber,
+    inbox: String,
+    subject: String,
+    client: nats_client::Client,
+    ack_timeout: Duration,
+    /// Messages the current pull may still bring.
+    outstanding: usize,
+    /// When the current pull is taken as ended.
+    deadline: Instant,
+}
+
+/// What a pull gave.
+enum Pulled {
+    Message(JsMessage),
+    /// The pull ended (complete, expired, or ended by the server).
+    Ended,
+    /// The consumer or its stream is gone: look it up again.
+    Gone,
+    /// Anything else: pause and look it up again.
+    Failed,
+}
+
+impl Pulls {
+    async fn open(conn: &ConnectionInner, p: &jetstream::Consumer) -> Option<Pulls> {
+        let client = conn.client.clone();
+        let inbox = client.new_inbox();
+        let sub = client.subscribe(inbox.clone()).await.ok()?;
+        Some(Pulls {
+            sub,
+            inbox,
+            subject: format!(
+                "{}.CONSUMER.MSG.NEXT.{}.{}",
+                conn.js.prefix(),
+                p.stream_name(),
+                p.name()
+            ),
+            client,
+            ack_timeout: conn.js.timeout(),
+            outstanding: 0,
+            deadline: Instant::now(),
+        })
+    }
+
+    async fn request(&mut self, batch: usize) -> bool {
+        let request = format!(
+            r#"{{"batch":{batch},"expires":{}}}"#,
+            PULL_EXPIRES.as_nanos()
+        );
+        let sent = self
+            .client
+            .publish_with_reply(&self.subject, &self.inbox, request)
+            .await;
+        self.outstanding = batch;
+        self.deadline = Instant::now() + PULL_EXPIRES + PULL_GRACE;
+        sent.is_ok()
+    }
+
+    /// The next message or end of the current pull; pending forever when none is
+    /// outstanding (late messages of an earlier pull still come through).
+    async fn next(&mut self) -> Pulled {
+        loop {
+            let wake = match self.outstanding {
+                0 => Instant::now() + Duration::from_secs(3600),
+                _ => self.deadline,
+            };
+            let msg = match tokio::time::timeout_at(wake, self.sub.next()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Pulled::Failed,
+                Err(_) if self.outstanding == 0 => continue,
+                Err(_) => {
+                    self.outstanding = 0;
+                    return Pulled::Ended;
+                }
+            };
+            let Some(status) = msg.status else {
+                self.outstanding = self.outstanding.saturating_sub(1);
+                return Pulled::Message(JsMessage::new(msg, self.client.clone(), self.ack_timeout));
+            };
+            let deleted = msg
+                .description
+                .as_deref()
+                .is_some_and(|d| d.to_ascii_lowercase().contains("consumer deleted"));
+            match status.as_u16() {
+                // Idle heartbeat.
+                100 => {}
+                // No messages, expired, or the pull ended (batch completed, max waiting...).
+                404 | 408 | 409 if !deleted => {
+                    self.outstanding = 0;
+                    return Pulled::Ended;
+                }
+                // Deleted, or no responders: the consumer is not there.
+                409 | 503 => {
+                    self.outstanding = 0;
+                    return Pulled::Gone;
+                }
+                _ => {
+                    self.outstanding = 0;
+                    return Pulled::Failed;
+                }
+            }
+        }
+    }
+
+    /// Returns to the queue whatever the outstanding pull still brings (after a cancel).
+    fn drain(mut self) {
+        if self.outstanding == 0 {
+            return;
+        }
+        tokio::spawn(async move {
+            while let Pulled::Message(msg) = self.next().await {
+                let _ = msg.nak().await;
+            }
+        });
+    }
+}
+
+/// The pull loop of one consumer.
+pub(crate) async fn pull_loop(a: LoopArgs) {
+    let mut puller: Option<(jetstream::Consumer, Option<Pulls>)> = None;
+    loop {
+        // Registered before the checks, so a wake-up between them is not lost.
+        let shared = a.channel.window.notified();
+        let own = a.own.settled.notified();
+        let stopped = a.stop.notify.notified();
+        tokio::pin!(shared, own, stopped);
+        shared.as_mut().enable();
+        own.as_mut().enable();
+        stopped.as_mut().enable();
+        // Either window's change may make room.
+        let mut window = std::pin::pin!(async {
+            tokio::select! {
+                _ = &mut shared => {}
+                _ = &mut own => {}
+            }
+        });
+        if a.stop.is_stopped() {
+            break;
+        }
+        let Some((p, pulls)) = &mut puller else {
+            // Not resolved yet, or the queue's storage changed (rebound, deleted).
+            if a.channel.conn.store.read(|t| t.queue(&a.queue).is_none()) {
+                return;
+            }
+            match a.channel.puller(&a.queue).await {
+                Ok(Some(p)) => {
+                    let sac = !p.cached_info().config.priority_groups.is_empty();
+                    let pulls = match sac {
+                        true => None,
+                        false => Pulls::open(&a.channel.conn, &p).await,
+                    };
+                    puller = Some((p, pulls));
+                }
+                _ => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(SHORT_PULL) => {}
+                        _ = &mut stopped => {}
+                    }
+                }
+            }
+            continue;
+        };
+        let room = a.room();
+        let Some(pulls) = pulls else {
+            // Single active consumer: jetstream's fetch keeps the pin (the window is 1
+            // there, so a fetch ends with the first message).
+            if room == 0 {
+                tokio::select! {
+                    _ = &mut window => {}
+                    _ = &mut stopped => {}
+                    _ = tokio::time::sleep(SHORT_PULL) => {}
+                }
+                continue;
+            }
+            let fetch = FetchOptions {
+                batch: room.min(MAX_BATCH),
+                expires: SHORT_PULL,
+                priority_group: Some(PriorityGroup::new(SAC_GROUP)),
+                ..FetchOptions::default()
+            };
+            match p.fetch_with(&fetch).await {
+                Ok(msgs) => {
+                    for msg in msgs {
+                        a.hand_over(msg).await;
+                    }
+                }
+                Err(e) => {
+                    // Resolve the consumer again: it may be gone, or offline with its server.
+                    puller = None;
+                    if !e.is_api(ErrorCode::CONSUMER_NOT_FOUND)
+                        && !e.is_api(ErrorCode::STREAM_NOT_FOUND)
+                    {
+                        tokio::time::sleep(SHORT_PULL).await;
+                    }
+                }
+            }
+            continue;
+        };
+        if pulls.outstanding == 0 && room > 0 && !pulls.request(room.min(MAX_BATCH)).await {
+            puller = None;
+            tokio::time::sleep(SHORT_PULL).await;
+            continue;
+        }
+        let idle = pulls.outstanding == 0;
+        tokio::select! {
+            pulled = pulls.next() => match pulled {
+                Pulled::Message(msg) => a.hand_over(msg).await,
+                Pulled::Ended => {}
+                Pulled::Gone => puller = None,
+                // Resolve the consumer again after a pause: it may be offline with its
+                // server (a design-D consumer is then re-created from its checkpoint).
+                Pulled::Failed => {
+                    puller = None;
+                    tokio::time::sleep(SHORT_PULL).await;
+                }
+            },
+            _ = &mut window, if idle => {}
+            _ = &mut stopped => {}
+        }
+    }
+    if let Some((p, pulls)) = puller {
+        if let Some(pulls) = pulls {
+            pulls.drain();
+        }
+        // A single active consumer hands over at once (the next pull of another consumer
+        // gets the pin) instead of after the priority timeout.
+        if p.pin_id().is_some() {
+            let _ = p.unpin(SAC_GROUP).await;
+        }
+    }
+}
