@@ -203,25 +203,19 @@ impl Future for Attempts {
                         }
                     };
                     this.state = State::Done;
-                    let since = *this.first_failure.get_or_insert_with(Instant::now);
-                    let budget = Budget {
-                        attempt: this.attempt,
-                        attempts: this.attempts,
-                        failing_for: since.elapsed(),
-                        retry_for: this.retry_for,
-                        wait: this.wait,
-                        timeout: this.request.timeout.unwrap_or_default(),
-                    };
                     let subject = &this.request.subject;
                     let retry = match polled {
                         Ok(reply) => match decode_pub_ack(subject, &reply) {
-                            Err(e) => match api_retry(&e, this.has_msg_id, budget) {
+                            Err(e) => match api_retry(&e, this.has_msg_id, this.budget()) {
                                 Some(pause) => Retry::After(pause),
                                 None => Retry::Fail(e),
                             },
                             ok => return Poll::Ready(ok),
                         },
-                        Err(e) => after_failure(e, subject, this.has_msg_id, budget),
+                        Err(e) => {
+                            let budget = this.budget();
+                            after_failure(e, &this.request.subject, this.has_msg_id, budget)
+                        }
                     };
                     match retry {
                         Retry::Fail(e) => return Poll::Ready(Err(e)),
@@ -244,6 +238,22 @@ impl Future for Attempts {
                     return Poll::Ready(Err(JetStreamError::Request(RequestError::Closed)));
                 }
             }
+        }
+    }
+}
+
+impl Attempts {
+    /// What is left for retries after the attempt that just failed. Read only on a failure,
+    /// so an ack that arrives costs no clock read.
+    fn budget(&mut self) -> Budget {
+        let since = *self.first_failure.get_or_insert_with(Instant::now);
+        Budget {
+            attempt: self.attempt,
+            attempts: self.attempts,
+            failing_for: since.elapsed(),
+            retry_for: self.retry_for,
+            wait: self.wait,
+            timeout: self.request.timeout.unwrap_or_default(),
         }
     }
 }
@@ -307,7 +317,13 @@ impl Context {
         let has_msg_id = request.headers.as_ref().is_some_and(|h| h.contains(MSG_ID));
         // Watch from before the send: an election after it must trigger the resend.
         let leader_change = has_msg_id.then(|| self.leaders.next(&self.client));
-        let reply = self.window.send(&request).await.map_err(send_error)?;
+        // The waiting path is boxed: its future is several times the size of the rest, and
+        // would otherwise be carried (and moved) by every publish that never waits.
+        let sent = match self.window.try_send(&request) {
+            Some(sent) => sent,
+            None => Box::pin(self.window.send(&request)).await,
+        };
+        let reply = sent.map_err(send_error)?;
         let subject: Arc<str> = request.subject.as_str().into();
         let attempts = Attempts {
             window: self.window.clone(),
