@@ -117,23 +117,30 @@ enum State {
 #[must_use = "the ack future tells whether the message was stored"]
 pub struct PublishAckFuture {
     inner: Inner,
-    subject: Arc<str>,
 }
 
 #[allow(clippy::large_enum_variant)] // boxing would cost every plain publish an allocation
 enum Inner {
     /// Driven by whoever awaits it.
     Here(Attempts),
-    /// Driven by a task (aborted when this is dropped).
-    Task(tokio::task::JoinHandle<Result<PubAck, JetStreamError>>),
+    /// Driven by a task (aborted when this is dropped); the subject is kept for `Debug`.
+    Task(
+        tokio::task::JoinHandle<Result<PubAck, JetStreamError>>,
+        Arc<str>,
+    ),
 }
 
 impl std::fmt::Debug for PublishAckFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("PublishAckFuture");
-        d.field("subject", &self.subject);
-        if let Inner::Here(a) = &self.inner {
-            d.field("attempt", &a.attempt);
+        match &self.inner {
+            Inner::Here(a) => {
+                d.field("subject", &a.request.subject);
+                d.field("attempt", &a.attempt);
+            }
+            Inner::Task(_, subject) => {
+                d.field("subject", subject);
+            }
         }
         d.finish_non_exhaustive()
     }
@@ -141,7 +148,7 @@ impl std::fmt::Debug for PublishAckFuture {
 
 impl Drop for PublishAckFuture {
     fn drop(&mut self) {
-        if let Inner::Task(task) = &self.inner {
+        if let Inner::Task(task, _) = &self.inner {
             task.abort();
         }
     }
@@ -153,7 +160,7 @@ impl Future for PublishAckFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match &mut self.inner {
             Inner::Here(attempts) => Pin::new(attempts).poll(cx),
-            Inner::Task(task) => Poll::Ready(match ready!(Pin::new(task).poll(cx)) {
+            Inner::Task(task, _) => Poll::Ready(match ready!(Pin::new(task).poll(cx)) {
                 Ok(result) => result,
                 // Only a panic or a runtime shutting down ends the task otherwise.
                 Err(_) => Err(JetStreamError::Request(RequestError::Closed)),
@@ -324,7 +331,6 @@ impl Context {
             None => Box::pin(self.window.send(&request)).await,
         };
         let reply = sent.map_err(send_error)?;
-        let subject: Arc<str> = request.subject.as_str().into();
         let attempts = Attempts {
             window: self.window.clone(),
             state: State::Waiting(reply),
@@ -341,11 +347,12 @@ impl Context {
             leaders: self.leaders.clone(),
         };
         let inner = if has_msg_id {
-            Inner::Task(tokio::spawn(attempts))
+            let subject = attempts.request.subject.as_str().into();
+            Inner::Task(tokio::spawn(attempts), subject)
         } else {
             Inner::Here(attempts)
         };
-        Ok(PublishAckFuture { inner, subject })
+        Ok(PublishAckFuture { inner })
     }
 
     /// Acks outstanding from [`publish_async`](Context::publish_async) right now.
