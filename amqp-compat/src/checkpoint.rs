@@ -19,7 +19,7 @@ use crate::connection::ConnectionInner;
 use crate::error::Result;
 use crate::exchange_storage::{exchange_stream, queue_consumer};
 use crate::placement::{Place, place};
-use crate::store::nats_error;
+use crate::store::{create_bucket, nats_error};
 
 /// How often a process writes the floors of the D queues it acked on.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -48,7 +48,9 @@ impl Checkpoints {
         let bucket = bucket_name(namespace);
         let kv = match js.key_value(&bucket).await {
             Ok(kv) => kv,
-            Err(KvError::BucketNotFound { .. }) => create_bucket(js, &bucket).await?,
+            Err(KvError::BucketNotFound { .. }) => {
+                create_bucket(js, &bucket, "amqp-compat queue checkpoints").await?
+            }
             Err(e) => return Err(nats_error(e)),
         }
         .read_from_leader();
@@ -129,22 +131,5 @@ pub(crate) async fn flush_loop(conn: Weak<ConnectionInner>) {
             return;
         }
         flush(&inner).await;
-    }
-}
-
-async fn create_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store> {
-    let config = |replicas| kv::Config {
-        bucket: bucket.to_owned(),
-        description: Some("amqp-compat queue checkpoints".to_owned()),
-        history: 1,
-        num_replicas: replicas,
-        ..kv::Config::default()
-    };
-    match js.create_or_update_key_value(config(3)).await {
-        Ok(kv) => Ok(kv),
-        Err(_) => js
-            .create_or_update_key_value(config(1))
-            .await
-            .map_err(nats_error),
     }
 }

@@ -298,6 +298,134 @@ impl ChannelInner {
     }
 }
 
+/// Gives `msg` a delivery tag and sends it to the consumer's stream; after a cancel (or with
+/// the stream dropped) it goes back to the queue instead.
+async fn hand_over(
+    channel: &Arc<ChannelInner>,
+    queue: &str,
+    no_ack: bool,
+    stop: &AtomicBool,
+    tx: &mpsc::UnboundedSender<Result<Delivery>>,
+    msg: JsMessage,
+) {
+    if stop.load(Ordering::Acquire) || tx.is_closed() {
+        let _ = msg.nak().await;
+        return;
+    }
+    let tag = {
+        let mut s = channel.consume_state();
+        match no_ack {
+            true => s.unacked.next_tag(),
+            false => s.unacked.deliver(Pending {
+                msg: msg.clone(),
+                queue: queue.to_owned(),
+            }),
+        }
+    };
+    if no_ack {
+        let _ = msg.ack().await;
+    }
+    let _ = tx.send(Ok(delivery(channel, queue, &msg, tag)));
+}
+
+/// How long after its expiry a pull is given up when the server's end-of-pull status (408)
+/// did not come.
+const PULL_GRACE: Duration = Duration::from_millis(250);
+
+/// One pull request whose messages are handed over one by one as they arrive. (jetstream's
+/// `fetch_with` returns them only when the batch is full or the pull expires: whenever fewer
+/// than a batch were waiting, each delivery was held back up to [`PULL_EXPIRES`], and an RPC
+/// round trip took two of them.) Messages that arrive after a cancel still come through
+/// here until the pull ends, so [`hand_over`] can return them to the queue at once.
+struct Pull {
+    sub: nats_client::Subscriber,
+    client: nats_client::Client,
+    ack_timeout: Duration,
+    left: usize,
+    deadline: tokio::time::Instant,
+}
+
+/// Why a pull failed.
+enum PullFailed {
+    /// The consumer or its stream is gone: look it up again.
+    Gone,
+    /// Anything else: wait a little and pull again.
+    Other,
+}
+
+impl Pull {
+    async fn start(
+        conn: &crate::connection::ConnectionInner,
+        p: &jetstream::Consumer,
+        batch: usize,
+    ) -> std::result::Result<Pull, PullFailed> {
+        let client = &conn.client;
+        let inbox = client.new_inbox();
+        let sub = client
+            .subscribe(inbox.clone())
+            .await
+            .map_err(|_| PullFailed::Other)?;
+        let subject = format!(
+            "{}.CONSUMER.MSG.NEXT.{}.{}",
+            conn.js.prefix(),
+            p.stream_name(),
+            p.name()
+        );
+        let request = format!(
+            r#"{{"batch":{batch},"expires":{}}}"#,
+            PULL_EXPIRES.as_nanos()
+        );
+        client
+            .publish_with_reply(&subject, &inbox, request)
+            .await
+            .map_err(|_| PullFailed::Other)?;
+        Ok(Pull {
+            sub,
+            client: client.clone(),
+            ack_timeout: conn.js.timeout(),
+            left: batch,
+            deadline: tokio::time::Instant::now() + PULL_EXPIRES + PULL_GRACE,
+        })
+    }
+
+    /// The next message of this pull; `None` when it is complete or ended.
+    async fn next(&mut self) -> std::result::Result<Option<JsMessage>, PullFailed> {
+        use futures_util::StreamExt;
+        while self.left > 0 {
+            let msg = match tokio::time::timeout_at(self.deadline, self.sub.next()).await {
+                Ok(Some(m)) => m,
+                Ok(None) => return Err(PullFailed::Other),
+                Err(_) => return Ok(None),
+            };
+            let Some(status) = msg.status else {
+                self.left -= 1;
+                return Ok(Some(JsMessage::new(
+                    msg,
+                    self.client.clone(),
+                    self.ack_timeout,
+                )));
+            };
+            let deleted = || {
+                msg.description
+                    .as_deref()
+                    .is_some_and(|d| d.to_ascii_lowercase().contains("consumer deleted"))
+            };
+            match status.as_u16() {
+                // Idle heartbeat.
+                100 => {}
+                // No messages, expired, or the pull ended (batch completed, max waiting...).
+                404 | 408 => return Ok(None),
+                409 if deleted() => return Err(PullFailed::Gone),
+                409 => return Ok(None),
+                // No responders: the consumer is not there.
+                503 => return Err(PullFailed::Gone),
+                _ => return Err(PullFailed::Other),
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// The pull loop of one consumer.
 async fn pull_loop(
     channel: Arc<ChannelInner>,
@@ -330,10 +458,40 @@ async fn pull_loop(
             continue;
         };
         let sac = !p.cached_info().config.priority_groups.is_empty();
+        if !sac {
+            // Each delivery is handed over as it arrives.
+            let mut pull = match Pull::start(&channel.conn, p, room.min(MAX_BATCH)).await {
+                Ok(pull) => pull,
+                Err(_) => {
+                    tokio::time::sleep(PULL_EXPIRES).await;
+                    continue;
+                }
+            };
+            loop {
+                match pull.next().await {
+                    Ok(Some(msg)) => hand_over(&channel, &queue, no_ack, &stop, &tx, msg).await,
+                    Ok(None) => break,
+                    Err(PullFailed::Gone) => {
+                        puller = None;
+                        break;
+                    }
+                    // Resolve the consumer again after a pause: it may be offline with its
+                    // server (a design-D consumer is then re-created from its checkpoint).
+                    Err(PullFailed::Other) => {
+                        puller = None;
+                        tokio::time::sleep(PULL_EXPIRES).await;
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        // Single active consumer: jetstream's fetch keeps the pin (the window is 1 there, so
+        // a fetch ends with the first message).
         let fetch = FetchOptions {
             batch: room.min(MAX_BATCH),
             expires: PULL_EXPIRES,
-            priority_group: sac.then(|| PriorityGroup::new(SAC_GROUP)),
+            priority_group: Some(PriorityGroup::new(SAC_GROUP)),
             ..FetchOptions::default()
         };
         let msgs = match p.fetch_with(&fetch).await {
@@ -351,24 +509,7 @@ async fn pull_loop(
             }
         };
         for msg in msgs {
-            if stop.load(Ordering::Acquire) || tx.is_closed() {
-                let _ = msg.nak().await;
-                continue;
-            }
-            let tag = {
-                let mut s = channel.consume_state();
-                match no_ack {
-                    true => s.unacked.next_tag(),
-                    false => s.unacked.deliver(Pending {
-                        msg: msg.clone(),
-                        queue: queue.clone(),
-                    }),
-                }
-            };
-            if no_ack {
-                let _ = msg.ack().await;
-            }
-            let _ = tx.send(Ok(delivery(&channel, &queue, &msg, tag)));
+            hand_over(&channel, &queue, no_ack, &stop, &tx, msg).await;
         }
     }
     // A single active consumer hands over at once (the next pull of another consumer gets

@@ -20,8 +20,40 @@ pub struct Envelope {
     #[serde(rename = "k")]
     pub routing_key: String,
     /// The properties the publisher set.
-    #[serde(rename = "p")]
+    #[serde(rename = "p", serialize_with = "set_properties")]
     pub properties: BasicProperties,
+}
+
+/// Writes only the properties that are set (lapin's type writes all fourteen, `null` when
+/// absent: 282 header bytes for a bare persistent message). Its `Deserialize` reads a missing
+/// field as unset, so both forms decode.
+fn set_properties<S: serde::Serializer>(p: &BasicProperties, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(None)?;
+    macro_rules! field {
+        ($($name:literal => $get:ident),* $(,)?) => {$(
+            if let Some(v) = p.$get() {
+                map.serialize_entry($name, v)?;
+            }
+        )*};
+    }
+    field!(
+        "content_type" => content_type,
+        "content_encoding" => content_encoding,
+        "headers" => headers,
+        "delivery_mode" => delivery_mode,
+        "priority" => priority,
+        "correlation_id" => correlation_id,
+        "reply_to" => reply_to,
+        "expiration" => expiration,
+        "message_id" => message_id,
+        "timestamp" => timestamp,
+        "kind" => kind,
+        "user_id" => user_id,
+        "app_id" => app_id,
+        "cluster_id" => cluster_id,
+    );
+    map.end()
 }
 
 impl Envelope {
@@ -71,5 +103,24 @@ mod tests {
         assert!(v.is_ascii() && !v.contains(['\r', '\n']), "{v}");
         assert_eq!(Envelope::decode(&v), Some(e));
         assert_eq!(Envelope::decode("nope"), None);
+    }
+
+    #[test]
+    fn writes_only_the_properties_that_are_set_and_reads_the_full_form_too() {
+        let e = Envelope {
+            exchange: "x".into(),
+            routing_key: "k".into(),
+            properties: BasicProperties::default().with_delivery_mode(2),
+        };
+        let v = e.encode();
+        assert_eq!(v, r#"{"e":"x","k":"k","p":{"delivery_mode":2}}"#);
+        assert_eq!(Envelope::decode(&v), Some(e.clone()));
+        // The form written before (every property, null when unset) still decodes.
+        let full = format!(
+            r#"{{"e":"x","k":"k","p":{}}}"#,
+            serde_json::to_string(&e.properties).unwrap()
+        );
+        assert!(full.contains("null"), "{full}");
+        assert_eq!(Envelope::decode(&full), Some(e));
     }
 }

@@ -35,9 +35,103 @@ pub(crate) struct PublishState {
 /// What `basic_publish` returns, lapin's `PublisherConfirm`: a future of the broker's answer
 /// ([`Confirmation::Ack`]/[`Confirmation::Nack`] in confirm mode, with the message when it
 /// was returned; [`Confirmation::NotRequested`] otherwise), or of the error that closed the
-/// channel meanwhile.
+/// channel meanwhile. Awaiting it awaits the copies' PubAcks in place; dropping it first hands
+/// them to a task, so `wait_for_confirms` still waits for them.
 pub struct PublisherConfirm {
-    inner: Pin<Box<dyn Future<Output = Result<Confirmation>> + Send>>,
+    inner: ConfirmState,
+}
+
+// A ready answer stays inline (no allocation for unconfirmed or unroutable publishes); the
+// pending state is boxed.
+#[allow(clippy::large_enum_variant)]
+enum ConfirmState {
+    Ready(Option<Result<Confirmation>>),
+    Pending(Box<Outstanding>),
+}
+
+/// The PubAcks of one confirmed publish still to come; counted in the channel's `inflight`
+/// until they are all in (or this is dropped and a task finishes them).
+struct Outstanding {
+    channel: Arc<ChannelInner>,
+    acks: std::vec::IntoIter<jetstream::PublishAckFuture>,
+    current: Option<jetstream::PublishAckFuture>,
+    answer: Result<Confirmation>,
+    done: bool,
+}
+
+impl Outstanding {
+    fn new(channel: Arc<ChannelInner>, acks: Vec<jetstream::PublishAckFuture>) -> Self {
+        channel.publish_state().inflight += 1;
+        let mut acks = acks.into_iter();
+        Outstanding {
+            channel,
+            current: acks.next(),
+            acks,
+            answer: Ok(Confirmation::Ack(None)),
+            done: false,
+        }
+    }
+
+    fn poll_acks(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Confirmation>> {
+        while let Some(ack) = self.current.as_mut() {
+            match Pin::new(ack).poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(e)) if e.is_api(ErrorCode::STREAM_STORE_FAILED) => {
+                    self.answer = Ok(Confirmation::Nack(None));
+                }
+                Poll::Ready(Err(e)) => self.answer = Err(nats_error(e)),
+            }
+            self.current = self.acks.next();
+        }
+        if let Some(e) = self.channel.closed_error() {
+            self.answer = Err(e);
+        }
+        self.finish();
+        Poll::Ready(std::mem::replace(
+            &mut self.answer,
+            Ok(Confirmation::NotRequested),
+        ))
+    }
+
+    /// Counts this publish out of the channel's outstanding confirms (once).
+    fn finish(&mut self) {
+        if !std::mem::replace(&mut self.done, true) {
+            self.channel.publish_state().inflight -= 1;
+            self.channel.confirmed.notify_waiters();
+        }
+    }
+}
+
+impl Drop for Outstanding {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        // Dropped unawaited: a task waits for the PubAcks, so `wait_for_confirms` still
+        // covers this publish.
+        let rest = Outstanding {
+            channel: self.channel.clone(),
+            acks: std::mem::take(&mut self.acks),
+            current: self.current.take(),
+            answer: Ok(Confirmation::Ack(None)),
+            done: false,
+        };
+        self.done = true;
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let mut rest = rest;
+                    std::future::poll_fn(|cx| rest.poll_acks(cx)).await
+                });
+            }
+            // No runtime left to wait in: count it out now.
+            Err(_) => {
+                let mut rest = rest;
+                rest.finish();
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for PublisherConfirm {
@@ -49,7 +143,7 @@ impl std::fmt::Debug for PublisherConfirm {
 impl PublisherConfirm {
     fn ready(result: Result<Confirmation>) -> Self {
         Self {
-            inner: Box::pin(std::future::ready(result)),
+            inner: ConfirmState::Ready(Some(result)),
         }
     }
 }
@@ -58,7 +152,13 @@ impl Future for PublisherConfirm {
     type Output = Result<Confirmation>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        match &mut self.inner {
+            ConfirmState::Ready(r) => Poll::Ready(
+                r.take()
+                    .unwrap_or_else(|| Err(nats_error("the confirm was already taken"))),
+            ),
+            ConfirmState::Pending(o) => o.poll_acks(cx),
+        }
     }
 }
 
@@ -269,32 +369,8 @@ impl Channel {
         if !confirm {
             return Ok(PublisherConfirm::ready(Ok(Confirmation::NotRequested)));
         }
-        self.inner.publish_state().inflight += 1;
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let channel = self.inner.clone();
-        tokio::spawn(async move {
-            let mut answer = Ok(Confirmation::Ack(None));
-            for ack in acks {
-                match ack.await {
-                    Ok(_) => {}
-                    Err(e) if e.is_api(ErrorCode::STREAM_STORE_FAILED) => {
-                        answer = Ok(Confirmation::Nack(None));
-                    }
-                    Err(e) => answer = Err(nats_error(e)),
-                }
-            }
-            if let Some(Err(e)) = channel.closed_error().map(Err::<(), _>) {
-                answer = Err(e);
-            }
-            channel.publish_state().inflight -= 1;
-            channel.confirmed.notify_waiters();
-            let _ = tx.send(answer);
-        });
         Ok(PublisherConfirm {
-            inner: Box::pin(async move {
-                rx.await
-                    .unwrap_or_else(|_| Err(nats_error("the channel's confirm task stopped")))
-            }),
+            inner: ConfirmState::Pending(Box::new(Outstanding::new(self.inner.clone(), acks))),
         })
     }
 

@@ -13,7 +13,8 @@ use amqp_compat::options::{
 };
 use amqp_compat::types::{AMQPValue, FieldTable};
 use amqp_compat::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    ExchangeKind,
 };
 use futures_util::StreamExt;
 use nats_tests::Cluster;
@@ -64,6 +65,24 @@ async fn connect(url: &str) -> (Connection, Channel) {
     }
 }
 
+/// A new connection consuming [`QUEUE`] with `prefetch`.
+async fn consume(url: &str, prefetch: u16) -> (Connection, Channel, Consumer) {
+    let (conn, ch) = connect(url).await;
+    ch.basic_qos(prefetch, BasicQosOptions::default())
+        .await
+        .unwrap();
+    let consumer = ch
+        .basic_consume(
+            QUEUE.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    (conn, ch, consumer)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d_queue_is_recreated_from_its_checkpoint_after_its_server_is_lost() {
     let mut cluster = Cluster::start(3);
@@ -107,17 +126,7 @@ async fn d_queue_is_recreated_from_its_checkpoint_after_its_server_is_lost() {
 
     // Consume and ack 0..40, then let the checkpoint catch up and close.
     {
-        let (conn, cch) = connect(&url).await;
-        cch.basic_qos(10, BasicQosOptions::default()).await.unwrap();
-        let mut consumer = cch
-            .basic_consume(
-                QUEUE.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .unwrap();
+        let (conn, cch, mut consumer) = consume(&url, 10).await;
         for expected in 0..40u32 {
             let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
                 .await
@@ -158,17 +167,7 @@ async fn d_queue_is_recreated_from_its_checkpoint_after_its_server_is_lost() {
     }
 
     // A new consumer gets everything from 40 on (some of 0..40 may come again).
-    let (_conn, cch) = connect(&url).await;
-    cch.basic_qos(50, BasicQosOptions::default()).await.unwrap();
-    let mut consumer = cch
-        .basic_consume(
-            QUEUE.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let (_conn, cch, mut consumer) = consume(&url, 50).await;
     let mut missing: BTreeSet<u32> = (40..120).collect();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !missing.is_empty() {

@@ -1,6 +1,7 @@
 //! Side-by-side benchmark: this client (`nats_client`), async-nats, and a raw-socket "limit"
 //! client, against one `nats-server` started for the run. See bench/README.md.
 
+mod amqp;
 mod common;
 mod kv;
 mod limit;
@@ -44,6 +45,16 @@ struct Args {
     /// (ratios need ours and async-nats; "of limit" needs the limit). Useful for profiling.
     #[arg(long = "client", value_enum)]
     clients: Vec<ClientKind>,
+    /// Run the AMQP comparison instead: amqp-compat on nats-server vs lapin on RabbitMQ
+    /// (`--scenario amqp-publish` etc. selects cases; see bench/README.md).
+    #[arg(long)]
+    amqp: bool,
+    /// With `--amqp`: nats-server is a 3-node cluster (durable queues are R3 streams).
+    #[arg(long)]
+    amqp_cluster: bool,
+    /// With `--amqp`: run only these sides (repeatable). Default: all.
+    #[arg(long = "amqp-side", value_enum)]
+    amqp_sides: Vec<amqp::Side>,
     /// Requests in the memory scenario.
     #[arg(long, default_value_t = 1_000_000)]
     memory_requests: u64,
@@ -94,6 +105,15 @@ const SETTLE: Duration = Duration::from_millis(200);
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.amqp {
+        return amqp::main(amqp::Options {
+            runs: args.runs.max(1),
+            filters: args.scenarios,
+            cluster: args.amqp_cluster,
+            warmup: !args.no_warmup,
+            sides: args.amqp_sides,
+        });
+    }
     for f in &args.scenarios {
         if f != MEMORY
             && f != "all"

@@ -93,7 +93,9 @@ impl TopologyStore {
         let bucket = bucket_name(namespace);
         let kv = match js.key_value(&bucket).await {
             Ok(kv) => kv,
-            Err(KvError::BucketNotFound { .. }) => create_bucket(js, &bucket).await?,
+            Err(KvError::BucketNotFound { .. }) => {
+                create_bucket(js, &bucket, "amqp-compat topology").await?
+            }
             Err(e) => return Err(nats_error(e)),
         };
         migrate::convert(&kv).await?;
@@ -391,10 +393,16 @@ fn apply_to(t: &mut Topology, e: &kv::Entry) {
     }
 }
 
-async fn create_bucket(js: &jetstream::Context, bucket: &str) -> Result<kv::Store> {
+/// Creates KV bucket `bucket` (history 1, no expiry): three replicas where the cluster has
+/// them, else one.
+pub(crate) async fn create_bucket(
+    js: &jetstream::Context,
+    bucket: &str,
+    description: &str,
+) -> Result<kv::Store> {
     let config = |replicas| kv::Config {
         bucket: bucket.to_owned(),
-        description: Some("amqp-compat topology".to_owned()),
+        description: Some(description.to_owned()),
         history: 1,
         num_replicas: replicas,
         max_consumers: 100_000,

@@ -1,0 +1,115 @@
+//! amqp-compat on a real JetStream server: confirms dropped unawaited still count for
+//! `wait_for_confirms`, and a consumer gets each delivery as it arrives, not when its pull's
+//! batch fills or expires.
+
+use std::time::{Duration, Instant};
+
+use amqp_compat::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use amqp_compat::types::FieldTable;
+use amqp_compat::{BasicProperties, Channel, Connection, ConnectionProperties};
+use futures_util::StreamExt;
+use nats_tests::NatsServer;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn channel(server: &NatsServer, queue: &str) -> (Connection, Channel) {
+    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("queue_declare");
+    (conn, ch)
+}
+
+async fn publish(ch: &Channel, queue: &str, body: &[u8]) -> amqp_compat::PublisherConfirm {
+    ch.basic_publish(
+        "".into(),
+        queue.into(),
+        BasicPublishOptions::default(),
+        body,
+        BasicProperties::default().with_delivery_mode(2),
+    )
+    .await
+    .expect("basic_publish")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn confirms_dropped_unawaited_still_count_for_wait_for_confirms() {
+    let server = NatsServer::jetstream();
+    let (_conn, ch) = channel(&server, "dropped").await;
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirm_select");
+    for i in 0..200u32 {
+        drop(publish(&ch, "dropped", &i.to_be_bytes()).await);
+    }
+    let returned = tokio::time::timeout(WAIT, ch.wait_for_confirms())
+        .await
+        .expect("every confirm resolves")
+        .expect("no channel error");
+    assert!(returned.is_empty());
+    // Confirmed means stored: all 200 are in the queue once wait_for_confirms returns.
+    let q = ch
+        .queue_declare(
+            "dropped".into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("passive declare");
+    assert_eq!(q.message_count(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_is_not_held_until_the_pull_expires() {
+    let server = NatsServer::jetstream();
+    let (_conn, ch) = channel(&server, "rpc").await;
+    ch.basic_qos(500, BasicQosOptions::default())
+        .await
+        .expect("basic_qos");
+    let mut consumer = ch
+        .basic_consume(
+            "rpc".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic_consume");
+    // One message at a time, far fewer than a pull asks for: each must come through without
+    // waiting for the pull to expire (500 ms), which made 20 round trips take 10 s or more.
+    let rounds = 20u32;
+    let start = Instant::now();
+    for i in 0..rounds {
+        drop(publish(&ch, "rpc", &i.to_be_bytes()).await);
+        let d = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("a delivery in time")
+            .expect("the stream goes on")
+            .expect("a delivery");
+        assert_eq!(d.data, i.to_be_bytes());
+        ch.basic_ack(d.delivery_tag, BasicAckOptions::default())
+            .await
+            .expect("ack");
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "{rounds} round trips took {took:?}: deliveries wait for the pull to end"
+    );
+}
