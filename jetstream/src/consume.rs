@@ -2,22 +2,19 @@
 //! open, top it up as messages are taken, watch idle heartbeats, and pull afresh after a
 //! reconnect, a missed heartbeat or a leader change.
 
-use std::collections::HashSet;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use futures_core::Stream;
-use futures_util::StreamExt;
-use nats_client::{Event, Message, Subscriber};
-use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
 use crate::consumer::Consumer;
 use crate::error::JetStreamError;
 use crate::message::JsMessage;
 use crate::priority::{PriorityGroup, repin_interval};
-use crate::pull::{EXPIRY_GRACE, PullRequest, Status, classify};
+use crate::pull::PullRequest;
+use crate::puller::Puller;
 
 /// Options of [`Consumer::consume`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,29 +113,14 @@ impl Consumer {
         } else {
             None
         };
-        let mut puller = Puller {
-            consumer: self.clone(),
-            leader_sub,
-            next_subject: self.next_subject(),
-            inbox,
-            sub,
-            events: Some(events),
-            options: ConsumeOptions {
-                max_messages: options.max_messages.max(1),
-                // The server refuses a heartbeat longer than half the expiry.
-                idle_heartbeat: options.idle_heartbeat.min(expires / 2),
-                expires,
-                ..options
-            },
-            pending_msgs: 0,
-            pending_bytes: 0,
-            watchdog: Instant::now(),
-            pull_after: None,
-            repin,
-            repin_at: None,
-            overlap: None,
-            done: false,
+        let options = ConsumeOptions {
+            max_messages: options.max_messages.max(1),
+            // The server refuses a heartbeat longer than half the expiry.
+            idle_heartbeat: options.idle_heartbeat.min(expires / 2),
+            expires,
+            ..options
         };
+        let mut puller = Puller::new(self.clone(), sub, inbox, leader_sub, events, options, repin);
         // The first pull goes out now, so messages flow while the caller gets ready.
         puller.pull().await?;
         let keepalive = repin.map(|every| {
@@ -150,12 +132,8 @@ impl Consumer {
                 every,
             )))
         });
-        let stream = futures_util::stream::unfold(puller, |mut p| async move {
-            let item = p.next().await?;
-            Some((item, p))
-        });
         Ok(Messages {
-            inner: Box::pin(stream),
+            puller,
             _keepalive: keepalive,
         })
     }
@@ -164,7 +142,7 @@ impl Consumer {
 /// The stream returned by [`Consumer::consume`] and [`Consumer::messages`]. Dropping it stops
 /// pulling (the server lets the open pull request expire).
 pub struct Messages {
-    inner: Pin<Box<dyn Stream<Item = Result<JsMessage, JetStreamError>> + Send>>,
+    puller: Puller,
     _keepalive: Option<KeepPin>,
 }
 
@@ -222,293 +200,6 @@ impl Stream for Messages {
     type Item = Result<JsMessage, JetStreamError>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.inner.as_mut().poll_next(cx)
-    }
-}
-
-/// The state behind [`Messages`].
-struct Puller {
-    consumer: Consumer,
-    /// The consumer's leader-elected advisories (replicated consumers only).
-    leader_sub: Option<Subscriber>,
-    next_subject: String,
-    inbox: String,
-    sub: Subscriber,
-    /// Connection events; `None` once the channel is closed.
-    events: Option<broadcast::Receiver<Event>>,
-    options: ConsumeOptions,
-    /// Messages (and bytes) asked for and not yet received.
-    pending_msgs: usize,
-    pending_bytes: usize,
-    /// Heartbeats on: when two intervals will have passed without traffic. Off: when the
-    /// newest pull request will have expired.
-    watchdog: Instant,
-    /// Do not pull before this (after a refusal, so a refusing server is not hammered).
-    pull_after: Option<Instant>,
-    /// Pinned-client consumers: pull at least this often, so the pin does not lapse
-    /// (the server renews it only when a pull carrying it arrives).
-    repin: Option<Duration>,
-    /// When the next such pull is due.
-    repin_at: Option<Instant>,
-    /// Open while the client moves off a lame-duck server (see [`Overlap`]).
-    overlap: Option<Overlap>,
-    done: bool,
-}
-
-/// While the client moves off a lame-duck server, the inbox is subscribed on both servers
-/// and whatever the JetStream server sends to it arrives twice. Both copies carry the same
-/// ack subject (a real redelivery has another delivery count and consumer sequence), so
-/// the copies are recognised by it and dropped. The window opens on the lame-duck event and
-/// closes [`OVERLAP_AFTER_MOVE`] after the reconnect that follows (or after
-/// [`OVERLAP_MAX`]).
-struct Overlap {
-    until: Instant,
-    seen: HashSet<String>,
-}
-
-/// How long after the move to the new server copies may still come through the old one.
-const OVERLAP_AFTER_MOVE: Duration = Duration::from_secs(10);
-/// The longest the window stays open when no reconnect follows the lame-duck event.
-const OVERLAP_MAX: Duration = Duration::from_secs(60);
-/// Most ack subjects remembered in the window (a bound on memory at any rate).
-const OVERLAP_CAPACITY: usize = 1 << 17;
-
-impl Overlap {
-    /// Whether `reply` was seen before in this window (a copy); remembers it.
-    fn is_copy(&mut self, reply: &str) -> bool {
-        if self.seen.len() >= OVERLAP_CAPACITY {
-            self.seen.clear();
-        }
-        !self.seen.insert(reply.to_owned())
-    }
-}
-
-impl Puller {
-    fn heartbeat(&self) -> Duration {
-        self.options.idle_heartbeat
-    }
-
-    fn reset(&mut self) {
-        self.pending_msgs = 0;
-        self.pending_bytes = 0;
-    }
-
-    fn feed_watchdog(&mut self) {
-        let hb = self.heartbeat();
-        if !hb.is_zero() {
-            self.watchdog = Instant::now() + 2 * hb;
-        }
-    }
-
-    fn wants_pull(&self) -> bool {
-        let o = &self.options;
-        let now = Instant::now();
-        let below_msgs = self.pending_msgs <= o.max_messages / 2;
-        let below_bytes = o.max_bytes > 0 && self.pending_bytes <= o.max_bytes / 2;
-        let repin_due = self.repin_at.is_some_and(|t| now >= t);
-        (below_msgs || below_bytes || repin_due) && self.pull_after.is_none_or(|t| now >= t)
-    }
-
-    async fn pull(&mut self) -> Result<(), JetStreamError> {
-        let o = &self.options;
-        let batch = o.max_messages.saturating_sub(self.pending_msgs).max(1);
-        let max_bytes = if o.max_bytes > 0 {
-            o.max_bytes.saturating_sub(self.pending_bytes).max(1)
-        } else {
-            0
-        };
-        let request = PullRequest {
-            batch,
-            expires: o.expires,
-            max_bytes,
-            no_wait: false,
-            idle_heartbeat: o.idle_heartbeat,
-            priority: self.consumer.pull_priority(o.priority_group.as_ref()),
-        };
-        self.consumer
-            .send_pull(&self.next_subject, &self.inbox, &request)
-            .await?;
-        self.pending_msgs += batch;
-        self.pending_bytes += max_bytes;
-        self.pull_after = None;
-        self.repin_at = self.repin.map(|every| Instant::now() + every);
-        if self.heartbeat().is_zero() {
-            self.watchdog = Instant::now() + o.expires + EXPIRY_GRACE;
-        } else {
-            self.feed_watchdog();
-        }
-        Ok(())
-    }
-
-    fn settle(&mut self, pending: Option<(usize, usize)>) {
-        match pending {
-            Some((n, b)) => {
-                self.pending_msgs = self.pending_msgs.saturating_sub(n);
-                self.pending_bytes = self.pending_bytes.saturating_sub(b);
-            }
-            None => self.reset(),
-        }
-    }
-
-    /// Handles one message from the inbox; `Some` is an item for the caller.
-    fn handle(&mut self, msg: Message) -> Option<Result<JsMessage, JetStreamError>> {
-        self.feed_watchdog();
-        let Some(status) = classify(&msg) else {
-            if let Some(overlap) = self.overlap.as_mut() {
-                if Instant::now() >= overlap.until {
-                    self.overlap = None;
-                } else if let Some(reply) = &msg.reply
-                    && overlap.is_copy(reply)
-                {
-                    tracing::trace!(reply = %reply, "dropped a copy from the lame-duck overlap");
-                    return None;
-                }
-            }
-            if self.repin.is_some() {
-                self.consumer.pin.observe(&msg);
-            }
-            self.pending_msgs = self.pending_msgs.saturating_sub(1);
-            self.pending_bytes = self.pending_bytes.saturating_sub(msg.length);
-            return Some(Ok(self.consumer.wrap(msg)));
-        };
-        match status {
-            Status::Heartbeat => None,
-            Status::Ended { pending } => {
-                self.settle(pending);
-                None
-            }
-            Status::Reset => {
-                self.reset();
-                None
-            }
-            Status::PinMismatch { pending } => {
-                // The pin moved: pull again, without it, at once.
-                tracing::debug!(consumer = %self.consumer.name, "pin moved to another client");
-                self.consumer.pin.clear();
-                self.settle(pending);
-                self.pull_after = None;
-                None
-            }
-            Status::Report { pending } => {
-                self.settle(pending);
-                // A refusal would repeat at once: pause pulling for a moment.
-                self.pull_after = Some(Instant::now() + self.pause());
-                Some(Err(self.consumer.status_error(&msg)))
-            }
-            Status::Deleted => {
-                self.done = true;
-                Some(Err(self.consumer.deleted_error()))
-            }
-            Status::Fatal => {
-                self.done = true;
-                Some(Err(self.consumer.status_error(&msg)))
-            }
-        }
-    }
-
-    fn pause(&self) -> Duration {
-        let hb = self.heartbeat();
-        if hb.is_zero() {
-            Duration::from_secs(1)
-        } else {
-            hb.min(Duration::from_secs(1))
-        }
-    }
-
-    async fn next(&mut self) -> Option<Result<JsMessage, JetStreamError>> {
-        loop {
-            if self.done {
-                return None;
-            }
-            if self.wants_pull()
-                && let Err(e) = self.pull().await
-            {
-                if matches!(
-                    e,
-                    JetStreamError::Publish(nats_client::PublishError::Closed)
-                ) {
-                    self.done = true;
-                }
-                self.pull_after = Some(Instant::now() + self.pause());
-                return Some(Err(e));
-            }
-            let wake = [self.pull_after, self.repin_at]
-                .into_iter()
-                .flatten()
-                .fold(self.watchdog, Instant::min);
-            tokio::select! {
-                biased;
-                msg = self.sub.next() => match msg {
-                    Some(msg) => {
-                        if let Some(item) = self.handle(msg) {
-                            return Some(item);
-                        }
-                    }
-                    None => {
-                        self.done = true;
-                        return None;
-                    }
-                },
-                elected = recv_sub(&mut self.leader_sub) => match elected {
-                    Some(_) => {
-                        // The new leader knows nothing of pulls made to the old one.
-                        tracing::debug!(consumer = %self.consumer.name, "consumer leader elected; pulling afresh");
-                        self.reset();
-                        self.pull_after = None;
-                        self.feed_watchdog();
-                    }
-                    None => self.leader_sub = None,
-                },
-                event = recv_event(&mut self.events) => match event {
-                    Ok(Event::Reconnected { .. }) | Err(RecvError::Lagged(_)) => {
-                        // Requests made on the old connection may be gone with it.
-                        self.reset();
-                        self.pull_after = None;
-                        if let Some(overlap) = self.overlap.as_mut() {
-                            overlap.until = Instant::now() + OVERLAP_AFTER_MOVE;
-                        }
-                    }
-                    Ok(Event::LameDuck { .. }) => {
-                        self.overlap = Some(Overlap {
-                            until: Instant::now() + OVERLAP_MAX,
-                            seen: HashSet::new(),
-                        });
-                    }
-                    Ok(_) => {}
-                    Err(RecvError::Closed) => self.events = None,
-                },
-                () = tokio::time::sleep_until(wake) => {
-                    let now = Instant::now();
-                    if now >= self.watchdog {
-                        self.reset();
-                        let hb = self.heartbeat();
-                        if !hb.is_zero() {
-                            self.feed_watchdog();
-                            return Some(Err(JetStreamError::HeartbeatMissed {
-                                stream: self.consumer.stream.clone(),
-                                consumer: self.consumer.name.clone(),
-                                interval: hb,
-                            }));
-                        }
-                        // Without heartbeats, the request just ran out: pull again.
-                        self.watchdog = now + self.options.expires + EXPIRY_GRACE;
-                    }
-                }
-            }
-        }
-    }
-}
-
-async fn recv_sub(sub: &mut Option<Subscriber>) -> Option<Message> {
-    match sub {
-        Some(sub) => sub.next().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn recv_event(events: &mut Option<broadcast::Receiver<Event>>) -> Result<Event, RecvError> {
-    match events {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
+        self.puller.poll_item(cx)
     }
 }

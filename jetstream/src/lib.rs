@@ -69,6 +69,7 @@ mod priority;
 mod publish;
 mod publisher;
 mod pull;
+mod puller;
 mod stored;
 mod stream;
 

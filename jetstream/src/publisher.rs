@@ -117,23 +117,30 @@ enum State {
 #[must_use = "the ack future tells whether the message was stored"]
 pub struct PublishAckFuture {
     inner: Inner,
-    subject: Arc<str>,
 }
 
 #[allow(clippy::large_enum_variant)] // boxing would cost every plain publish an allocation
 enum Inner {
     /// Driven by whoever awaits it.
     Here(Attempts),
-    /// Driven by a task (aborted when this is dropped).
-    Task(tokio::task::JoinHandle<Result<PubAck, JetStreamError>>),
+    /// Driven by a task (aborted when this is dropped); the subject is kept for `Debug`.
+    Task(
+        tokio::task::JoinHandle<Result<PubAck, JetStreamError>>,
+        Arc<str>,
+    ),
 }
 
 impl std::fmt::Debug for PublishAckFuture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut d = f.debug_struct("PublishAckFuture");
-        d.field("subject", &self.subject);
-        if let Inner::Here(a) = &self.inner {
-            d.field("attempt", &a.attempt);
+        match &self.inner {
+            Inner::Here(a) => {
+                d.field("subject", &a.request.subject);
+                d.field("attempt", &a.attempt);
+            }
+            Inner::Task(_, subject) => {
+                d.field("subject", subject);
+            }
         }
         d.finish_non_exhaustive()
     }
@@ -141,7 +148,7 @@ impl std::fmt::Debug for PublishAckFuture {
 
 impl Drop for PublishAckFuture {
     fn drop(&mut self) {
-        if let Inner::Task(task) = &self.inner {
+        if let Inner::Task(task, _) = &self.inner {
             task.abort();
         }
     }
@@ -153,7 +160,7 @@ impl Future for PublishAckFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match &mut self.inner {
             Inner::Here(attempts) => Pin::new(attempts).poll(cx),
-            Inner::Task(task) => Poll::Ready(match ready!(Pin::new(task).poll(cx)) {
+            Inner::Task(task, _) => Poll::Ready(match ready!(Pin::new(task).poll(cx)) {
                 Ok(result) => result,
                 // Only a panic or a runtime shutting down ends the task otherwise.
                 Err(_) => Err(JetStreamError::Request(RequestError::Closed)),
@@ -203,25 +210,19 @@ impl Future for Attempts {
                         }
                     };
                     this.state = State::Done;
-                    let since = *this.first_failure.get_or_insert_with(Instant::now);
-                    let budget = Budget {
-                        attempt: this.attempt,
-                        attempts: this.attempts,
-                        failing_for: since.elapsed(),
-                        retry_for: this.retry_for,
-                        wait: this.wait,
-                        timeout: this.request.timeout.unwrap_or_default(),
-                    };
                     let subject = &this.request.subject;
                     let retry = match polled {
                         Ok(reply) => match decode_pub_ack(subject, &reply) {
-                            Err(e) => match api_retry(&e, this.has_msg_id, budget) {
+                            Err(e) => match api_retry(&e, this.has_msg_id, this.budget()) {
                                 Some(pause) => Retry::After(pause),
                                 None => Retry::Fail(e),
                             },
                             ok => return Poll::Ready(ok),
                         },
-                        Err(e) => after_failure(e, subject, this.has_msg_id, budget),
+                        Err(e) => {
+                            let budget = this.budget();
+                            after_failure(e, &this.request.subject, this.has_msg_id, budget)
+                        }
                     };
                     match retry {
                         Retry::Fail(e) => return Poll::Ready(Err(e)),
@@ -244,6 +245,22 @@ impl Future for Attempts {
                     return Poll::Ready(Err(JetStreamError::Request(RequestError::Closed)));
                 }
             }
+        }
+    }
+}
+
+impl Attempts {
+    /// What is left for retries after the attempt that just failed. Read only on a failure,
+    /// so an ack that arrives costs no clock read.
+    fn budget(&mut self) -> Budget {
+        let since = *self.first_failure.get_or_insert_with(Instant::now);
+        Budget {
+            attempt: self.attempt,
+            attempts: self.attempts,
+            failing_for: since.elapsed(),
+            retry_for: self.retry_for,
+            wait: self.wait,
+            timeout: self.request.timeout.unwrap_or_default(),
         }
     }
 }
@@ -307,8 +324,13 @@ impl Context {
         let has_msg_id = request.headers.as_ref().is_some_and(|h| h.contains(MSG_ID));
         // Watch from before the send: an election after it must trigger the resend.
         let leader_change = has_msg_id.then(|| self.leaders.next(&self.client));
-        let reply = self.window.send(&request).await.map_err(send_error)?;
-        let subject: Arc<str> = request.subject.as_str().into();
+        // The waiting path is boxed: its future is several times the size of the rest, and
+        // would otherwise be carried (and moved) by every publish that never waits.
+        let sent = match self.window.try_send(&request) {
+            Some(sent) => sent,
+            None => Box::pin(self.window.send(&request)).await,
+        };
+        let reply = sent.map_err(send_error)?;
         let attempts = Attempts {
             window: self.window.clone(),
             state: State::Waiting(reply),
@@ -325,11 +347,12 @@ impl Context {
             leaders: self.leaders.clone(),
         };
         let inner = if has_msg_id {
-            Inner::Task(tokio::spawn(attempts))
+            let subject = attempts.request.subject.as_str().into();
+            Inner::Task(tokio::spawn(attempts), subject)
         } else {
             Inner::Here(attempts)
         };
-        Ok(PublishAckFuture { inner, subject })
+        Ok(PublishAckFuture { inner })
     }
 
     /// Acks outstanding from [`publish_async`](Context::publish_async) right now.

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use nats_proto::{HeaderMap, StatusCode};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, TryAcquireError, oneshot};
 
 use crate::client::Client;
 use crate::error::{ClientError, PublishError, RequestError};
@@ -233,6 +233,29 @@ impl RequestWindow {
             .await
     }
 
+    /// [`send`](RequestWindow::send) without waiting: `None` when no slot is free or the
+    /// client's write buffer is full right now (then `send` waits for room). Lets a caller
+    /// keep the waiting path, and its larger future, off the common case.
+    pub fn try_send(&self, request: &Request) -> Option<Result<ReplyFuture, RequestError>> {
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(TryAcquireError::NoPermits) => return None,
+            Err(TryAcquireError::Closed) => return Some(Err(RequestError::Closed)),
+        };
+        let timeout = request
+            .timeout
+            .unwrap_or(self.client.shared().opts().request_timeout);
+        self.client
+            .try_start_request(
+                &request.subject,
+                request.headers.as_ref(),
+                &request.payload,
+                Some(timeout),
+                permit,
+            )
+            .transpose()
+    }
+
     /// How many requests may be in flight at once.
     pub fn capacity(&self) -> usize {
         self.capacity
@@ -340,13 +363,44 @@ impl Client {
         timeout: Option<Duration>,
         permit: Option<OwnedSemaphorePermit>,
     ) -> Result<ReplyFuture, RequestError> {
+        let (future, reply) = self.register_request(subject, timeout, permit)?;
+        self.publish_message(subject, Some(&reply), headers, payload)
+            .await?;
+        Ok(future)
+    }
+
+    /// [`Client::start_request`] when the write buffer has room now; `None` (and nothing
+    /// registered) when it is full.
+    fn try_start_request(
+        &self,
+        subject: &str,
+        headers: Option<&HeaderMap>,
+        payload: &[u8],
+        timeout: Option<Duration>,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Option<ReplyFuture>, RequestError> {
+        let (future, reply) = self.register_request(subject, timeout, Some(permit))?;
+        // Full: dropping the future cancels the entry and gives the slot back.
+        let sent = self
+            .shared()
+            .try_publish(subject, Some(&reply), headers, payload)?;
+        Ok(sent.then_some(future))
+    }
+
+    /// Registers a one-reply entry: its future (dropping it cancels the entry) and the reply
+    /// subject to publish with.
+    fn register_request(
+        &self,
+        subject: &str,
+        timeout: Option<Duration>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) -> Result<(ReplyFuture, String), RequestError> {
         self.ensure_request_inbox(subject)?;
         let shared = self.shared_arc();
         if timeout.is_some() && shared.requests().start_ticker() {
             tokio::spawn(tick(Arc::downgrade(shared)));
         }
         let (ticket, rx) = shared.requests().register(subject, timeout, permit);
-        // Built before publishing: if the publish fails, dropping it cancels the entry.
         let future = ReplyFuture {
             shared: shared.clone(),
             token: ticket.token,
@@ -355,9 +409,7 @@ impl Client {
             rx,
             done: false,
         };
-        self.publish_message(subject, Some(&ticket.reply), headers, payload)
-            .await?;
-        Ok(future)
+        Ok((future, ticket.reply))
     }
 
     /// Creates the wildcard reply subscription on first use. `subject` is the request's, for
