@@ -23,9 +23,7 @@ async fn lame_duck_move_skips_a_stale_pong_and_answers_the_old_servers_ping() {
     let flush = tokio::spawn(async move { flusher.flush().await });
     c1.until(|op| *op == ClientOp::Ping).await;
     // The old server holds that PONG back, and announces lame duck.
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    enter_lame_duck(&mut c1, "s1").await;
     let mut c2 = s2.accept_client(&info("s2")).await;
     // The re-sent SUBs, the probe's SUB and PINGs (the requeued flush's, the probe's) in
     // whichever order the writer takes them: answer every PING until the probe's is answered.
@@ -104,22 +102,8 @@ async fn lame_duck_move_completes_a_cut_publish_on_the_old_connection_only() {
     let payload = vec![b'z'; 1000];
     client.publish("big", &payload).await.expect("buffered");
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
-    // The old server, from now on: reads every op (a malformed one fails the test) and
-    // answers PINGs.
-    let (go, gate) = tokio::sync::oneshot::channel::<()>();
-    let (ops_tx, mut ops) = tokio::sync::mpsc::unbounded_channel();
-    let old = tokio::spawn(async move {
-        let _ = gate.await;
-        while let Some(op) = c1.next_op().await {
-            if op == ClientOp::Ping {
-                c1.send(ServerOp::Pong).await;
-            }
-            let _ = ops_tx.send(op);
-        }
-    });
+    enter_lame_duck(&mut c1, "s1").await;
+    let (go, mut ops, old) = serve_old(c1);
     let mut c2 = s2.accept_client(&info("s2")).await;
     let _ = go.send(());
     let mut probe = None;
@@ -200,6 +184,36 @@ async fn lame_duck_move_completes_a_cut_publish_on_the_old_connection_only() {
     );
 }
 
+/// Puts the server behind `conn` (named `name`) into lame-duck mode: an INFO with `ldm`.
+async fn enter_lame_duck(conn: &mut FakeConn, name: &str) {
+    let mut ldm = info(name);
+    ldm.ldm = true;
+    conn.send(ServerOp::Info(Box::new(ldm))).await;
+}
+
+/// The old server from the moment `go` fires: reads every op (a malformed one fails the
+/// test), answers PINGs and passes each op on.
+fn serve_old(
+    mut conn: FakeConn,
+) -> (
+    tokio::sync::oneshot::Sender<()>,
+    tokio::sync::mpsc::UnboundedReceiver<ClientOp>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (go, gate) = tokio::sync::oneshot::channel::<()>();
+    let (ops_tx, ops) = tokio::sync::mpsc::unbounded_channel();
+    let old = tokio::spawn(async move {
+        let _ = gate.await;
+        while let Some(op) = conn.next_op().await {
+            if op == ClientOp::Ping {
+                conn.send(ServerOp::Pong).await;
+            }
+            let _ = ops_tx.send(op);
+        }
+    });
+    (go, ops, old)
+}
+
 /// Reads the new connection's ops, answering its PINGs, until the probe subscription's SUB is
 /// proven by a PONG; returns the probe (subject, sid) and the other ops read.
 async fn until_probe_proven(conn: &mut FakeConn) -> ((String, u64), Vec<ClientOp>) {
@@ -234,9 +248,7 @@ async fn losing_the_new_connection_during_a_lame_duck_move_keeps_the_old_one() {
     assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
     // s1 takes nobody new; it announces lame duck.
     drop(s1);
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    enter_lame_duck(&mut c1, "s1").await;
     // The move starts on s2, which dies before it proved anything.
     let mut c2 = s2.accept_client(&info("s2")).await;
     c2.until(|op| matches!(op, ClientOp::Sub { subject, .. } if subject.ends_with(".ldm")))
@@ -299,20 +311,8 @@ async fn a_pong_owed_to_the_old_server_at_the_move_goes_to_it_not_to_the_new_one
     tokio::time::sleep(Duration::from_millis(10)).await;
     c1.send(ServerOp::Ping).await;
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
-    let (go, gate) = tokio::sync::oneshot::channel::<()>();
-    let (ops_tx, mut ops) = tokio::sync::mpsc::unbounded_channel();
-    let old = tokio::spawn(async move {
-        let _ = gate.await;
-        while let Some(op) = c1.next_op().await {
-            if op == ClientOp::Ping {
-                c1.send(ServerOp::Pong).await;
-            }
-            let _ = ops_tx.send(op);
-        }
-    });
+    enter_lame_duck(&mut c1, "s1").await;
+    let (go, mut ops, old) = serve_old(c1);
     let mut c2 = s2.accept_client(&info("s2")).await;
     let _ = go.send(());
     let (probe, mut on_new) = until_probe_proven(&mut c2).await;
@@ -371,9 +371,7 @@ async fn a_cut_op_that_cannot_be_completed_at_the_move_goes_whole_to_the_new_ser
     let payload = vec![b'z'; 1000];
     client.publish("big", &payload).await.expect("buffered");
     tokio::time::sleep(Duration::from_millis(10)).await;
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    enter_lame_duck(&mut c1, "s1").await;
     let mut c2 = s2.accept_client(&info("s2")).await;
     let (_probe, on_new) = until_probe_proven(&mut c2).await;
     let whole = on_new.iter().any(|op| {
@@ -416,9 +414,7 @@ async fn a_long_reconnect_mid_move_never_unsubscribes_the_old_connection_meanwhi
     let mut sub = client.subscribe("a").await.expect("subscribed");
     assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
     drop(s1);
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    enter_lame_duck(&mut c1, "s1").await;
     // The move gets as far as probing the old server; then the new server dies, and no
     // server takes the client for ten seconds (well past the probe's 3 s).
     let mut c2 = s2.accept_client(&info("s2")).await;
@@ -465,16 +461,12 @@ async fn a_second_move_while_the_first_retirement_runs_keeps_both_old_connection
     let mut sub = client.subscribe("a").await.expect("subscribed");
     assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
     drop(s1);
-    let mut ldm = info("s1");
-    ldm.ldm = true;
-    c1.send(ServerOp::Info(Box::new(ldm))).await;
+    enter_lame_duck(&mut c1, "s1").await;
     let mut c2 = s2.accept_client(&info("s2")).await;
     let (probe1, _) = until_probe_proven(&mut c2).await;
     // s2 goes into lame duck too before s1's retirement is done.
     drop(s2);
-    let mut ldm = info("s2");
-    ldm.ldm = true;
-    c2.send(ServerOp::Info(Box::new(ldm))).await;
+    enter_lame_duck(&mut c2, "s2").await;
     let mut c3 = s3.accept_client(&info("s3")).await;
     let (probe2, on_new) = until_probe_proven(&mut c3).await;
     assert_ne!(probe1, probe2);
