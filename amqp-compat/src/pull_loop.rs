@@ -129,10 +129,16 @@ impl LoopArgs {
     }
 }
 
-/// The loop's pull requests on one JetStream consumer, all answered on one inbox.
+/// The loop's pull requests on one JetStream consumer, all answered on one subscription
+/// (`<inbox>.*`), each on its own reply subject (`<inbox>.<n>`), so the end of a pull we
+/// already gave up on is not taken for the end of the current one.
 struct Pulls {
     sub: nats_client::Subscriber,
     inbox: String,
+    /// The current pull's reply subject.
+    reply: String,
+    /// Pulls sent so far.
+    sent: u64,
     subject: String,
     client: nats_client::Client,
     ack_timeout: Duration,
@@ -157,10 +163,12 @@ impl Pulls {
     async fn open(conn: &ConnectionInner, p: &jetstream::Consumer) -> Option<Pulls> {
         let client = conn.client.clone();
         let inbox = client.new_inbox();
-        let sub = client.subscribe(inbox.clone()).await.ok()?;
+        let sub = client.subscribe(format!("{inbox}.*")).await.ok()?;
         Some(Pulls {
             sub,
             inbox,
+            reply: String::new(),
+            sent: 0,
             subject: format!(
                 "{}.CONSUMER.MSG.NEXT.{}.{}",
                 conn.js.prefix(),
@@ -179,9 +187,11 @@ impl Pulls {
             r#"{{"batch":{batch},"expires":{}}}"#,
             PULL_EXPIRES.as_nanos()
         );
+        self.sent += 1;
+        self.reply = format!("{}.{}", self.inbox, self.sent);
         let sent = self
             .client
-            .publish_with_reply(&self.subject, &self.inbox, request)
+            .publish_with_reply(&self.subject, &self.reply, request)
             .await;
         self.outstanding = batch;
         self.deadline = Instant::now() + PULL_EXPIRES + PULL_GRACE;
@@ -205,8 +215,11 @@ impl Pulls {
                     return Pulled::Ended;
                 }
             };
+            let current = &*msg.subject == self.reply.as_str();
             let Some(status) = msg.status else {
-                self.outstanding = self.outstanding.saturating_sub(1);
+                if current {
+                    self.outstanding = self.outstanding.saturating_sub(1);
+                }
                 return Pulled::Message(JsMessage::new(msg, self.client.clone(), self.ack_timeout));
             };
             let deleted = msg
@@ -214,8 +227,9 @@ impl Pulls {
                 .as_deref()
                 .is_some_and(|d| d.to_ascii_lowercase().contains("consumer deleted"));
             match status.as_u16() {
-                // Idle heartbeat.
+                // Idle heartbeat, or the end of a pull we already gave up on.
                 100 => {}
+                _ if !current => {}
                 // No messages, expired, or the pull ended (batch completed, max waiting...).
                 404 | 408 | 409 if !deleted => {
                     self.outstanding = 0;
