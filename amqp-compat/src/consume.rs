@@ -206,8 +206,15 @@ impl ChannelInner {
             }
         };
         self.window.notify_waiters();
+        // Checkpoints note each queue once per call (a `multiple` ack is usually one queue).
+        let mut touched: Option<&str> = None;
+        for (_, p) in &settled {
+            if touched != Some(p.queue.as_str()) {
+                self.conn.checkpoints.touch(&p.queue);
+                touched = Some(&p.queue);
+            }
+        }
         for (_, p) in settled {
-            self.conn.checkpoints.touch(&p.queue);
             let done = match how {
                 Settle::Ack => p.msg.ack().await,
                 Settle::Requeue => p.msg.nak().await,

@@ -7,12 +7,14 @@
 //! consumer's `ack_wait`. A cancel ends the loop at once; what the last pull still brings
 //! is returned to the queue (nak) by a task until that pull ends.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
 use jetstream::{ErrorCode, FetchOptions, JsMessage, PriorityGroup};
+use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
@@ -261,63 +263,77 @@ impl Pulls {
     }
 }
 
-/// The pull loop of one consumer.
-pub(crate) async fn pull_loop(a: LoopArgs) {
-    let mut puller: Option<(jetstream::Consumer, Option<Pulls>)> = None;
-    loop {
-        // Registered before the checks, so a wake-up between them is not lost.
-        let shared = a.channel.window.notified();
-        let own = a.own.settled.notified();
-        let stopped = a.stop.notify.notified();
-        tokio::pin!(shared, own, stopped);
+impl LoopArgs {
+    /// Waits until either window has room (a settled delivery, a `basic.qos`) or the
+    /// consumer is stopped. Messages a pull brings late wait in its subscription meanwhile,
+    /// as they should: the window is full.
+    async fn wait_for_room(&self, stopped: Pin<&mut Notified<'_>>) {
+        // Registered before the check, so a wake-up in between is not lost.
+        let shared = self.channel.window.notified();
+        let own = self.own.settled.notified();
+        tokio::pin!(shared, own);
         shared.as_mut().enable();
         own.as_mut().enable();
+        if self.room() > 0 {
+            return;
+        }
+        tokio::select! {
+            _ = shared => {}
+            _ = own => {}
+            _ = stopped => {}
+        }
+    }
+}
+
+/// Where a consumer's loop takes its messages from.
+enum Source {
+    /// Its own pull requests.
+    Pulls(Box<Pulls>),
+    /// A single-active-consumer queue: jetstream's fetch, which keeps the pin (the window is
+    /// 1 there, so a fetch ends with the first message).
+    Pinned,
+}
+
+/// The pull loop of one consumer.
+pub(crate) async fn pull_loop(a: LoopArgs) {
+    let mut puller: Option<(jetstream::Consumer, Source)> = None;
+    loop {
+        // Registered before the check, so a stop in between is not lost.
+        let stopped = a.stop.notify.notified();
+        tokio::pin!(stopped);
         stopped.as_mut().enable();
-        // Either window's change may make room.
-        let mut window = std::pin::pin!(async {
-            tokio::select! {
-                _ = &mut shared => {}
-                _ = &mut own => {}
-            }
-        });
         if a.stop.is_stopped() {
             break;
         }
-        let Some((p, pulls)) = &mut puller else {
+        let Some((p, source)) = &mut puller else {
             // Not resolved yet, or the queue's storage changed (rebound, deleted).
             if a.channel.conn.store.read(|t| t.queue(&a.queue).is_none()) {
                 return;
             }
-            match a.channel.puller(&a.queue).await {
-                Ok(Some(p)) => {
-                    let sac = !p.cached_info().config.priority_groups.is_empty();
-                    let pulls = match sac {
-                        true => None,
-                        false => Pulls::open(&a.channel.conn, &p).await,
-                    };
-                    puller = Some((p, pulls));
+            let resolved = match a.channel.puller(&a.queue).await {
+                Ok(Some(p)) if !p.cached_info().config.priority_groups.is_empty() => {
+                    Some((p, Source::Pinned))
                 }
-                _ => {
-                    tokio::select! {
-                        _ = tokio::time::sleep(SHORT_PULL) => {}
-                        _ = &mut stopped => {}
-                    }
+                Ok(Some(p)) => Pulls::open(&a.channel.conn, &p)
+                    .await
+                    .map(|pulls| (p, Source::Pulls(Box::new(pulls)))),
+                _ => None,
+            };
+            if resolved.is_none() {
+                tokio::select! {
+                    _ = tokio::time::sleep(SHORT_PULL) => {}
+                    _ = &mut stopped => {}
                 }
             }
+            puller = resolved;
             continue;
         };
         let room = a.room();
-        let Some(pulls) = pulls else {
-            // Single active consumer: jetstream's fetch keeps the pin (the window is 1
-            // there, so a fetch ends with the first message).
-            if room == 0 {
-                tokio::select! {
-                    _ = &mut window => {}
-                    _ = &mut stopped => {}
-                    _ = tokio::time::sleep(SHORT_PULL) => {}
-                }
-                continue;
-            }
+        if room == 0 {
+            a.wait_for_room(stopped).await;
+            continue;
+        }
+        let Source::Pulls(pulls) = source else {
             let fetch = FetchOptions {
                 batch: room.min(MAX_BATCH),
                 expires: SHORT_PULL,
@@ -342,12 +358,11 @@ pub(crate) async fn pull_loop(a: LoopArgs) {
             }
             continue;
         };
-        if pulls.outstanding == 0 && room > 0 && !pulls.request(room.min(MAX_BATCH)).await {
+        if pulls.outstanding == 0 && !pulls.request(room.min(MAX_BATCH)).await {
             puller = None;
             tokio::time::sleep(SHORT_PULL).await;
             continue;
         }
-        let idle = pulls.outstanding == 0;
         tokio::select! {
             pulled = pulls.next() => match pulled {
                 Pulled::Message(msg) => a.hand_over(msg).await,
@@ -360,12 +375,11 @@ pub(crate) async fn pull_loop(a: LoopArgs) {
                     tokio::time::sleep(SHORT_PULL).await;
                 }
             },
-            _ = &mut window, if idle => {}
             _ = &mut stopped => {}
         }
     }
-    if let Some((p, pulls)) = puller {
-        if let Some(pulls) = pulls {
+    if let Some((p, source)) = puller {
+        if let Source::Pulls(pulls) = source {
             pulls.drain();
         }
         // A single active consumer hands over at once (the next pull of another consumer
