@@ -132,8 +132,8 @@ impl LoopArgs {
 }
 
 /// The loop's pull requests on one JetStream consumer, all answered on one subscription
-/// (`<inbox>.*`), each on its own reply subject (`<inbox>.<n>`), so the end of a pull we
-/// already gave up on is not taken for the end of the current one.
+/// (`<inbox>.*`), each on its own reply subject (`<inbox>.<n>`), so the end-of-pull status
+/// of a pull we already gave up on is not taken for the end of the current one.
 struct Pulls {
     sub: nats_client::Subscriber,
     inbox: String,
@@ -217,17 +217,18 @@ impl Pulls {
                     return Pulled::Ended;
                 }
             };
-            let current = &*msg.subject == self.reply.as_str();
+            // A message keeps its stream subject, so it cannot tell which pull brought it
+            // (one of an earlier pull is rare: it counts against the current one); a status
+            // comes on its pull's reply subject.
             let Some(status) = msg.status else {
-                if current {
-                    self.outstanding = self.outstanding.saturating_sub(1);
-                }
+                self.outstanding = self.outstanding.saturating_sub(1);
                 return Pulled::Message(JsMessage::new(msg, self.client.clone(), self.ack_timeout));
             };
             let deleted = msg
                 .description
                 .as_deref()
                 .is_some_and(|d| d.to_ascii_lowercase().contains("consumer deleted"));
+            let current = &*msg.subject == self.reply.as_str();
             match status.as_u16() {
                 // Idle heartbeat, or the end of a pull we already gave up on.
                 100 => {}

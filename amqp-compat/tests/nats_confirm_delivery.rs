@@ -113,3 +113,46 @@ async fn a_delivery_is_not_held_until_the_pull_expires() {
         "{rounds} round trips took {took:?}: deliveries wait for the pull to end"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pull_that_has_brought_its_batch_is_followed_at_once() {
+    let server = NatsServer::jetstream();
+    let (_conn, ch) = channel(&server, "batches").await;
+    let total = 200u32;
+    for i in 0..total {
+        drop(publish(&ch, "batches", &i.to_be_bytes()).await);
+    }
+    ch.wait_for_confirms().await.expect("confirms");
+    ch.basic_qos(10, BasicQosOptions::default())
+        .await
+        .expect("basic_qos");
+    let mut consumer = ch
+        .basic_consume(
+            "batches".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("basic_consume");
+    // Twenty windows of 10: each pull asks for the window's room and is complete when that
+    // many came. Taking a complete pull for a running one until it expires (2 s) made this
+    // take 40 s or more.
+    let start = Instant::now();
+    for i in 0..total {
+        let d = tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("a delivery in time")
+            .expect("the stream goes on")
+            .expect("a delivery");
+        assert_eq!(d.data, i.to_be_bytes());
+        ch.basic_ack(d.delivery_tag, BasicAckOptions::default())
+            .await
+            .expect("ack");
+    }
+    let took = start.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "{total} deliveries in windows of 10 took {took:?}: complete pulls wait for their expiry"
+    );
+}
