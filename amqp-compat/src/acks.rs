@@ -40,6 +40,12 @@ impl<T> Unacked<T> {
         self.last_tag
     }
 
+    /// The tag the next delivery will get, without using it up (RabbitMQ gives it to direct
+    /// replies).
+    pub fn peek_next_tag(&self) -> u64 {
+        self.last_tag + 1
+    }
+
     /// Records a delivery that must be settled; returns its tag.
     pub fn deliver(&mut self, handle: T) -> u64 {
         let tag = self.next_tag();

@@ -48,6 +48,8 @@ pub(crate) struct ChannelInner {
     pub(crate) publish: Mutex<crate::publish::PublishState>,
     /// Signalled when a confirm resolves.
     pub(crate) confirmed: tokio::sync::Notify,
+    /// The direct reply-to consumer (`crate::direct_reply`).
+    pub(crate) reply: crate::direct_reply::ReplySlot,
 }
 
 /// How a delivery is settled.
@@ -180,6 +182,7 @@ impl Channel {
                 window: tokio::sync::Notify::new(),
                 publish: Mutex::default(),
                 confirmed: tokio::sync::Notify::new(),
+                reply: Default::default(),
             }),
         }
     }
@@ -294,6 +297,9 @@ impl Channel {
         arguments: FieldTable,
     ) -> Result<Queue> {
         self.inner.check("queue.declare")?;
+        if let Some(pseudo) = crate::direct_reply::declare(&self.inner, queue.as_str()) {
+            return pseudo;
+        }
         let conn = &self.inner.conn;
         // Design B unless the queue asks for D (`x-nats-tier: consumer`) or the mapper's preset
         // names it a client queue (Wire's `user-notifications.<uid>.<cid>`); see placement.rs.

@@ -76,10 +76,28 @@ pub(crate) struct ConsumeState {
 pub struct Consumer {
     tag: ShortString,
     queue: ShortString,
-    rx: mpsc::UnboundedReceiver<Result<Delivery>>,
+    rx: Deliveries,
+}
+
+/// Where a consumer's deliveries come from.
+#[derive(Debug)]
+enum Deliveries {
+    /// Its pull loop.
+    Queue(mpsc::UnboundedReceiver<Result<Delivery>>),
+    /// The channel's direct reply-to inbox.
+    Replies(crate::direct_reply::Replies),
 }
 
 impl Consumer {
+    pub(crate) fn replies(
+        tag: ShortString,
+        queue: ShortString,
+        r: crate::direct_reply::Replies,
+    ) -> Self {
+        let rx = Deliveries::Replies(r);
+        Consumer { tag, queue, rx }
+    }
+
     /// The consumer tag (server-generated `amq.ctag-…` when none was given).
     pub fn tag(&self) -> ShortString {
         self.tag.clone()
@@ -95,7 +113,10 @@ impl Stream for Consumer {
     type Item = Result<Delivery>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        match &mut self.rx {
+            Deliveries::Queue(rx) => rx.poll_recv(cx),
+            Deliveries::Replies(r) => Pin::new(r).poll_next(cx),
+        }
     }
 }
 
@@ -264,6 +285,7 @@ impl ChannelInner {
     /// Stops every consumer (their streams get `err` when given) and requeues every unacked
     /// delivery, as RabbitMQ does when a channel closes.
     pub(crate) async fn release(&self, err: Option<Error>) {
+        crate::direct_reply::release(self, err.as_ref());
         let (consumers, unacked) = {
             let mut s = self.consume_state();
             let consumers: Vec<Running> = s.consumers.drain().map(|(_, r)| r).collect();
@@ -300,6 +322,11 @@ impl ChannelInner {
         if let Ok(Some(p)) = deleted {
             let _ = conn.drop_queue(&p, queue).await;
         }
+    }
+
+    /// True when `tag` names one of the channel's queue consumers.
+    pub(crate) fn has_consumer(&self, tag: &str) -> bool {
+        self.consume_state().consumers.contains_key(tag)
     }
 
     /// Room left in the channel's shared (`global`) prefetch window (`usize::MAX` when
@@ -342,6 +369,9 @@ impl Channel {
         _arguments: FieldTable,
     ) -> Result<Consumer> {
         self.inner.check("basic.consume")?;
+        if queue.as_str() == crate::direct_reply::QUEUE {
+            return crate::direct_reply::consume(self, consumer_tag, options).await;
+        }
         let tag = match consumer_tag.as_str() {
             "" => generated_name("amq.ctag-"),
             t => t.to_owned(),
@@ -393,7 +423,7 @@ impl Channel {
         Ok(Consumer {
             tag: tag.into(),
             queue,
-            rx,
+            rx: Deliveries::Queue(rx),
         })
     }
 
@@ -405,6 +435,9 @@ impl Channel {
         _options: BasicCancelOptions,
     ) -> Result<()> {
         self.inner.check("basic.cancel")?;
+        if crate::direct_reply::cancel(&self.inner, consumer_tag.as_str()) {
+            return Ok(());
+        }
         let running = self
             .inner
             .consume_state()

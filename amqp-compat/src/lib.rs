@@ -46,6 +46,7 @@ pub mod connection;
 pub mod connection_properties;
 pub mod consume;
 pub mod dead_letter;
+pub mod direct_reply;
 pub mod envelope;
 pub mod error;
 pub mod exchange;

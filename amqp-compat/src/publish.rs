@@ -203,6 +203,10 @@ impl ChannelInner {
         routing_key: &str,
         properties: &BasicProperties,
     ) -> Result<Route> {
+        // A direct reply goes to no queue (`direct_reply::send` takes it to its inbox).
+        if crate::direct_reply::is_reply(exchange, routing_key) {
+            return Ok(Route::default());
+        }
         let headers = properties.headers().as_ref();
         let cached = self
             .conn
@@ -317,6 +321,14 @@ impl Channel {
             Ok(r) => r,
             Err(e) => return Ok(self.inner.refuse(e)),
         };
+        let properties = match crate::direct_reply::rewrite_reply_to(&self.inner, properties) {
+            Ok(p) => p,
+            Err(e) => return Ok(self.inner.refuse(e)),
+        };
+        if crate::direct_reply::is_reply(exchange.as_str(), routing_key.as_str()) {
+            crate::direct_reply::send(&self.inner, routing_key.as_str(), payload, &properties)
+                .await?;
+        }
         let confirm = self.inner.publish_state().confirm;
         if route.is_unroutable() {
             if !options.mandatory {
