@@ -5,8 +5,8 @@
 //! [`Channel`] (exchanges, queues, bindings, `basic_publish` -> [`PublisherConfirm`],
 //! `basic_consume` -> [`Consumer`], qos, ack/nack/reject, get, cancel, confirms), [`Queue`];
 //! the topology shared through a KV bucket ([`store`]), a stream per queue ([`storage`], design
-//! B) or a consumer on an exchange stream ([`exchange_storage`], design D). `examples/wire.rs`
-//! runs Wire's usage end to end.
+//! B) or a consumer on an exchange stream ([`exchange_storage`], design D); RabbitMQ's direct
+//! reply-to on core NATS ([`direct_reply`]). `examples/wire.rs` runs Wire's usage end to end.
 //!
 //! The pure foundations (`docs/amqp-mapping.md` has the whole design):
 //! - lapin 4.12's data types: [`types`] (amq-protocol-types), [`BasicProperties`], the option

@@ -10,13 +10,15 @@ use amqp::{
     options as lo,
 };
 
-use crate::ops::{Backend, FullMsg, Msg, Obs, Op, render};
+use crate::ops::{Backend, FullMsg, Msg, Obs, Op, Reply, render, token_form};
 
 pub struct ClientBackend {
     name: &'static str,
     url: String,
     conns: HashMap<usize, (Connection, Channel)>,
     consumers: HashMap<String, Consumer>,
+    /// The `reply_to` the last `Serve` saw.
+    last_reply_to: Option<String>,
 }
 
 impl ClientBackend {
@@ -26,6 +28,7 @@ impl ClientBackend {
             url,
             conns: HashMap::new(),
             consumers: HashMap::new(),
+            last_reply_to: None,
         }
     }
 
@@ -72,6 +75,36 @@ fn done<T>(r: amqp::Result<T>) -> Obs {
     r.map_or_else(obs_err, |_| Obs::Ok)
 }
 
+/// Publishes and observes the confirm.
+async fn publish(
+    ch: &Channel,
+    exchange: &str,
+    key: &str,
+    options: lo::BasicPublishOptions,
+    body: &str,
+    props: BasicProperties,
+) -> Obs {
+    let confirm = match ch
+        .basic_publish(exchange.into(), key.into(), options, body.as_bytes(), props)
+        .await
+    {
+        Ok(c) => c,
+        Err(e) => return obs_err(e),
+    };
+    match confirm.await {
+        Ok(Confirmation::Ack(ret)) => Obs::Published {
+            ack: true,
+            returned: ret.map(|r| r.reply_code),
+        },
+        Ok(Confirmation::Nack(ret)) => Obs::Published {
+            ack: false,
+            returned: ret.map(|r| r.reply_code),
+        },
+        Ok(Confirmation::NotRequested) => Obs::Failure("confirms not on".into()),
+        Err(e) => obs_err(e),
+    }
+}
+
 fn kind(k: &amqp_compat::ExchangeKind) -> amqp::ExchangeKind {
     use amqp_compat::ExchangeKind as K;
     match k {
@@ -100,7 +133,7 @@ impl Backend for ClientBackend {
 
     async fn run(&mut self, op: &Op) -> Obs {
         let conn = match op {
-            Op::Receive { .. } => None,
+            Op::Receive { .. } | Op::ReceiveReplies { .. } => None,
             Op::DeclareExchange { conn, .. }
             | Op::DeleteExchange { conn, .. }
             | Op::DeclareQueue { conn, .. }
@@ -121,6 +154,10 @@ impl Backend for ClientBackend {
             | Op::Nack { conn, .. }
             | Op::Reject { conn, .. }
             | Op::Cancel { conn, .. }
+            | Op::ConsumeReplies { conn, .. }
+            | Op::Request { conn, .. }
+            | Op::Serve { conn, .. }
+            | Op::ReplyAgain { conn, .. }
             | Op::CloseConnection { conn } => Some(*conn),
         };
         if let Op::CloseConnection { conn } = op {
@@ -281,31 +318,72 @@ impl Backend for ClientBackend {
                     mandatory: *mandatory,
                     immediate: *immediate,
                 };
-                let confirm = match ch
-                    .basic_publish(
-                        exchange.as_str().into(),
-                        key.as_str().into(),
-                        o,
-                        body.as_bytes(),
-                        props,
-                    )
+                publish(ch, exchange, key, o, body, props).await
+            }
+            Op::ConsumeReplies { tag, no_ack, .. } => {
+                let o = lo::BasicConsumeOptions {
+                    no_ack: *no_ack,
+                    ..Default::default()
+                };
+                let queue = "amq.rabbitmq.reply-to";
+                match ch
+                    .basic_consume(queue.into(), tag.as_str().into(), o, Default::default())
                     .await
                 {
-                    Ok(c) => c,
-                    Err(e) => return obs_err(e),
-                };
-                match confirm.await {
-                    Ok(Confirmation::Ack(ret)) => Obs::Published {
-                        ack: true,
-                        returned: ret.map(|r| r.reply_code),
-                    },
-                    Ok(Confirmation::Nack(ret)) => Obs::Published {
-                        ack: false,
-                        returned: ret.map(|r| r.reply_code),
-                    },
-                    Ok(Confirmation::NotRequested) => Obs::Failure("confirms not on".into()),
+                    Ok(c) => {
+                        self.consumers.insert(tag.clone(), c);
+                        Obs::Ok
+                    }
                     Err(e) => obs_err(e),
                 }
+            }
+            Op::Request {
+                queue,
+                body,
+                correlation_id,
+                ..
+            } => {
+                let props = BasicProperties::default()
+                    .with_reply_to("amq.rabbitmq.reply-to".into())
+                    .with_correlation_id(correlation_id.as_str().into());
+                publish(ch, "", queue, Default::default(), body, props).await
+            }
+            Op::Serve {
+                queue, mandatory, ..
+            } => {
+                let o = lo::BasicGetOptions { no_ack: true };
+                let d = match ch.basic_get(queue.as_str().into(), o).await {
+                    Ok(Some(m)) => m.delivery,
+                    Ok(None) => return Obs::Got(None),
+                    Err(e) => return obs_err(e),
+                };
+                let body = String::from_utf8_lossy(&d.data).into_owned();
+                let reply_to = d.properties.reply_to().as_ref().map(|r| r.to_string());
+                let correlation_id = d.properties.correlation_id().clone();
+                self.last_reply_to.clone_from(&reply_to);
+                let mut props = BasicProperties::default();
+                if let Some(id) = &correlation_id {
+                    props = props.with_correlation_id(id.clone());
+                }
+                let o = lo::BasicPublishOptions {
+                    mandatory: *mandatory,
+                    immediate: false,
+                };
+                let key = reply_to.clone().unwrap_or_default();
+                let reply = publish(ch, "", &key, o, &format!("re:{body}"), props).await;
+                Obs::Served {
+                    body,
+                    correlation_id: correlation_id.map(|c| c.to_string()),
+                    reply_to: reply_to.as_deref().map(token_form),
+                    reply: Box::new(reply),
+                }
+            }
+            Op::ReplyAgain { body, .. } => {
+                let Some(key) = self.last_reply_to.clone() else {
+                    return Obs::Failure("no request served yet".into());
+                };
+                let props = BasicProperties::default();
+                publish(ch, "", &key, Default::default(), body, props).await
             }
             Op::Get { queue, no_ack, .. } => {
                 match ch
@@ -477,7 +555,9 @@ impl Backend for ClientBackend {
                         .await,
                 )
             }
-            Op::Receive { .. } | Op::CloseConnection { .. } => unreachable!("handled above"),
+            Op::Receive { .. } | Op::ReceiveReplies { .. } | Op::CloseConnection { .. } => {
+                unreachable!("handled above")
+            }
         }
     }
 
@@ -491,12 +571,32 @@ impl Backend for ClientBackend {
 
 impl ClientBackend {
     async fn receive(&mut self, op: &Op) -> Obs {
-        let Op::Receive { tag, max, wait_ms } = op else {
+        let (Op::Receive { tag, max, wait_ms } | Op::ReceiveReplies { tag, max, wait_ms }) = op
+        else {
             return Obs::Failure(format!("not a receive: {op:?}"));
         };
         let Some(consumer) = self.consumers.get_mut(tag) else {
             return Obs::Failure(format!("no consumer {tag}"));
         };
+        if let Op::ReceiveReplies { .. } = op {
+            let mut out = Vec::new();
+            while out.len() < *max {
+                let wait = Duration::from_millis(*wait_ms);
+                match tokio::time::timeout(wait, consumer.next()).await {
+                    Ok(Some(Ok(d))) => out.push(Reply {
+                        exchange: d.exchange.to_string(),
+                        routing_key: token_form(d.routing_key.as_str()),
+                        body: String::from_utf8_lossy(&d.data).into_owned(),
+                        correlation_id: d.properties.correlation_id().as_ref().map(|c| c.to_string()),
+                        redelivered: d.redelivered,
+                        delivery_tag: d.delivery_tag,
+                    }),
+                    Ok(Some(Err(e))) => return obs_err(e),
+                    Ok(None) | Err(_) => break,
+                }
+            }
+            return Obs::Replies(out);
+        }
         let mut out = Vec::new();
         while out.len() < *max {
             match tokio::time::timeout(Duration::from_millis(*wait_ms), consumer.next()).await {

@@ -178,6 +178,10 @@ impl Backend for EngineBackend {
 
     async fn run(&mut self, op: &Op) -> Obs {
         let obs = match op {
+            // Direct reply-to's pseudo-queue lives in the channel, not in the topology.
+            Op::DeclareQueue { name, .. } if name.starts_with("amq.rabbitmq.reply-to") => {
+                Obs::NotApplicable
+            }
             Op::DeclareExchange {
                 name,
                 kind,
@@ -427,6 +431,11 @@ impl Backend for EngineBackend {
                 }
             },
             Op::Qos { .. }
+            | Op::ConsumeReplies { .. }
+            | Op::Request { .. }
+            | Op::Serve { .. }
+            | Op::ReplyAgain { .. }
+            | Op::ReceiveReplies { .. }
             | Op::Receive { .. }
             | Op::Ack { .. }
             | Op::Nack { .. }

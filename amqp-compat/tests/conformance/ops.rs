@@ -142,6 +142,40 @@ pub enum Op {
     CloseConnection {
         conn: usize,
     },
+    /// `basic_consume` of the direct reply-to pseudo-queue `amq.rabbitmq.reply-to`.
+    ConsumeReplies {
+        conn: usize,
+        tag: String,
+        no_ack: bool,
+    },
+    /// An RPC request: a publish to the default exchange with key `queue`, `reply_to =
+    /// amq.rabbitmq.reply-to` and `correlation_id`; waits for the confirm.
+    Request {
+        conn: usize,
+        queue: String,
+        body: String,
+        correlation_id: String,
+    },
+    /// An RPC server's turn: `basic_get` (no_ack) one request from `queue`, then a reply
+    /// `re:<body>` to the default exchange with the request's `reply_to` as routing key and
+    /// its `correlation_id`; waits for the reply's confirm. Observes [`Obs::Served`].
+    Serve {
+        conn: usize,
+        queue: String,
+        mandatory: bool,
+    },
+    /// Publishes `body` to the `reply_to` the last `Serve` saw (whose requester may be gone).
+    ReplyAgain {
+        conn: usize,
+        body: String,
+    },
+    /// Collects up to `max` deliveries of reply consumer `tag`, waiting at most `wait_ms` for
+    /// each. Observes [`Obs::Replies`].
+    ReceiveReplies {
+        tag: String,
+        max: usize,
+        wait_ms: u64,
+    },
 }
 
 /// A message as observed.
@@ -164,6 +198,27 @@ pub struct FullMsg {
     pub routing_key: String,
     pub body: String,
     pub headers: String,
+}
+
+/// A direct reply as its requester observed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub exchange: String,
+    /// The routing key, in [`token_form`].
+    pub routing_key: String,
+    pub body: String,
+    pub correlation_id: Option<String>,
+    pub redelivered: bool,
+    pub delivery_tag: u64,
+}
+
+/// `amq.rabbitmq.reply-to.<token>` for any reply name (each broker has its own tokens), the
+/// text itself otherwise.
+pub fn token_form(name: &str) -> String {
+    match name.strip_prefix("amq.rabbitmq.reply-to.") {
+        Some(t) if !t.is_empty() => "amq.rabbitmq.reply-to.<token>".into(),
+        _ => name.into(),
+    }
 }
 
 /// A header table as text for comparison: keys in order, integers of every width alike, the
@@ -232,6 +287,15 @@ pub enum Obs {
     /// Messages with their exchange and headers ([`render`]ed).
     DrainedFull(Vec<FullMsg>),
     Count(u32),
+    /// An RPC server's turn: the request's body, `correlation_id` and `reply_to` (in
+    /// [`token_form`]), and what its reply's publish observed.
+    Served {
+        body: String,
+        correlation_id: Option<String>,
+        reply_to: Option<String>,
+        reply: Box<Obs>,
+    },
+    Replies(Vec<Reply>),
     /// This backend cannot run this operation (yet).
     NotApplicable,
 }

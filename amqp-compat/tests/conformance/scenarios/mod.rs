@@ -4,6 +4,7 @@
 mod consume;
 mod declare;
 mod routing;
+mod rpc;
 
 use amqp_compat::{
     ExchangeKind,
@@ -39,6 +40,7 @@ pub fn all() -> Vec<Scenario> {
         consume::single_active_consumer(),
         consume::priorities(),
         consume::ack_rules(),
+        rpc::direct_reply_to(),
     ]
 }
 
