@@ -302,8 +302,61 @@ pub async fn rpc(s: Spec) -> Result<Outcome, BenchError> {
     let sconn = connect(&s, "rpc-server").await?;
     let cconn = connect(&s, "rpc-client").await?;
     let q = s.name("rpc");
-    let (sch, mut requests) = consume_after_declare(&sconn, &q).await?;
-    let server = tokio::spawn(async move {
+    let server = rpc_server(&sconn, &q).await?;
+    let cch = cconn.create_channel().await?;
+    let temp = QueueDeclareOptions {
+        exclusive: true,
+        auto_delete: true,
+        ..QueueDeclareOptions::default()
+    };
+    let reply_q = cch
+        .queue_declare("".into(), temp, FieldTable::default())
+        .await?
+        .name()
+        .clone();
+    let (_rch, replies) = consume(&cconn, reply_q.as_str(), true).await?;
+    let outcome = round_trips(&s, &cch, &q, reply_q, replies).await;
+    server.abort();
+    delete(&cch, &q).await?;
+    cconn.close(200, "done".into()).await?;
+    sconn.close(200, "done".into()).await?;
+    outcome
+}
+
+/// RPC over direct reply-to: the same server, and a client that consumes the pseudo-queue
+/// `amq.rabbitmq.reply-to` (`no_ack`) on the channel it publishes its requests on, with
+/// `reply_to = "amq.rabbitmq.reply-to"`: no reply queue (RabbitMQ delivers the reply straight
+/// to the channel; amqp-compat over core NATS). Latency per round trip.
+pub async fn rpc_direct(s: Spec) -> Result<Outcome, BenchError> {
+    const DIRECT: &str = "amq.rabbitmq.reply-to";
+    let sconn = connect(&s, "rpc-server").await?;
+    let cconn = connect(&s, "rpc-client").await?;
+    let q = s.name("rpc-direct");
+    let server = rpc_server(&sconn, &q).await?;
+    let cch = cconn.create_channel().await?;
+    let options = BasicConsumeOptions {
+        no_ack: true,
+        ..BasicConsumeOptions::default()
+    };
+    let replies = cch
+        .basic_consume(DIRECT.into(), "".into(), options, FieldTable::default())
+        .await?;
+    let outcome = round_trips(&s, &cch, &q, DIRECT.into(), replies).await;
+    server.abort();
+    delete(&cch, &q).await?;
+    cconn.close(200, "done".into()).await?;
+    sconn.close(200, "done".into()).await?;
+    outcome
+}
+
+/// The RPC server: consumes `q` (declared here), answers each request to its `reply_to` with
+/// the same `correlation_id`, then acks it.
+async fn rpc_server(
+    sconn: &Connection,
+    q: &str,
+) -> Result<tokio::task::JoinHandle<Result<(), BenchError>>, BenchError> {
+    let (sch, mut requests) = consume_after_declare(sconn, q).await?;
+    Ok(tokio::spawn(async move {
         while let Some(d) = requests.next().await {
             let d = d?;
             let Some(reply_to) = d.properties.reply_to().clone() else {
@@ -327,31 +380,30 @@ pub async fn rpc(s: Spec) -> Result<Outcome, BenchError> {
                 .await?;
         }
         Ok::<_, BenchError>(())
-    });
-    let cch = cconn.create_channel().await?;
-    let temp = QueueDeclareOptions {
-        exclusive: true,
-        auto_delete: true,
-        ..QueueDeclareOptions::default()
-    };
-    let reply_q = cch
-        .queue_declare("".into(), temp, FieldTable::default())
-        .await?
-        .name()
-        .clone();
-    let (_rch, mut replies) = consume(&cconn, reply_q.as_str(), true).await?;
+    }))
+}
+
+/// The RPC client: N transient requests to `q` on `cch`, one at a time, each answered to
+/// `reply_to` and awaited on `replies` (matched by `correlation_id`).
+async fn round_trips(
+    s: &Spec,
+    cch: &Channel,
+    q: &str,
+    reply_to: ShortString,
+    mut replies: Consumer,
+) -> Result<Outcome, BenchError> {
     let payload = s.payload();
     let mut latencies = Vec::with_capacity(s.messages as usize);
     let meter = Meter::start(&s.broker_pids);
     for i in 0..s.messages {
         let id: ShortString = i.to_string().into();
         let props = BasicProperties::default()
-            .with_reply_to(reply_q.clone())
+            .with_reply_to(reply_to.clone())
             .with_correlation_id(id.clone());
         let t = Instant::now();
         cch.basic_publish(
             "".into(),
-            q.as_str().into(),
+            q.into(),
             BasicPublishOptions::default(),
             &payload,
             props,
@@ -370,10 +422,6 @@ pub async fn rpc(s: Spec) -> Result<Outcome, BenchError> {
         latencies.push(u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX));
     }
     let cost = meter.stop();
-    server.abort();
-    delete(&cch, &q).await?;
-    cconn.close(200, "done".into()).await?;
-    sconn.close(200, "done".into()).await?;
     Ok(Outcome::latency(latencies, cost))
 }
 

@@ -38,15 +38,17 @@ pub enum Case {
     PublishConsumeAck,
     Fanout,
     Rpc,
+    RpcDirect,
     Latency,
 }
 
 impl Case {
-    pub const ALL: [Case; 5] = [
+    pub const ALL: [Case; 6] = [
         Case::PublishConfirm,
         Case::PublishConsumeAck,
         Case::Fanout,
         Case::Rpc,
+        Case::RpcDirect,
         Case::Latency,
     ];
 
@@ -56,6 +58,7 @@ impl Case {
             Case::PublishConsumeAck => "amqp-pca",
             Case::Fanout => "amqp-fanout",
             Case::Rpc => "amqp-rpc",
+            Case::RpcDirect => "amqp-rpc-direct",
             Case::Latency => "amqp-latency",
         }
     }
@@ -66,7 +69,7 @@ impl Case {
             Case::PublishConfirm => 60_000,
             Case::PublishConsumeAck => 30_000,
             Case::Fanout => 10_000,
-            Case::Rpc => 3_000,
+            Case::Rpc | Case::RpcDirect => 3_000,
             Case::Latency => u64::from(LATENCY_RATE) * 3,
         }
     }
@@ -392,11 +395,13 @@ async fn run_one(case: Case, side: Side, spec: Spec) -> Result<Outcome, BenchErr
             (Side::Compat, Case::PublishConsumeAck) => c::publish_consume_ack(spec).await,
             (Side::Compat, Case::Fanout) => c::fanout(spec).await,
             (Side::Compat, Case::Rpc) => c::rpc(spec).await,
+            (Side::Compat, Case::RpcDirect) => c::rpc_direct(spec).await,
             (Side::Compat, Case::Latency) => c::latency(spec).await,
             (Side::Lapin, Case::PublishConfirm) => l::publish_confirm(spec).await,
             (Side::Lapin, Case::PublishConsumeAck) => l::publish_consume_ack(spec).await,
             (Side::Lapin, Case::Fanout) => l::fanout(spec).await,
             (Side::Lapin, Case::Rpc) => l::rpc(spec).await,
+            (Side::Lapin, Case::RpcDirect) => l::rpc_direct(spec).await,
             (Side::Lapin, Case::Latency) => l::latency(spec).await,
             (Side::Direct, Case::PublishConsumeAck) => direct::publish_consume_ack(spec).await,
             (Side::Direct, _) => {

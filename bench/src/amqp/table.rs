@@ -168,6 +168,26 @@ pub fn text(all: &[Measured], options: &Options) -> String {
                     Floor::None,
                 );
             }
+            Case::RpcDirect => {
+                row(
+                    &mut out,
+                    "rpc direct reply-to p50 us",
+                    ours,
+                    theirs,
+                    p50,
+                    false,
+                    Floor::AtMost(0.6),
+                );
+                row(
+                    &mut out,
+                    "rpc direct reply-to p99 us",
+                    ours,
+                    theirs,
+                    p99,
+                    false,
+                    Floor::None,
+                );
+            }
             Case::Latency => {
                 row(
                     &mut out,
