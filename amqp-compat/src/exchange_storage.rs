@@ -11,6 +11,7 @@ use jetstream::models::{
 };
 use jetstream::{ErrorCode, JetStreamError};
 
+use crate::checkpoint::{Checkpoints, Floor};
 use crate::connection::ConnectionInner;
 use crate::error::{Error, Result};
 use crate::exchange::ExchangeKind;
@@ -116,23 +117,38 @@ pub(crate) async fn ensure_exchange_stream(
 }
 
 /// The configuration of `decl`'s consumer reading `source`, starting at `start`.
-fn consumer_config(decl: &QueueDecl, source: &SourceFilters, start: Start) -> ConsumerConfig {
-    let (deliver_policy, opt_start_seq) = match start {
-        Start::New => (DeliverPolicy::New, None),
-        Start::After(floor) => (DeliverPolicy::ByStartSequence, Some(floor + 1)),
-        Start::All => (DeliverPolicy::All, None),
+///
+/// The consumer keeps its state in memory (`crate::checkpoint` says why and how a reset is
+/// repaired). A new one starts at a time, not with `DeliverPolicy::New`: a restarted server
+/// re-creates it at its configured start, and "new" would then skip what was published
+/// before the restart and not yet delivered.
+fn consumer_config(
+    checkpoints: &Checkpoints,
+    decl: &QueueDecl,
+    source: &SourceFilters,
+    start: Start,
+) -> ConsumerConfig {
+    let (deliver_policy, opt_start_seq, opt_start_time) = match start {
+        Start::New => (
+            DeliverPolicy::ByStartTime,
+            None,
+            Some(checkpoints.server_now()),
+        ),
+        Start::After(floor) => (DeliverPolicy::ByStartSequence, Some(floor + 1), None),
+        Start::All => (DeliverPolicy::All, None, None),
     };
     ConsumerConfig {
         durable_name: Some(queue_consumer(&decl.name)),
         deliver_policy,
         opt_start_seq,
+        opt_start_time,
         ack_policy: AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
         max_ack_pending: -1,
         max_waiting: 4096,
         filter_subjects: source.subjects.clone(),
         num_replicas: 1,
-        memory_storage: decl.exclusive_owner.is_some() || !decl.durable,
+        memory_storage: true,
         ..ConsumerConfig::default()
     }
 }
@@ -156,7 +172,7 @@ async fn create_consumer(
     source: &SourceFilters,
     start: Start,
 ) -> Result<jetstream::Consumer> {
-    let config = consumer_config(decl, source, start);
+    let config = consumer_config(&conn.checkpoints, decl, source, start);
     let consumer = match conn.js.create_consumer(stream, config).await {
         Ok(c) => c,
         // Created by another process meanwhile.
@@ -167,11 +183,96 @@ async fn create_consumer(
             .map_err(nats_error)?,
         Err(e) => return Err(nats_error(e)),
     };
-    if decl.durable && decl.exclusive_owner.is_none() {
-        let floor = consumer.cached_info().ack_floor.stream_sequence;
-        conn.checkpoints.save(&decl.name, floor).await?;
+    if checkpointed(decl) {
+        conn.checkpoints
+            .save(&decl.name, Floor::of(consumer.cached_info()))
+            .await?;
     }
     Ok(consumer)
+}
+
+/// True when `decl`'s position is checkpointed (durable, not exclusive).
+fn checkpointed(decl: &QueueDecl) -> bool {
+    decl.durable && decl.exclusive_owner.is_none()
+}
+
+/// Moves the D queue's consumer back to its checkpoint when its server re-created it empty
+/// (its ack floor is below the checkpoint of the same incarnation); returns the checkpoint
+/// (`None`: the queue has none).
+pub(crate) async fn repair(
+    conn: &ConnectionInner,
+    queue: &str,
+    stream: &str,
+) -> Result<Option<Floor>> {
+    match conn.js.consumer_info(stream, &queue_consumer(queue)).await {
+        Ok(info) => rewind(conn, queue, stream, &Floor::of(&info)).await,
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(nats_error(e)),
+    }
+}
+
+/// [`repair`] for a consumer whose floor is `current`.
+async fn rewind(
+    conn: &ConnectionInner,
+    queue: &str,
+    stream: &str,
+    current: &Floor,
+) -> Result<Option<Floor>> {
+    let Some(saved) = conn.checkpoints.floor(queue).await? else {
+        return Ok(None);
+    };
+    if !saved.same_consumer(current) || saved.seq <= current.seq {
+        return Ok(Some(saved));
+    }
+    let name = queue_consumer(queue);
+    tracing::warn!(
+        queue,
+        checkpoint = saved.seq,
+        consumer = current.seq,
+        "design-D queue consumer was reset by a server restart; moving it to its checkpoint"
+    );
+    match conn
+        .js
+        .reset_consumer(stream, &name, Some(saved.seq + 1))
+        .await
+    {
+        Ok(_) => Ok(Some(saved)),
+        // A consumer created before D consumers started at a time ("new" cannot be reset):
+        // re-create it after the checkpoint.
+        Err(e) if e.is_api(ErrorCode::CONSUMER_INVALID_RESET) => {
+            delete_and_recreate(conn, queue, stream, Start::After(saved.seq)).await?;
+            Ok(Some(saved))
+        }
+        Err(e) if not_found(&e) => Ok(Some(saved)),
+        Err(e) => Err(nats_error(e)),
+    }
+}
+
+/// Deletes the queue's consumer and creates it again at `start`.
+async fn delete_and_recreate(
+    conn: &ConnectionInner,
+    queue: &str,
+    stream: &str,
+    start: Start,
+) -> Result<()> {
+    match conn
+        .js
+        .delete_consumer(stream, &queue_consumer(queue))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(nats_error(e)),
+    }
+    let (decl, source) = conn.store.read(|t| {
+        let decl = t.queue(queue).cloned();
+        let source = d_source(t, queue, &conn.mapper).ok().flatten();
+        (decl, source)
+    });
+    if let (Some(decl), Some(source)) = (decl, source) {
+        create_consumer(conn, stream, &decl, &source, start).await?;
+    }
+    Ok(())
 }
 
 /// Makes the queue's consumer match `source` (created at the first binding, delivering only
@@ -228,7 +329,15 @@ pub(crate) async fn queue_puller(
     let mut unanswered = 0;
     loop {
         match js.get_consumer(&stream, &name).await {
-            Ok(c) => return Ok(Some(c)),
+            Ok(c) => {
+                let durable = conn
+                    .store
+                    .read(|t| t.queue(queue).is_some_and(checkpointed));
+                if durable {
+                    rewind(conn, queue, &stream, &Floor::of(c.cached_info())).await?;
+                }
+                return Ok(Some(c));
+            }
             Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => return Ok(None),
             Err(e) if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) => break,
             // An R1 consumer whose server is down is reported offline, or does not answer
@@ -259,8 +368,8 @@ pub(crate) async fn queue_puller(
         return Ok(None);
     };
     let start = match conn.checkpoints.floor(queue).await? {
-        Some(floor) => Start::After(floor),
-        None if decl.durable && decl.exclusive_owner.is_none() => Start::All,
+        Some(floor) => Start::After(floor.seq),
+        None if checkpointed(&decl) => Start::All,
         None => Start::New,
     };
     tracing::warn!(
@@ -290,6 +399,38 @@ pub(crate) async fn message_count(
         Err(e) if not_found(&e) => Ok(0),
         Err(e) => Err(nats_error(e)),
     }
+}
+
+/// Moves the D queue's consumer past the end of its exchange's stream (`queue.purge`) and
+/// checkpoints it there; returns how many messages were ready. A consumer that cannot be
+/// moved (created before D consumers started at a time) is re-created at the end.
+pub(crate) async fn purge_consumer(
+    conn: &ConnectionInner,
+    t: &Topology,
+    queue: &str,
+    exchange: &str,
+) -> Result<u32> {
+    let count = message_count(&conn.js, &conn.mapper, queue, exchange).await?;
+    let stream = exchange_stream(conn.mapper.namespace(), exchange);
+    let last = match conn.js.stream_info(&stream).await {
+        Ok(info) => info.state.last_seq,
+        Err(e) if not_found(&e) => return Ok(0),
+        Err(e) => return Err(nats_error(e)),
+    };
+    let name = queue_consumer(queue);
+    let info = match conn.js.reset_consumer(&stream, &name, Some(last + 1)).await {
+        Ok(reset) => reset.info,
+        Err(e) if not_found(&e) => return Ok(0),
+        Err(e) if e.is_api(ErrorCode::CONSUMER_INVALID_RESET) => {
+            delete_and_recreate(conn, queue, &stream, Start::After(last)).await?;
+            return Ok(count);
+        }
+        Err(e) => return Err(nats_error(e)),
+    };
+    if t.queue(queue).is_some_and(checkpointed) {
+        conn.checkpoints.save(queue, Floor::of(&info)).await?;
+    }
+    Ok(count)
 }
 
 /// Deletes the D queue's consumer (absent is fine).

@@ -19,6 +19,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::channel::ChannelInner;
+use crate::checkpoint::Guard;
 use crate::connection::ConnectionInner;
 use crate::consume::{Pending, SAC_GROUP, delivery};
 use crate::error::Result;
@@ -298,6 +299,8 @@ enum Source {
 /// The pull loop of one consumer.
 pub(crate) async fn pull_loop(a: LoopArgs) {
     let mut puller: Option<(jetstream::Consumer, Source)> = None;
+    // A design-D queue's checkpoint, against a consumer reset by a server restart.
+    let mut guard: Option<Guard> = None;
     loop {
         // Registered before the check, so a stop in between is not lost.
         let stopped = a.stop.notify.notified();
@@ -320,6 +323,9 @@ pub(crate) async fn pull_loop(a: LoopArgs) {
                     .map(|pulls| (p, Source::Pulls(Box::new(pulls)))),
                 _ => None,
             };
+            guard = resolved
+                .as_ref()
+                .and_then(|(p, _)| Guard::new(&a.channel.conn.checkpoints, &a.queue, p));
             if resolved.is_none() {
                 tokio::select! {
                     _ = tokio::time::sleep(SHORT_PULL) => {}
@@ -366,7 +372,11 @@ pub(crate) async fn pull_loop(a: LoopArgs) {
         }
         tokio::select! {
             pulled = pulls.next() => match pulled {
-                Pulled::Message(msg) => a.hand_over(msg).await,
+                Pulled::Message(msg) => {
+                    if !guard.as_mut().is_some_and(|g| g.skips(&a.channel.conn, &msg)) {
+                        a.hand_over(msg).await;
+                    }
+                }
                 Pulled::Ended => {}
                 Pulled::Gone => puller = None,
                 // Resolve the consumer again after a pause: it may be offline with its
