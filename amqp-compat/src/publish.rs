@@ -227,7 +227,8 @@ impl ChannelInner {
 impl ChannelInner {
     /// Stores one copy per design-B queue of `route`, in its stream, and one copy in the
     /// exchange's stream for all the design-D queues bound to it (their consumers filter it);
-    /// returns the pending PubAcks.
+    /// returns the pending PubAcks (none unless `acked`: an unconfirmed publish asks for no
+    /// PubAck, one message less each way; the stream stores what arrives on its subjects).
     pub(crate) async fn store_copies(
         &self,
         exchange: &str,
@@ -235,6 +236,7 @@ impl ChannelInner {
         route: &Route,
         payload: &[u8],
         publish: &PublishOptions,
+        acked: bool,
     ) -> Result<Vec<jetstream::PublishAckFuture>> {
         let conn = &self.conn;
         let subjects = conn.store.read(|t| {
@@ -255,6 +257,16 @@ impl ChannelInner {
             subjects
         });
         let mut acks = Vec::with_capacity(subjects.len());
+        if !acked {
+            let headers = publish.build_headers().unwrap_or_default();
+            for subject in subjects {
+                let sent = conn
+                    .client
+                    .publish_with_headers(&subject, &headers, payload);
+                sent.await.map_err(nats_error)?;
+            }
+            return Ok(acks);
+        }
         for subject in subjects {
             let ack = conn
                 .js
@@ -281,7 +293,10 @@ impl ChannelInner {
         let publish = PublishOptions::new()
             .header(ENVELOPE_HEADER, envelope.encode())
             .msg_id(msg_id);
-        for ack in self.store_copies(x, key, &route, payload, &publish).await? {
+        for ack in self
+            .store_copies(x, key, &route, payload, &publish, true)
+            .await?
+        {
             ack.await.map_err(nats_error)?;
         }
         Ok(())
@@ -376,6 +391,7 @@ impl Channel {
                 &route,
                 payload,
                 &publish,
+                confirm,
             )
             .await?;
         if !confirm {

@@ -465,3 +465,64 @@ async fn replies_share_the_next_delivery_tag_and_end_with_their_channel() {
     );
     conn.close(200, "bye".into()).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_rpc_client_without_confirms_is_served_in_order_without_pub_acks() {
+    let server = NatsServer::jetstream();
+    let (client, service) = (connect(&server).await, connect(&server).await);
+    let sch = service.create_channel().await.unwrap();
+    declare(&sch, "rpc").await;
+    let mut requests = sch
+        .basic_consume("rpc".into(), "".into(), no_ack(), FieldTable::default())
+        .await
+        .unwrap();
+    // RabbitMQ's tutorial client: no confirm_select.
+    let cch = client.create_channel().await.unwrap();
+    let mut replies = consume_replies(&cch).await;
+    let snoop = nats_client::ConnectOptions::new()
+        .connect(&server.url())
+        .await
+        .unwrap();
+    let mut inboxes = snoop.subscribe("_INBOX.>").await.unwrap();
+    snoop.flush().await.unwrap();
+    let n = 50;
+    for i in 0..n {
+        let sent = publish(
+            &cch,
+            "rpc",
+            false,
+            &format!("q{i}"),
+            request(&i.to_string()),
+        )
+        .await;
+        assert_eq!(sent.unwrap(), Confirmation::NotRequested);
+    }
+    for i in 0..n {
+        let req = next(&mut requests).await;
+        assert_eq!(req.data, format!("q{i}").as_bytes(), "in order");
+        let reply_to = req.properties.reply_to().clone().unwrap();
+        let props = BasicProperties::default()
+            .with_correlation_id(req.properties.correlation_id().clone().unwrap());
+        let sent = publish(&sch, reply_to.as_str(), false, "a", props).await;
+        assert_eq!(sent.unwrap(), Confirmation::NotRequested);
+    }
+    for i in 0..n {
+        let d = next(&mut replies).await;
+        assert_eq!(
+            d.properties.correlation_id().as_ref().unwrap().as_str(),
+            i.to_string()
+        );
+    }
+    // An unconfirmed publish asks for no PubAck: none comes back for the request queue (the
+    // topology bucket's own writes, `KV_…`, have theirs).
+    snoop.flush().await.unwrap();
+    while let Ok(Some(m)) = tokio::time::timeout(Duration::from_millis(200), inboxes.next()).await {
+        let text = String::from_utf8_lossy(&m.payload);
+        assert!(
+            !text.starts_with("{\"stream\"") || text.contains("\"KV_"),
+            "a PubAck: {text}"
+        );
+    }
+    client.close(200, "bye".into()).await.unwrap();
+    service.close(200, "bye".into()).await.unwrap();
+}
