@@ -57,6 +57,25 @@ pub(crate) struct ReplyConsumer {
     reply_to: ShortString,
     /// Dropped to end the consumer's stream; sent an error when the channel fails.
     end: oneshot::Sender<Error>,
+    /// The inbox subscription, shared with the stream: taken (and so unsubscribed) when the
+    /// consumer ends, even if its stream is never polled again.
+    sub: Inbox,
+}
+
+/// A reply consumer's inbox subscription, `None` once it ended.
+type Inbox = Arc<Mutex<Option<nats_client::Subscriber>>>;
+
+impl ReplyConsumer {
+    /// Ends the consumer: no more replies reach this process; its stream gets `err`, if any,
+    /// and ends.
+    fn end(self, err: Option<&Error>) {
+        // The stream hears first, so it reports the error rather than a plain end.
+        match err {
+            Some(e) => drop(self.end.send(e.clone())),
+            None => drop(self.end),
+        }
+        self.sub.lock().unwrap_or_else(|p| p.into_inner()).take();
+    }
 }
 
 impl ChannelInner {
@@ -189,6 +208,7 @@ pub(crate) async fn consume(
         .subscribe(inbox)
         .await
         .map_err(nats_error)?;
+    let sub: Inbox = Arc::new(Mutex::new(Some(sub)));
     let (end, ended) = oneshot::channel();
     {
         let mut slot = inner.reply_consumer();
@@ -200,6 +220,7 @@ pub(crate) async fn consume(
             tag: tag.clone(),
             reply_to: reply_to.clone(),
             end,
+            sub: sub.clone(),
         });
     }
     let replies = Replies {
@@ -215,19 +236,27 @@ pub(crate) async fn consume(
 /// `basic.cancel` of the reply consumer: its stream ends (replies still on their way are
 /// dropped, as RabbitMQ drops them). False when `tag` is not the reply consumer.
 pub(crate) fn cancel(channel: &ChannelInner, tag: &str) -> bool {
-    let mut slot = channel.reply_consumer();
-    if slot.as_ref().is_some_and(|r| r.tag == tag) {
-        *slot = None;
-        return true;
+    let gone = {
+        let mut slot = channel.reply_consumer();
+        match slot.as_ref().is_some_and(|r| r.tag == tag) {
+            true => slot.take(),
+            false => None,
+        }
+    };
+    match gone {
+        Some(r) => {
+            r.end(None);
+            true
+        }
+        None => false,
     }
-    false
 }
 
 /// The channel closed: the reply consumer's stream gets `err` (when it failed) and ends.
 pub(crate) fn release(channel: &ChannelInner, err: Option<&Error>) {
     let gone = channel.reply_consumer().take();
-    if let (Some(r), Some(e)) = (gone, err) {
-        let _ = r.end.send(e.clone());
+    if let Some(r) = gone {
+        r.end(err);
     }
 }
 
@@ -241,7 +270,7 @@ pub(crate) struct Replies {
     /// The consumer's `amq.rabbitmq.reply-to.<token>`: the routing key of a message sent to
     /// the inbox by a plain NATS publisher (no envelope).
     reply_to: ShortString,
-    sub: nats_client::Subscriber,
+    sub: Inbox,
     ended: oneshot::Receiver<Error>,
     done: bool,
 }
@@ -289,7 +318,11 @@ impl Stream for Replies {
             }
             Poll::Pending => {}
         }
-        match self.sub.poll_next_unpin(cx) {
+        let next = match self.sub.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+            Some(sub) => sub.poll_next_unpin(cx),
+            None => Poll::Ready(None),
+        };
+        match next {
             Poll::Ready(Some(msg)) => Poll::Ready(Some(Ok(self.delivery(msg)))),
             Poll::Ready(None) => {
                 self.done = true;

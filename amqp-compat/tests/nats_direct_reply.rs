@@ -328,6 +328,7 @@ async fn replies_to_a_gone_requester_or_a_forged_token_are_dropped() {
 
     // A token naming any other subject is refused before a subject is built.
     let raw = nats_client::ConnectOptions::new()
+        .request_timeout(Duration::from_millis(250))
         .connect(&server.url())
         .await
         .unwrap();
@@ -357,10 +358,21 @@ async fn replies_to_a_gone_requester_or_a_forged_token_are_dropped() {
         "no forged token reached another subject"
     );
 
-    // The requester cancels: its stream ends, a late reply is dropped without an error.
+    // The requester cancels: its inbox goes at once (the stream not polled yet), its stream
+    // ends, a late reply is dropped without an error.
     cch.basic_cancel(replies.tag(), BasicCancelOptions::default())
         .await
         .unwrap();
+    let inbox = decode_token(old.as_str().strip_prefix(PREFIX).unwrap()).unwrap();
+    client.nats_client().flush().await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match raw.request(&inbox, "anyone?").await {
+            Err(nats_client::RequestError::NoResponders { .. }) => break,
+            other => assert!(tokio::time::Instant::now() < deadline, "{other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     assert!(
         tokio::time::timeout(WAIT, replies.next())
             .await
