@@ -336,6 +336,32 @@ impl Stream for Replies {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// What a decoded token may name: `_INBOX.` and one token of letters and digits.
+    fn a_reply_inbox(s: &str) -> bool {
+        s.strip_prefix(INBOX).is_some_and(|id| {
+            (1..=MAX_ID).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric())
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn no_token_names_anything_but_a_reply_inbox(token in "\\PC{0,90}|[A-Za-z0-9_-]{0,90}") {
+            if let Some(subject) = decode_token(&token) {
+                prop_assert!(a_reply_inbox(&subject), "{subject:?}");
+            }
+        }
+
+        #[test]
+        fn any_subject_decodes_only_if_it_is_a_reply_inbox(subject in "\\PC{0,70}|_INBOX\\.[A-Za-z0-9.*> ]{0,70}") {
+            let decoded = decode_token(&encode_token(&subject));
+            prop_assert_eq!(decoded.is_some(), a_reply_inbox(&subject));
+            if let Some(d) = decoded {
+                prop_assert_eq!(d, subject);
+            }
+        }
+    }
 
     #[test]
     fn a_token_round_trips_and_only_names_a_reply_inbox() {
