@@ -286,6 +286,15 @@ async fn d_queue_resumes_at_its_checkpoint_after_its_server_restarts() {
     .unwrap();
     declare_d_queue(&ch, BUSY, "u1").await;
     declare_d_queue(&ch, QUIET, "u2").await;
+    // A queue's consumer is created at its first consume (and stays while it is used, and a
+    // while after): consume `quiet` once, so it has a consumer that receives nothing.
+    {
+        let (conn, cch, consumer) = consume_queue(&url, QUIET, 10).await;
+        cch.basic_cancel(consumer.tag(), Default::default())
+            .await
+            .unwrap();
+        conn.close(200, "bye".into()).await.unwrap();
+    }
     for i in 0..100 {
         publish_to(&ch, "u1", i).await;
     }
