@@ -12,7 +12,8 @@ use amqp_compat::options::{
 };
 use amqp_compat::types::{AMQPValue, FieldTable};
 use amqp_compat::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ConnectionUri,
+    ExchangeKind, SubjectMapper,
 };
 use futures_util::StreamExt;
 use nats_tests::NatsServer;
@@ -63,6 +64,27 @@ async fn publish(ch: &Channel, key: &str, body: &str) {
         .await
         .unwrap();
     assert_eq!(c, Confirmation::Ack(None));
+}
+
+/// A connection with `mapper` and a channel in confirm mode that declared the direct
+/// exchange `user-notifications`.
+async fn wire_exchange(uri: &ConnectionUri, mapper: SubjectMapper) -> (Connection, Channel) {
+    let conn = Connection::connect_uri(uri, ConnectionProperties::default(), mapper)
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.exchange_declare(
+        "user-notifications".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    (conn, ch)
 }
 
 async fn drain(ch: &Channel, q: &str) -> Vec<String> {
@@ -249,29 +271,10 @@ async fn a_d_queue_refuses_bindings_it_cannot_filter_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wire_preset_makes_client_queues_design_d_by_default() {
     use amqp_compat::routing::StorageTier;
-    use amqp_compat::{ConnectionUri, SubjectMapper};
 
     let server = NatsServer::jetstream();
     let uri = ConnectionUri::parse(&server.url()).unwrap();
-    let conn = Connection::connect_uri(
-        &uri,
-        ConnectionProperties::default(),
-        SubjectMapper::wire(None).unwrap(),
-    )
-    .await
-    .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.exchange_declare(
-        "user-notifications".into(),
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let (conn, ch) = wire_exchange(&uri, SubjectMapper::wire(None).unwrap()).await;
     let none = FieldTable::default;
     let client = "user-notifications.u1.c1";
     ch.queue_declare(client.into(), QueueDeclareOptions::durable(), none())
@@ -330,21 +333,8 @@ async fn the_wire_preset_makes_client_queues_design_d_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_removed_idle_consumer_comes_back_at_its_checkpoint() {
     let server = NatsServer::jetstream();
-    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
-        .await
-        .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.exchange_declare(
-        "user-notifications".into(),
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let uri = ConnectionUri::parse(&server.url()).unwrap();
+    let (conn, ch) = wire_exchange(&uri, SubjectMapper::default()).await;
     let q = client_queue(&ch, "u1", "c1").await;
     for i in 0..5 {
         publish(&ch, "u1", &format!("m{i}")).await;
