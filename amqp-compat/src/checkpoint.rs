@@ -83,6 +83,38 @@ impl Floor {
     }
 }
 
+/// A queue's checkpoint: the floor of its consumer, or, for a queue whose consumer was never
+/// created (it is created at the first consume: an unconsumed queue costs no consumer), the
+/// servers' time it was bound at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mark {
+    /// Acknowledged up to here.
+    Floor(Floor),
+    /// Receives what was published from this time on (`@<unix nanos>`).
+    Since(OffsetDateTime),
+}
+
+impl Mark {
+    fn encode(&self) -> String {
+        match self {
+            Mark::Floor(f) => f.encode(),
+            Mark::Since(t) => format!("@{}", t.unix_timestamp_nanos()),
+        }
+    }
+
+    fn decode(value: &[u8]) -> Option<Mark> {
+        match value.strip_prefix(b"@") {
+            Some(t) => {
+                let nanos: i128 = std::str::from_utf8(t).ok()?.parse().ok()?;
+                OffsetDateTime::from_unix_timestamp_nanos(nanos)
+                    .ok()
+                    .map(Mark::Since)
+            }
+            None => Floor::decode(value).map(Mark::Floor),
+        }
+    }
+}
+
 /// The checkpoint bucket of one namespace and the queues acked on since the last write.
 #[derive(Debug)]
 pub(crate) struct Checkpoints {
@@ -109,6 +141,23 @@ pub fn bucket_name(namespace: Option<&str>) -> String {
 /// The key of `queue`: its consumer's name (KV-key safe, bounded length).
 fn key(queue: &str) -> String {
     queue_consumer(queue)
+}
+
+/// The checkpoint of `queue` in `namespace`, read without a [`Checkpoints`] (admin tools).
+pub(crate) async fn read_mark(
+    js: &jetstream::Context,
+    namespace: Option<&str>,
+    queue: &str,
+) -> Result<Option<Mark>> {
+    let kv = match js.key_value(&bucket_name(namespace)).await {
+        Ok(kv) => kv,
+        Err(KvError::BucketNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(nats_error(e)),
+    };
+    let entry = kv.entry(&key(queue)).await.map_err(nats_error)?;
+    Ok(entry
+        .filter(|e| !e.operation.is_removal())
+        .and_then(|e| Mark::decode(&e.value)))
 }
 
 impl Checkpoints {
@@ -139,18 +188,36 @@ impl Checkpoints {
         OffsetDateTime::now_utc() + self.clock_offset - self.clock_error
     }
 
-    /// The stored floor of `queue` (`None`: never written).
-    pub(crate) async fn floor(&self, queue: &str) -> Result<Option<Floor>> {
+    /// The stored checkpoint of `queue` (`None`: never written).
+    pub(crate) async fn mark(&self, queue: &str) -> Result<Option<Mark>> {
         let entry = self.kv.entry(&key(queue)).await.map_err(nats_error)?;
-        let floor = entry
+        let mark = entry
             .filter(|e| !e.operation.is_removal())
-            .and_then(|e| Floor::decode(&e.value));
+            .and_then(|e| Mark::decode(&e.value));
         let mut known = self.known();
-        match floor {
-            Some(f) => known.insert(queue.to_owned(), f),
-            None => known.remove(queue),
+        match mark {
+            Some(Mark::Floor(f)) => known.insert(queue.to_owned(), f),
+            _ => known.remove(queue),
         };
-        Ok(floor)
+        Ok(mark)
+    }
+
+    /// The stored floor of `queue` (`None`: never written, or no consumer yet).
+    pub(crate) async fn floor(&self, queue: &str) -> Result<Option<Floor>> {
+        Ok(match self.mark(queue).await? {
+            Some(Mark::Floor(f)) => Some(f),
+            _ => None,
+        })
+    }
+
+    /// Stores that `queue` receives what is published from `since` on (no consumer yet).
+    pub(crate) async fn save_since(&self, queue: &str, since: OffsetDateTime) -> Result<()> {
+        self.known().remove(queue);
+        self.kv
+            .put(&key(queue), Mark::Since(since).encode())
+            .await
+            .map(drop)
+            .map_err(nats_error)
     }
 
     /// The floor this process last read or wrote for `queue`.
@@ -165,7 +232,7 @@ impl Checkpoints {
     /// Stores `floor` for `queue`.
     pub(crate) async fn save(&self, queue: &str, floor: Floor) -> Result<()> {
         self.kv
-            .put(&key(queue), floor.encode())
+            .put(&key(queue), Mark::Floor(floor).encode())
             .await
             .map_err(nats_error)?;
         self.known().insert(queue.to_owned(), floor);

@@ -35,7 +35,7 @@ impl ConnectionInner {
     pub(crate) async fn queue_count(&self, place: &Place, queue: &str) -> Result<u32> {
         match place {
             Place::Stream(s) => s.message_count(&self.js).await,
-            Place::Consumer(Some(x)) => xs::message_count(&self.js, &self.mapper, queue, x).await,
+            Place::Consumer(Some(x)) => xs::message_count(self, queue, x).await,
             Place::Consumer(None) => Ok(0),
         }
     }
