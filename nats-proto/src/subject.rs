@@ -301,7 +301,11 @@ mod tests {
             for i in 0..len {
                 let r = seed.rotate_left(i as u32 * 7) ^ (i as u64).wrapping_mul(0x9e37_79b9);
                 // Mostly plain, so that long plain subjects come up often.
-                let pick = if r.is_multiple_of(4) { r / 4 % 12 } else { r % 5 };
+                let pick = if r.is_multiple_of(4) {
+                    r / 4 % 12
+                } else {
+                    r % 5
+                };
                 bytes.extend_from_slice(alphabet[pick as usize]);
             }
             let plain = check_tokens(&bytes, false).is_ok();
