@@ -77,6 +77,7 @@
 
 mod addr;
 mod auth;
+mod chunk;
 mod client;
 mod connection;
 mod error;
