@@ -41,8 +41,9 @@
 //! finds the replacement connection and drives each [`Retirement`]. Neither decides what a
 //! server op means, when the link is dead, which bytes are resent, or which PONG ends a
 //! retirement: the session does, and its tests (`session/tests.rs`, `retirement.rs`,
-//! `outbound.rs`, `chunk.rs`, `rope.rs`) need no runtime. The same drivers run over in-memory pipes against
-//! scripted servers (`memory.rs`, `memory_tests*`) under tokio's paused clock.
+//! `outbound.rs`, `chunk.rs`, `rope.rs`) need no runtime. The same drivers run over
+//! in-memory pipes against scripted servers (`memory.rs`, `memory_tests*`) under tokio's
+//! paused clock.
 //!
 //! It is generic over the flush waiter `W` (a oneshot sender in the client, anything in tests).
 
