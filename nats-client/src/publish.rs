@@ -100,9 +100,10 @@ impl Client {
     }
 
     /// Publishes a payload the client may keep: as [`Client::publish`], but a large payload
-    /// ([`Client::SHARED_PAYLOAD_MIN`] and more) is not copied into the write buffer. It is held by reference count
-    /// until written, and written from where it is (vectored I/O); small ones are copied as
-    /// with [`Client::publish`], which is as fast for them.
+    /// ([`Client::SHARED_PAYLOAD_MIN`] and more) is not copied into the write buffer. It is
+    /// held by reference count until written, and written from where it is (vectored I/O).
+    /// Small ones are copied as with [`Client::publish`]; for them a borrowed slice is the
+    /// cheaper call (a `Bytes` clone only adds its reference count).
     ///
     /// ```no_run
     /// # async fn demo(client: nats_client::Client) -> Result<(), nats_client::PublishError> {
