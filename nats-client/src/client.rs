@@ -12,7 +12,7 @@ use crate::error::{ClientError, ConnectError, PublishError};
 use crate::events::Event;
 use crate::handshake::establish;
 use crate::options::ConnectOptions;
-use crate::outbound::LinkState;
+use crate::outbound::{LinkState, Payload};
 use crate::server_pool::ServerPool;
 use crate::shared::Shared;
 use crate::stats::Statistics;
@@ -178,7 +178,8 @@ impl Client {
         subject: impl AsRef<str>,
         payload: impl AsRef<[u8]>,
     ) -> Result<(), PublishError> {
-        self.publish_message(subject.as_ref(), None, None, payload.as_ref())
+        let payload = Payload::Borrowed(payload.as_ref());
+        self.publish_payload(subject.as_ref(), None, None, payload)
             .await
     }
 
@@ -216,6 +217,19 @@ impl Client {
         reply: Option<&str>,
         headers: Option<&HeaderMap>,
         payload: &[u8],
+    ) -> Result<(), PublishError> {
+        self.publish_payload(subject, reply, headers, Payload::Borrowed(payload))
+            .await
+    }
+
+    /// Publishes a borrowed or shared payload (see [`Payload`]), waiting while the buffer is
+    /// full.
+    pub(crate) async fn publish_payload(
+        &self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: Payload<'_>,
     ) -> Result<(), PublishError> {
         let shared = self.shared();
         loop {

@@ -5,6 +5,7 @@
 //! resumes with what the session says was never sent. Lame-duck retirements (`lame_duck.rs`)
 //! run beside it.
 
+use std::io::IoSlice;
 use std::sync::Arc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
@@ -360,7 +361,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
             continue;
         }
-        match wr.write(&chunk.bytes[chunk.written..]).await {
+        match write_some(wr, chunk).await {
             Ok(0) => {
                 let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
                 return Stop::Lost(DisconnectReason::io(&e));
@@ -378,6 +379,24 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
     }
+}
+
+/// Most slices one vectored write hands the socket (Linux takes up to 1024; past a few
+/// dozen, a large payload per slice fills any socket buffer).
+const MAX_SLICES: usize = 64;
+
+/// Writes what it can of the chunk's unwritten bytes: one slice when they are in one piece,
+/// else a vectored write of its segments (large payloads written from where they are).
+async fn write_some<W: AsyncWrite + Unpin>(
+    wr: &mut W,
+    chunk: &ClientChunk,
+) -> std::io::Result<usize> {
+    if !chunk.bytes.is_segmented() {
+        return wr.write(&chunk.bytes.tail()[chunk.written..]).await;
+    }
+    let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+    let n = chunk.bytes.slices(chunk.written, &mut slices);
+    wr.write_vectored(&slices[..n]).await
 }
 
 /// Waits for buffered bytes and swaps them into `chunk` (plus a PING when flushes wait).

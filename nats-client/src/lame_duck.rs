@@ -85,7 +85,7 @@ pub(crate) async fn finish_cut_op<W: AsyncWrite + Unpin>(
     let Some(rest) = chunk.cut_frame_rest() else {
         return true;
     };
-    if !write_within(wr, &chunk.bytes[rest.clone()]).await {
+    if !write_within(wr, &chunk.contiguous()[rest.clone()]).await {
         return false;
     }
     chunk.written = rest.end;
@@ -282,7 +282,7 @@ mod tests {
 
     fn chunk(bytes: &[u8], written: usize) -> ClientChunk {
         ClientChunk {
-            bytes: BytesMut::from(bytes),
+            bytes: BytesMut::from(bytes).into(),
             written,
             ..ClientChunk::default()
         }

@@ -56,6 +56,9 @@
 //!   ([`Publish`], [`Request`], [`Client::request_many`]) own theirs as
 //!   [`Bytes`](bytes::Bytes) (`impl Into<Bytes>`: no copy from a `Vec`, `String` or `Bytes`),
 //!   as does the `jetstream` crate, which keeps a payload to send it again.
+//!   [`Client::publish_bytes`] takes a `Bytes` positionally. A payload handed over as `Bytes`
+//!   of [`Client::SHARED_PAYLOAD_MIN`] (8 KiB) or more is not copied into the write buffer:
+//!   it is held by reference count and written from where it is (vectored writes).
 //! - **Subjects**: [`subject::matches`] is the matcher the server uses (`*` one token, `>` the
 //!   rest), for the layers above that route by subject.
 //!
@@ -74,6 +77,7 @@
 
 mod addr;
 mod auth;
+mod chunk;
 mod client;
 mod connection;
 mod error;
@@ -95,6 +99,7 @@ mod publish;
 mod reconnect;
 mod request;
 mod request_many;
+mod rope;
 mod server_error;
 mod server_pool;
 mod session;

@@ -1,18 +1,31 @@
 //! The shared write buffer: publishers encode straight into it under a short lock, and the
 //! connection's writer swaps it out whole. No channel send and no allocation per message.
+//! A large payload handed over as `Bytes` is not copied in: it joins the buffer as a segment
+//! of its [`Rope`], written out with vectored I/O.
 //!
 //! While connected, a full buffer makes publishers wait (back-pressure); while disconnected
 //! the same buffer is the reconnect buffer, bounded by its own limit, and a publish that does
 //! not fit fails with a typed error instead of waiting or growing without bound.
 
-use bytes::BytesMut;
-use nats_proto::client_frame::{cut_frame_end, frame_start_at};
+use bytes::{Bytes, BytesMut};
 use nats_proto::{Encoder, HeaderMap};
 
 use crate::error::PublishError;
+use crate::rope::Rope;
 
-/// `PONG\r\n`: the PONGs owed to the server go out together at the end of a chunk.
-const PONG_LEN: usize = 6;
+pub(crate) use crate::chunk::{Chunk, Unsent};
+
+/// Payloads handed over as `Bytes` from this size on are kept as segments rather than copied
+/// into the buffer (below it, a segment costs more than the copy it saves).
+pub(crate) const SHARE_PAYLOADS_FROM: usize = 8 * 1024;
+
+/// A payload to publish: borrowed (copied into the buffer) or shared (a large one is kept as
+/// it is, see [`SHARE_PAYLOADS_FROM`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Payload<'a> {
+    Borrowed(&'a [u8]),
+    Shared(&'a Bytes),
+}
 
 /// Where the connection stands, as publishers see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +41,7 @@ pub(crate) enum LinkState {
 /// methods by publishers, the writer and the connection task. `W` is a flush waiter (a
 /// oneshot sender in the client: resolved by the PONG of the PING sent after its data).
 pub(crate) struct Outbound<W> {
-    buf: BytesMut,
+    buf: Rope,
     state: LinkState,
     encoder: Encoder,
     /// Flush calls registered since the writer last took the buffer.
@@ -46,6 +59,8 @@ pub(crate) struct Outbound<W> {
     /// Messages and payload bytes accepted (counted here, under the lock already held).
     out_msgs: u64,
     out_bytes: u64,
+    /// Shared payloads from this size on become segments (see [`SHARE_PAYLOADS_FROM`]).
+    share_from: usize,
 }
 
 /// The client is closing or closed: nothing new is accepted.
@@ -66,7 +81,7 @@ pub(crate) enum Take {
 impl<W> Outbound<W> {
     pub fn new(write_limit: usize, reconnect_limit: usize) -> Self {
         Outbound {
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: Rope::with_capacity(64 * 1024),
             state: LinkState::Disconnected,
             encoder: Encoder::default(),
             flush_waiters: Vec::new(),
@@ -77,7 +92,15 @@ impl<W> Outbound<W> {
             writer_idle: false,
             out_msgs: 0,
             out_bytes: 0,
+            share_from: SHARE_PAYLOADS_FROM,
         }
+    }
+
+    /// Keeps shared payloads of `size` bytes and more as segments (tests use small ones).
+    #[cfg(test)]
+    pub fn share_payloads_from(mut self, size: usize) -> Self {
+        self.share_from = size;
+        self
     }
 
     pub fn state(&self) -> LinkState {
@@ -109,36 +132,78 @@ impl<W> Outbound<W> {
     /// `Ok(Some(wake))`: accepted, and the writer must be woken when `wake`. While
     /// disconnected, a publish that does not fit the reconnect buffer fails and leaves it as
     /// it was.
+    #[inline]
     pub fn publish(
         &mut self,
         subject: &str,
         reply: Option<&str>,
         headers: Option<&HeaderMap>,
-        payload: &[u8],
+        payload: Payload<'_>,
     ) -> Result<Option<bool>, PublishError> {
+        let before = self.buf.len();
         let over = match self.state {
             LinkState::Closing | LinkState::Closed => return Err(PublishError::Closed),
-            LinkState::Connected => !self.buf.is_empty() && self.buf.len() >= self.write_limit,
+            LinkState::Connected => before != 0 && before >= self.write_limit,
             LinkState::Disconnected => false,
         };
         if over {
             return Ok(None);
         }
-        let before = self.buf.len();
+        let payload = match payload {
+            Payload::Shared(b) if b.len() >= self.share_from => {
+                return self.publish_shared(subject, reply, headers, b, before);
+            }
+            Payload::Shared(b) => &b[..],
+            Payload::Borrowed(b) => b,
+        };
         self.encoder
-            .publish(&mut self.buf, subject, reply, headers, payload)?;
+            .publish(self.buf.tail_mut(), subject, reply, headers, payload)?;
         let size = self.buf.len() - before;
-        if self.state == LinkState::Disconnected && self.buf.len() > self.reconnect_limit {
-            self.buf.truncate(before);
+        self.check_reconnect_room(before, size)?;
+        Ok(self.accepted(payload.len()))
+    }
+
+    /// [`Outbound::publish`] of a large shared payload: its control line (and headers) are
+    /// encoded, the payload itself joins the buffer as a segment. Kept out of line, so that
+    /// [`Outbound::publish`] stays small enough to inline for small payloads.
+    #[inline(never)]
+    fn publish_shared(
+        &mut self,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload: &Bytes,
+        before: usize,
+    ) -> Result<Option<bool>, PublishError> {
+        self.encoder
+            .publish_head(self.buf.tail_mut(), subject, reply, headers, payload.len())?;
+        let size = self.buf.len() - before + payload.len() + 2;
+        self.check_reconnect_room(before, size)?;
+        self.buf.push_shared(payload.clone());
+        self.buf.tail_mut().extend_from_slice(b"\r\n");
+        Ok(self.accepted(payload.len()))
+    }
+
+    /// While disconnected, an op of `size` bytes (encoded into the tail from `before` on, or
+    /// about to be) must fit the reconnect buffer; if not, the tail is cut back to `before`.
+    #[inline]
+    fn check_reconnect_room(&mut self, before: usize, size: usize) -> Result<(), PublishError> {
+        if self.state == LinkState::Disconnected && before + size > self.reconnect_limit {
+            self.buf.truncate_tail(before);
             return Err(PublishError::ReconnectBufferFull {
                 buffered: before,
                 limit: self.reconnect_limit,
                 size,
             });
         }
+        Ok(())
+    }
+
+    /// Counts an accepted message; answers whether the writer must be woken.
+    fn accepted(&mut self, payload_len: usize) -> Option<bool> {
         self.out_msgs += 1;
-        self.out_bytes += payload.len() as u64;
-        Ok(Some(std::mem::take(&mut self.writer_idle)))
+        self.out_bytes += payload_len as u64;
+        Some(std::mem::take(&mut self.writer_idle))
     }
 
     /// Where a SUB or UNSUB goes: the buffer while connected, nowhere while disconnected (the
@@ -146,7 +211,7 @@ impl<W> Outbound<W> {
     pub fn control(&mut self) -> Result<(Encoder, Option<&mut BytesMut>), Closed> {
         match self.state {
             LinkState::Closing | LinkState::Closed => Err(Closed),
-            LinkState::Connected => Ok((self.encoder, Some(&mut self.buf))),
+            LinkState::Connected => Ok((self.encoder, Some(self.buf.tail_mut()))),
             LinkState::Disconnected => Ok((self.encoder, None)),
         }
     }
@@ -178,10 +243,9 @@ impl<W> Outbound<W> {
 
     /// A new connection is live: `fresh` (its re-SUBs and the last connection's unsent
     /// bytes) goes first, then what was buffered meanwhile, under the new server's limits.
-    pub fn go_live(&mut self, encoder: Encoder, mut fresh: BytesMut) {
+    pub fn go_live(&mut self, encoder: Encoder, fresh: BytesMut) {
         self.encoder = encoder;
-        fresh.extend_from_slice(&self.buf);
-        self.buf = fresh;
+        self.buf.prepend(fresh);
         if self.state == LinkState::Disconnected {
             self.state = LinkState::Connected;
         }
@@ -210,12 +274,12 @@ impl<W> Outbound<W> {
             if pongs > 0 {
                 chunk.pongs = Some((chunk.bytes.len(), pongs));
                 for _ in 0..pongs {
-                    self.encoder.pong(&mut chunk.bytes);
+                    self.encoder.pong(chunk.bytes.tail_mut());
                 }
             }
             if !self.flush_waiters.is_empty() || self.ping_wanted {
                 chunk.ping_at = Some(chunk.bytes.len());
-                self.encoder.ping(&mut chunk.bytes);
+                self.encoder.ping(chunk.bytes.tail_mut());
                 chunk.waiters = Some(std::mem::take(&mut self.flush_waiters));
                 self.ping_wanted = false;
             }
@@ -245,87 +309,6 @@ impl<W> Outbound<W> {
     }
 }
 
-/// The chunk the writer is sending, kept outside the write future so that, when the socket
-/// fails, the supervisor knows exactly which bytes never left.
-pub(crate) struct Chunk<W> {
-    pub bytes: BytesMut,
-    pub written: usize,
-    /// Flush waiters whose PING ends this chunk; they move to the PONG queue once it is sent.
-    pub waiters: Option<Vec<W>>,
-    /// Where that PING starts in `bytes` (it is left out when the chunk is sent again).
-    pub ping_at: Option<usize>,
-    /// Where the PONGs owed to the server start, and how many (never sent to another).
-    pub pongs: Option<(usize, usize)>,
-}
-
-impl<W> Default for Chunk<W> {
-    fn default() -> Self {
-        Chunk {
-            bytes: BytesMut::new(),
-            written: 0,
-            waiters: None,
-            ping_at: None,
-            pongs: None,
-        }
-    }
-}
-
-/// What a connection never sent (see [`Chunk::take_unsent`]).
-#[derive(Debug, Default)]
-pub(crate) struct Unsent {
-    /// Ops to send on the next connection, whole.
-    pub bytes: BytesMut,
-    /// PONGs owed to the server that were not (completely) sent.
-    pub pongs: usize,
-}
-
-impl<W> Chunk<W> {
-    /// Ready for the next chunk: the flush waiters of the PING just sent, if any.
-    pub fn finished(&mut self) -> Option<Vec<W>> {
-        self.bytes.clear();
-        self.written = 0;
-        self.ping_at = None;
-        self.pongs = None;
-        self.waiters.take()
-    }
-
-    pub fn is_done(&self) -> bool {
-        self.written >= self.bytes.len()
-    }
-
-    /// When the socket stopped inside an op (part of it written): the range of bytes that
-    /// completes it.
-    pub fn cut_frame_rest(&self) -> Option<std::ops::Range<usize>> {
-        cut_frame_end(&self.bytes, self.written).map(|end| self.written..end)
-    }
-
-    /// The unsent part of the chunk, starting at the first op that was not completely written
-    /// (an op cut in half by the failure is sent again whole: the server dropped its part).
-    /// The PING and PONGs at its end are not in it: they were for this connection's server.
-    pub fn take_unsent(&mut self) -> Unsent {
-        let from = frame_start_at(&self.bytes, self.written);
-        let mut rest = self.bytes.split_off(0);
-        // The trailing PING of flush waiters, when not fully sent: they ride the next one.
-        if let Some(at) = self.ping_at.take()
-            && at >= from
-        {
-            rest.truncate(at);
-        }
-        let mut pongs = 0;
-        if let Some((at, count)) = self.pongs.take() {
-            let end = at + count * PONG_LEN;
-            let start = at.max(from);
-            if start < end {
-                pongs = (end - start) / PONG_LEN;
-                rest.truncate(start);
-            }
-        }
-        let _ = rest.split_to(from.min(rest.len()));
-        self.written = 0;
-        Unsent { bytes: rest, pongs }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -343,10 +326,16 @@ mod tests {
     fn a_full_buffer_makes_publishers_wait_and_the_writer_frees_it() {
         let mut out = connected();
         assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Idle);
-        assert_eq!(out.publish("a", None, None, b"0123456789"), Ok(Some(true)));
-        assert_eq!(out.publish("a", None, None, b"0123456789"), Ok(Some(false)));
         assert_eq!(
-            out.publish("a", None, None, b"x"),
+            out.publish("a", None, None, Payload::Borrowed(b"0123456789")),
+            Ok(Some(true))
+        );
+        assert_eq!(
+            out.publish("a", None, None, Payload::Borrowed(b"0123456789")),
+            Ok(Some(false))
+        );
+        assert_eq!(
+            out.publish("a", None, None, Payload::Borrowed(b"x")),
             Ok(None),
             "over the write limit"
         );
@@ -354,16 +343,22 @@ mod tests {
         assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
         assert_eq!(chunk.bytes.len(), 2 * b"PUB a 10\r\n0123456789\r\n".len());
         assert!(chunk.waiters.is_none(), "no PING without flush calls");
-        assert_eq!(out.publish("a", None, None, b"x"), Ok(Some(false)));
+        assert_eq!(
+            out.publish("a", None, None, Payload::Borrowed(b"x")),
+            Ok(Some(false))
+        );
     }
 
     #[test]
     fn the_reconnect_buffer_refuses_what_does_not_fit_and_keeps_the_rest() {
         let mut out = Outbound::new(32, 20);
-        assert_eq!(out.publish("a", None, None, b"x"), Ok(Some(false)));
+        assert_eq!(
+            out.publish("a", None, None, Payload::Borrowed(b"x")),
+            Ok(Some(false))
+        );
         let before = out.buffered();
         assert!(matches!(
-            out.publish("a", None, None, b"0123456789"),
+            out.publish("a", None, None, Payload::Borrowed(b"0123456789")),
             Err(PublishError::ReconnectBufferFull { buffered, limit: 20, .. }) if buffered == before
         ));
         assert_eq!(out.buffered(), before);
@@ -374,10 +369,11 @@ mod tests {
     fn flush_calls_ride_a_ping_and_unproven_ones_go_first_next_time() {
         let mut out = connected();
         assert!(out.add_flush_waiter(1).is_ok());
-        out.publish("a", None, None, b"x").expect("accepted");
+        out.publish("a", None, None, Payload::Borrowed(b"x"))
+            .expect("accepted");
         let mut chunk = Chunk::default();
         assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
-        assert_eq!(&chunk.bytes[..], b"PUB a 1\r\nx\r\nPING\r\n");
+        assert_eq!(chunk.bytes.tail(), b"PUB a 1\r\nx\r\nPING\r\n");
         assert_eq!(chunk.ping_at, Some(12));
         let unproven = chunk.waiters.take().expect("the flush call rides the PING");
         assert!(out.add_flush_waiter(2).is_ok());
@@ -394,55 +390,90 @@ mod tests {
     #[test]
     fn go_live_puts_resubscriptions_before_what_was_buffered() {
         let mut out = Outbound::new(1024, 1024);
-        out.publish("a", None, None, b"x")
+        out.publish("a", None, None, Payload::Borrowed(b"x"))
             .expect("buffered offline");
         assert!(matches!(out.control(), Ok((_, None))));
         out.go_live(Encoder::default(), BytesMut::from(&b"SUB s 1\r\n"[..]));
         assert_eq!(out.state(), LinkState::Connected);
         let mut chunk = Chunk::default();
         assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
-        assert_eq!(&chunk.bytes[..], b"SUB s 1\r\nPUB a 1\r\nx\r\n");
+        assert_eq!(chunk.bytes.tail(), b"SUB s 1\r\nPUB a 1\r\nx\r\n");
     }
 
     #[test]
-    fn take_unsent_keeps_the_cut_frame() {
-        let mut chunk = Chunk {
-            bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPUB b 1\r\ny\r\n"[..]),
-            written: 15,
-            waiters: None,
-            ping_at: None,
-            pongs: None,
-        };
-        assert_eq!(&chunk.take_unsent().bytes[..], b"PUB b 1\r\ny\r\n");
+    fn a_large_shared_payload_is_a_segment_and_small_ones_are_copied() {
+        let mut out = connected().share_payloads_from(8);
+        let large = Bytes::from_static(b"0123456789");
+        let small = Bytes::from_static(b"abc");
+        out.publish("a", None, None, Payload::Shared(&large))
+            .expect("accepted");
+        out.publish("b", None, None, Payload::Shared(&small))
+            .expect("accepted");
+        assert!(out.add_flush_waiter(1).is_ok());
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        assert!(chunk.bytes.is_segmented());
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        let n = chunk.bytes.slices(0, &mut slices);
+        assert_eq!(n, 3, "head, payload, then the tail");
+        assert!(
+            std::ptr::eq(slices[1].as_ptr(), large.as_ptr()),
+            "written from the publisher's Bytes"
+        );
+        let wire = b"PUB a 10\r\n0123456789\r\nPUB b 3\r\nabc\r\nPING\r\n";
+        assert_eq!(chunk.ping_at, Some(wire.len() - 6));
+        assert_eq!(chunk.contiguous(), wire);
+        assert_eq!(out.counters(), (2, 13));
     }
 
     #[test]
-    fn take_unsent_leaves_out_a_cut_flush_ping() {
-        let mut chunk = Chunk {
-            bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]),
-            written: 5,
-            waiters: None,
-            ping_at: Some(12),
-            pongs: None,
-        };
-        assert_eq!(&chunk.take_unsent().bytes[..], b"PUB a 1\r\nx\r\n");
-        chunk.bytes = BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]);
-        chunk.written = 14;
-        chunk.ping_at = Some(12);
-        assert!(chunk.take_unsent().bytes.is_empty());
+    fn a_shared_payload_counts_against_the_reconnect_buffer() {
+        let mut out = Outbound::new(32, 20).share_payloads_from(8);
+        let large = Bytes::from_static(b"0123456789");
+        assert!(matches!(
+            out.publish("a", None, None, Payload::Shared(&large)),
+            Err(PublishError::ReconnectBufferFull {
+                buffered: 0,
+                limit: 20,
+                size: 22
+            })
+        ));
+        assert_eq!(out.buffered(), 0, "nothing of it kept");
+        let fits = Bytes::from_static(b"01234567");
+        out.publish("a", None, None, Payload::Shared(&fits))
+            .expect("fits");
+        assert_eq!(out.buffered(), 19);
+    }
+
+    #[test]
+    fn take_unsent_reads_across_segments() {
+        let mut out = connected().share_payloads_from(2);
+        for p in [&b"xy"[..], b"zw"] {
+            out.publish("a", None, None, Payload::Shared(&Bytes::copy_from_slice(p)))
+                .expect("accepted");
+        }
+        let mut chunk = Chunk::default();
+        assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
+        chunk.written = 10; // inside the first payload
+        assert_eq!(chunk.cut_frame_rest(), Some(10..13));
+        assert_eq!(
+            &chunk.take_unsent().bytes[..],
+            b"PUB a 2\r\nxy\r\nPUB a 2\r\nzw\r\n"
+        );
     }
 
     #[test]
     fn owed_pongs_end_the_chunk_and_unsent_ones_are_counted_not_resent() {
         let mut out = connected();
-        out.publish("a", None, None, b"x").expect("accepted");
+        out.publish("a", None, None, Payload::Borrowed(b"x"))
+            .expect("accepted");
         out.pong();
         out.pong();
         out.want_ping();
         let mut chunk = Chunk::default();
         assert_eq!(out.take_chunk(&mut chunk), Take::Chunk);
         assert_eq!(
-            &chunk.bytes[..],
+            chunk.bytes.tail(),
             b"PUB a 1\r\nx\r\nPONG\r\nPONG\r\nPING\r\n"
         );
         assert_eq!(out.take_owed_pongs(), 0, "taken with the chunk");
@@ -456,26 +487,5 @@ mod tests {
         out.pong();
         assert_eq!(out.take_owed_pongs(), 1);
         assert_eq!(out.take_chunk(&mut Chunk::default()), Take::Idle);
-    }
-
-    #[test]
-    fn cut_frame_rest_completes_the_op_in_progress() {
-        let buf = &b"PUB a 3\r\nabc\r\nPING\r\n"[..];
-        let mut chunk = Chunk {
-            bytes: BytesMut::from(buf),
-            written: 0,
-            waiters: None,
-            ping_at: None,
-            pongs: None,
-        };
-        for written in 0..=buf.len() {
-            chunk.written = written;
-            let expected = match written {
-                1..=13 => Some(written..14),
-                15..=19 => Some(written..20),
-                _ => None, // 0, 14, 20: op boundaries
-            };
-            assert_eq!(chunk.cut_frame_rest(), expected, "written {written}");
-        }
     }
 }

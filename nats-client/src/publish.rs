@@ -9,6 +9,7 @@ use nats_proto::HeaderMap;
 use crate::client::Client;
 use crate::error::PublishError;
 use crate::message::Message;
+use crate::outbound::Payload;
 
 /// A message to publish as a value: subject, payload, headers and reply subject, built step by
 /// step and sent with [`Client::send`].
@@ -82,15 +83,42 @@ impl Publish {
 }
 
 impl Client {
-    /// Publishes a [`Publish`] value: as [`Client::publish_message`] with its parts.
+    /// From this size on, a payload handed over as `Bytes` ([`Client::publish_bytes`],
+    /// [`Client::send`]) is written from where it is rather than copied into the write buffer.
+    pub const SHARED_PAYLOAD_MIN: usize = crate::outbound::SHARE_PAYLOADS_FROM;
+
+    /// Publishes a [`Publish`] value: as [`Client::publish_message`] with its parts. A large
+    /// payload is not copied (see [`Client::publish_bytes`]).
     pub async fn send(&self, message: Publish) -> Result<(), PublishError> {
-        self.publish_message(
+        self.publish_payload(
             &message.subject,
             message.reply.as_deref(),
             message.headers.as_ref(),
-            &message.payload,
+            Payload::Shared(&message.payload),
         )
         .await
+    }
+
+    /// Publishes a payload the client may keep: as [`Client::publish`], but a large payload
+    /// ([`Client::SHARED_PAYLOAD_MIN`] and more) is not copied into the write buffer. It is
+    /// held by reference count until written, and written from where it is (vectored I/O).
+    /// Small ones are copied as with [`Client::publish`]; for them a borrowed slice is the
+    /// cheaper call (a `Bytes` clone only adds its reference count).
+    ///
+    /// ```no_run
+    /// # async fn demo(client: nats_client::Client) -> Result<(), nats_client::PublishError> {
+    /// let image = bytes::Bytes::from(vec![0u8; 64 * 1024]);
+    /// client.publish_bytes("images.new", image.clone()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn publish_bytes(
+        &self,
+        subject: impl AsRef<str>,
+        payload: impl Into<Bytes>,
+    ) -> Result<(), PublishError> {
+        let payload = payload.into();
+        self.publish_payload(subject.as_ref(), None, None, Payload::Shared(&payload))
+            .await
     }
 
     /// Publishes a reply to a received message (to its reply subject).

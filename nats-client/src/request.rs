@@ -18,6 +18,7 @@ use crate::error::{ClientError, PublishError, RequestError};
 use crate::inbox::{Ended, Outcome};
 use crate::message::Message;
 use crate::outbound::LinkState;
+use crate::outbound::Payload;
 use crate::shared::Shared;
 use crate::sub_queue::Target;
 
@@ -381,9 +382,12 @@ impl Client {
     ) -> Result<Option<ReplyFuture>, RequestError> {
         let (future, reply) = self.register_request(subject, timeout, Some(permit))?;
         // Full: dropping the future cancels the entry and gives the slot back.
-        let sent = self
-            .shared()
-            .try_publish(subject, Some(&reply), headers, payload)?;
+        let sent = self.shared().try_publish(
+            subject,
+            Some(&reply),
+            headers,
+            Payload::Borrowed(payload),
+        )?;
         Ok(sent.then_some(future))
     }
 

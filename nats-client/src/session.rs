@@ -7,8 +7,9 @@
 //! PONG FIFO (each PING sent, with the flush calls it answers for), the keep-alive count
 //! (PINGs without a PONG since), the current server and its latest INFO, and the received
 //! counters. Beside it, two more plain values: the write side (`outbound.rs`: the buffer
-//! publishers encode into, the link state, the flush calls waiting for the next PING, the
-//! PONGs owed, the chunk in flight and where a cut fell in it) and, per connection being
+//! publishers encode into, a rope of bytes and large shared payloads (`rope.rs`), the link
+//! state, the flush calls waiting for the next PING, the PONGs owed; `chunk.rs`: the chunk in
+//! flight and where a cut fell in it) and, per connection being
 //! retired after a lame-duck move, a [`Retirement`].
 //!
 //! **States.** The link, as publishers see it: `Disconnected` (publishes fill the reconnect
@@ -40,8 +41,9 @@
 //! finds the replacement connection and drives each [`Retirement`]. Neither decides what a
 //! server op means, when the link is dead, which bytes are resent, or which PONG ends a
 //! retirement: the session does, and its tests (`session/tests.rs`, `retirement.rs`,
-//! `outbound.rs`) need no runtime. The same drivers run over in-memory pipes against
-//! scripted servers (`memory.rs`, `memory_tests*`) under tokio's paused clock.
+//! `outbound.rs`, `chunk.rs`, `rope.rs`) need no runtime. The same drivers run over
+//! in-memory pipes against scripted servers (`memory.rs`, `memory_tests*`) under tokio's
+//! paused clock.
 //!
 //! It is generic over the flush waiter `W` (a oneshot sender in the client, anything in tests).
 

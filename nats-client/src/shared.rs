@@ -26,7 +26,7 @@ use crate::inbox::{Ended, Inbox};
 use crate::lock;
 use crate::message::Message;
 use crate::options::ConnectOptions;
-use crate::outbound::{Chunk, LinkState, Outbound, Unsent};
+use crate::outbound::{Chunk, LinkState, Outbound, Payload, Unsent};
 use crate::server_pool::ServerPool;
 use crate::session::{Action, Delivery, Retirement, Session};
 use crate::stats::{Counters, Statistics};
@@ -311,7 +311,7 @@ impl Shared {
         subject: &str,
         reply: Option<&str>,
         headers: Option<&HeaderMap>,
-        payload: &[u8],
+        payload: Payload<'_>,
     ) -> Result<bool, PublishError> {
         let accepted = self.out().publish(subject, reply, headers, payload)?;
         match accepted {

@@ -199,3 +199,48 @@ async fn max_payload_is_refused_before_sending() {
     client.publish("small", vec![0u8; 1000]).await.unwrap();
     client.flush().await.unwrap();
 }
+
+/// Large payloads handed over as `Bytes` are written from where they are (segments of the
+/// write buffer, vectored writes) between small ones copied in: every message arrives whole,
+/// in order, with its headers.
+#[tokio::test]
+async fn large_shared_payloads_arrive_whole_and_in_order_between_small_ones() {
+    let server = NatsServer::single();
+    let client = nats_client::connect(&server.url()).await.unwrap();
+    let mut sub = client.subscribe("big.*").await.unwrap();
+    client.flush().await.unwrap();
+
+    let large = nats_client::Client::SHARED_PAYLOAD_MIN;
+    let payload = |i: usize| -> bytes::Bytes {
+        let len = if i.is_multiple_of(3) {
+            10
+        } else {
+            large + i * 1000
+        };
+        (0..len)
+            .map(|b| (b * 31 + i) as u8)
+            .collect::<Vec<u8>>()
+            .into()
+    };
+    for i in 0..60 {
+        match i % 4 {
+            0 => client.publish("big.a", payload(i)).await.unwrap(),
+            1 => client.publish_bytes("big.b", payload(i)).await.unwrap(),
+            2 => client
+                .send(nats_client::Publish::new("big.c", payload(i)).header("I", i))
+                .await
+                .unwrap(),
+            _ => client.publish_bytes("big.d", payload(i)).await.unwrap(),
+        }
+    }
+    client.flush().await.unwrap();
+    for i in 0..60 {
+        let m = next(&mut sub).await;
+        assert_eq!(m.payload, payload(i), "message {i}");
+        if i % 4 == 2 {
+            let headers = m.headers.expect("headers sent");
+            assert_eq!(headers.get("I"), Some(i.to_string().as_str()));
+        }
+    }
+    assert_eq!(client.statistics().out_msgs, 60);
+}

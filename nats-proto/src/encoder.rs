@@ -59,6 +59,47 @@ impl Encoder {
         headers: Option<&HeaderMap>,
         payload: &[u8],
     ) -> Result<(), ProtoError> {
+        self.head(buf, subject, reply, headers, payload.len(), true)?;
+        buf.put_slice(payload);
+        buf.put_slice(b"\r\n");
+        Ok(())
+    }
+
+    /// Writes the part of a `PUB`/`HPUB` before its payload (the control line and the header
+    /// block), for a writer that sends the payload from where it is, followed by `\r\n`.
+    /// Validates as [`Encoder::publish`] does; a failed call writes nothing. Room for the
+    /// payload and its `\r\n` is not reserved.
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use nats_proto::Encoder;
+    /// let mut buf = BytesMut::new();
+    /// Encoder::default().publish_head(&mut buf, "orders.eu", None, None, 5).unwrap();
+    /// assert_eq!(&buf[..], b"PUB orders.eu 5\r\n");
+    /// ```
+    pub fn publish_head(
+        &self,
+        buf: &mut BytesMut,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload_len: usize,
+    ) -> Result<(), ProtoError> {
+        self.head(buf, subject, reply, headers, payload_len, false)
+    }
+
+    /// The control line and header block of a PUB/HPUB; with `room_for_payload`, the buffer
+    /// is grown once for the whole op. Inlined into both callers: the hot path is `publish`.
+    #[inline(always)]
+    fn head(
+        &self,
+        buf: &mut BytesMut,
+        subject: &str,
+        reply: Option<&str>,
+        headers: Option<&HeaderMap>,
+        payload_len: usize,
+        room_for_payload: bool,
+    ) -> Result<(), ProtoError> {
         validate_subject(subject)?;
         if let Some(reply) = reply {
             validate_subject(reply)?;
@@ -70,7 +111,7 @@ impl Encoder {
             }
             None => None,
         };
-        let total = payload.len() + header_len.unwrap_or(0);
+        let total = payload_len.saturating_add(header_len.unwrap_or(0));
         if total > self.max_payload {
             return Err(ProtoError::MaxPayloadExceeded {
                 size: total,
@@ -95,7 +136,8 @@ impl Encoder {
                 limit: self.max_control_line,
             });
         }
-        buf.reserve(line_len + total + 2);
+        let payload_room = if room_for_payload { payload_len + 2 } else { 0 };
+        buf.reserve(line_len + header_len.unwrap_or(0) + payload_room);
         buf.put_slice(if header_len.is_some() {
             b"HPUB "
         } else {
@@ -116,8 +158,6 @@ impl Encoder {
         if let Some(h) = headers {
             h.encode(buf);
         }
-        buf.put_slice(payload);
-        buf.put_slice(b"\r\n");
         Ok(())
     }
 
@@ -341,6 +381,29 @@ mod tests {
         );
         assert!(buf.starts_with(b"CONNECT {\"verbose\":false"));
         assert!(buf.ends_with(b"}\r\n"));
+    }
+
+    #[test]
+    fn publish_head_is_publish_up_to_the_payload() {
+        let mut headers = HeaderMap::new();
+        headers.insert("A", "1");
+        for h in [None, Some(&headers)] {
+            let (mut whole, mut head) = (BytesMut::new(), BytesMut::new());
+            enc()
+                .publish(&mut whole, "s", Some("r"), h, b"abc")
+                .unwrap();
+            enc().publish_head(&mut head, "s", Some("r"), h, 3).unwrap();
+            head.extend_from_slice(b"abc\r\n");
+            assert_eq!(whole, head);
+        }
+        let mut buf = BytesMut::new();
+        let too_big = enc().max_payload + 1;
+        assert!(
+            enc()
+                .publish_head(&mut buf, "s", None, None, too_big)
+                .is_err()
+        );
+        assert!(buf.is_empty());
     }
 
     #[test]

@@ -12,18 +12,21 @@
 
 use std::collections::HashMap;
 
-use bytes::BytesMut;
+use std::io::IoSlice;
+
+use bytes::{Bytes, BytesMut};
 use nats_proto::fuzzing::read_client_op;
 use nats_proto::{ClientOp, Encoder, ServerInfo, ServerOp};
 use proptest::prelude::*;
 
 use super::{Action, Session, Step};
 use crate::addr::ServerAddr;
-use crate::outbound::{Chunk, Outbound, Take};
+use crate::outbound::{Chunk, Outbound, Payload, Take};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Publish(usize),
+    /// A payload of that many bytes past its id, borrowed or shared.
+    Publish(usize, bool),
     Flush,
     Take,
     Write(usize),
@@ -36,7 +39,7 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0usize..300).prop_map(Op::Publish),
+        4 => (0usize..300, any::<bool>()).prop_map(|(n, shared)| Op::Publish(n, shared)),
         2 => Just(Op::Flush),
         4 => Just(Op::Take),
         6 => (1usize..200).prop_map(Op::Write),
@@ -79,7 +82,8 @@ struct Model {
 impl Model {
     fn new() -> Self {
         let mut m = Model {
-            out: Outbound::new(1 << 20, 1 << 20),
+            // Shared payloads of 100 bytes and more become segments of the write buffer.
+            out: Outbound::new(1 << 20, 1 << 20).share_payloads_from(100),
             session: Session::default(),
             chunk: Chunk::default(),
             live: false,
@@ -102,11 +106,16 @@ impl Model {
 
     fn apply(&mut self, op: &Op) {
         match op {
-            Op::Publish(size) => {
+            Op::Publish(size, shared) => {
                 let id = self.id();
                 let mut payload = id.to_string().into_bytes();
                 payload.resize(payload.len() + size, b'.');
-                if let Ok(Some(_)) = self.out.publish("s", None, None, &payload) {
+                let payload = Bytes::from(payload);
+                let payload = match shared {
+                    true => Payload::Shared(&payload),
+                    false => Payload::Borrowed(&payload),
+                };
+                if let Ok(Some(_)) = self.out.publish("s", None, None, payload) {
                     self.accepted.push(id);
                 }
             }
@@ -121,10 +130,15 @@ impl Model {
                 let _ = self.out.take_chunk(&mut self.chunk);
             }
             Op::Write(n) if self.live && !self.chunk.is_done() => {
-                let from = self.chunk.written;
-                let to = (from + n).min(self.chunk.bytes.len());
-                let bytes = self.chunk.bytes[from..to].to_vec();
-                self.chunk.written = to;
+                // The writer's vectored write, of which the socket takes `n` bytes.
+                let mut slices = [IoSlice::new(&[]); 4];
+                let count = self.chunk.bytes.slices(self.chunk.written, &mut slices);
+                let bytes: Vec<u8> = slices[..count]
+                    .iter()
+                    .flat_map(|s| s.iter().copied())
+                    .take(*n)
+                    .collect();
+                self.chunk.written += bytes.len();
                 if self.chunk.is_done()
                     && let Some(waiters) = self.chunk.waiters.take()
                 {
@@ -183,7 +197,7 @@ impl Model {
     /// there, its unanswered PINGs answered there; the rest goes on on a new connection.
     fn hand_over(&mut self) {
         if let Some(rest) = self.chunk.cut_frame_rest() {
-            let bytes = self.chunk.bytes[rest.clone()].to_vec();
+            let bytes = self.chunk.contiguous()[rest.clone()].to_vec();
             self.chunk.written = rest.end;
             if self.chunk.is_done()
                 && let Some(waiters) = self.chunk.waiters.take()

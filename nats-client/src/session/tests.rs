@@ -154,7 +154,7 @@ fn pongs_resolve_flushes_in_order_and_a_loss_asks_again() {
     assert_eq!(s.pong(), vec![1, 2]);
     assert_eq!(s.pongs_awaited(), 2);
     let mut chunk = Chunk {
-        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]),
+        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPING\r\n"[..]).into(),
         written: 14,
         waiters: Some(vec![4]),
         ping_at: Some(12),
@@ -312,7 +312,7 @@ fn a_handover_counts_the_old_servers_pongs_and_pings_for_the_retirement() {
     s.ping_sent(vec![1]);
     // The chunk was cut inside the PONG owed to the old server: its flush PING never left.
     let mut chunk = Chunk {
-        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPONG\r\nPING\r\n"[..]),
+        bytes: BytesMut::from(&b"PUB a 1\r\nx\r\nPONG\r\nPING\r\n"[..]).into(),
         written: 14,
         waiters: Some(vec![2]),
         ping_at: Some(18),

@@ -62,46 +62,70 @@ pub(super) fn err_text(rest: &[u8]) -> String {
 /// `ends[i]`; returns how many there were (a count above the arrays' length means "too many";
 /// their bounds are not kept).
 ///
-/// This is the hottest loop of MSG parsing. Lines of up to 63 bytes after the op word (nearly
-/// all MSG lines) are classified eight bytes at a time into one bitmask of separators, and the
-/// tokens are read off the mask's edges; longer lines take the plain byte loop.
+/// This is the hottest loop of MSG parsing. Lines of up to 127 bytes after the op word (nearly
+/// all MSG lines, JetStream's with their long `$JS.ACK...` reply subjects included) are
+/// classified eight bytes at a time into one bitmask of separators, and the tokens are read
+/// off the mask's edges; longer lines take the plain byte loop.
 pub(super) fn split_args(
     line: &[u8],
     from: usize,
     starts_out: &mut [usize],
     ends_out: &mut [usize],
 ) -> usize {
-    let args = &line[from..];
-    if args.len() >= 64 {
-        return split_args_bytewise(line, from, starts_out, ends_out);
+    match line.len() - from {
+        // One word of mask for the short lines, so they pay nothing for the long ones.
+        0..64 => split_args_64(line, from, starts_out, ends_out),
+        64..MASK_BITS => split_args_128(line, from, starts_out, ends_out),
+        _ => split_args_bytewise(line, from, starts_out, ends_out),
     }
-    // Bit i set when args[i] is a space or tab; past the end counts as a separator, so the
-    // last token ends.
-    let mut seps = u64::MAX << args.len();
-    let mut pos = from;
-    while pos < line.len() {
-        seps |= separator_bits(load_word(line, pos)) << (pos - from);
-        pos += 8;
-    }
-    // The op word is followed by a separator, so "the byte before" bit 0 is one.
-    let before = (seps << 1) | 1;
-    let mut starts = !seps & before;
-    let mut ends = seps & !before;
-    let mut n = 0;
-    while starts != 0 {
-        let start = starts.trailing_zeros() as usize;
-        // Every token ends: bit 63 is padding, since args.len() < 64.
-        let end = ends.trailing_zeros() as usize;
-        if n < starts_out.len() && n < ends_out.len() {
-            starts_out[n] = from + start;
-            ends_out[n] = from + end;
-        }
-        n += 1;
-        starts &= starts - 1;
-        ends &= ends - 1;
-    }
-    n
 }
+
+/// [`split_args`] with a bitmask of type `$mask`, for argument text shorter than its bits.
+macro_rules! split_args_masked {
+    ($name:ident, $mask:ty) => {
+        #[inline(always)]
+        fn $name(
+            line: &[u8],
+            from: usize,
+            starts_out: &mut [usize],
+            ends_out: &mut [usize],
+        ) -> usize {
+            let args = &line[from..];
+            // Bit i set when args[i] is a space or tab; past the end counts as a separator,
+            // so the last token ends.
+            let mut seps = <$mask>::MAX << args.len();
+            let mut pos = from;
+            while pos < line.len() {
+                seps |= <$mask>::from(separator_bits(load_word(line, pos))) << (pos - from);
+                pos += 8;
+            }
+            // The op word is followed by a separator, so "the byte before" bit 0 is one.
+            let before = (seps << 1) | 1;
+            let mut starts = !seps & before;
+            let mut ends = seps & !before;
+            let mut n = 0;
+            while starts != 0 {
+                let start = starts.trailing_zeros() as usize;
+                // Every token ends: the top bit is padding, since args are shorter.
+                let end = ends.trailing_zeros() as usize;
+                if n < starts_out.len() && n < ends_out.len() {
+                    starts_out[n] = from + start;
+                    ends_out[n] = from + end;
+                }
+                n += 1;
+                starts &= starts - 1;
+                ends &= ends - 1;
+            }
+            n
+        }
+    };
+}
+
+split_args_masked!(split_args_64, u64);
+split_args_masked!(split_args_128, u128);
+
+/// The longest argument text (after the op word) the bitmask paths take, plus one.
+const MASK_BITS: usize = 128;
 
 /// The eight bytes of `bytes` from `pos` as a little-endian word, zero past the end.
 #[inline]
@@ -276,34 +300,50 @@ pub(super) fn simple_hmsg(line: &[u8], line_len: usize) -> Option<MsgLine> {
 }
 
 /// The positions of the spaces in `args` and their count, for the fast paths: `None` when
-/// `args` is 64 bytes or longer, holds a tab, or has more than `N` spaces. Whether tokens are
+/// `args` is 128 bytes or longer, holds a tab, or has more than `N` spaces. Whether tokens are
 /// empty (double, leading or trailing spaces) is the caller's check.
 #[inline(always)]
 fn single_spaces<const N: usize>(args: &[u8]) -> Option<([usize; N], usize)> {
-    if args.len() >= 64 {
-        return None;
+    match args.len() {
+        0..64 => single_spaces_64(args),
+        64..MASK_BITS => single_spaces_128(args),
+        _ => None,
     }
-    // Bit i set where args[i] is a space, eight bytes at a time; any tab: general path.
-    let mut mask = 0u64;
-    let mut pos = 0;
-    while pos < args.len() {
-        let v = load_word(args, pos);
-        if matching_bytes(v, 0x0909_0909_0909_0909) != 0 {
-            return None;
-        }
-        mask |= gather_high_bits(matching_bytes(v, 0x2020_2020_2020_2020)) << pos;
-        pos += 8;
-    }
-    // Padding past the end of `args` is zero bytes, which match neither pattern.
-    let mut spaces = [0usize; N];
-    let mut n = 0;
-    while mask != 0 {
-        if n == N {
-            return None;
-        }
-        spaces[n] = mask.trailing_zeros() as usize;
-        n += 1;
-        mask &= mask - 1;
-    }
-    Some((spaces, n))
 }
+
+/// [`single_spaces`] with a bitmask of type `$mask`, for `args` shorter than its bits.
+macro_rules! single_spaces_masked {
+    ($name:ident, $mask:ty) => {
+        #[inline(always)]
+        fn $name<const N: usize>(args: &[u8]) -> Option<([usize; N], usize)> {
+            // Bit i set where args[i] is a space, eight bytes at a time; any tab: general
+            // path.
+            let mut mask: $mask = 0;
+            let mut pos = 0;
+            while pos < args.len() {
+                let v = load_word(args, pos);
+                if matching_bytes(v, 0x0909_0909_0909_0909) != 0 {
+                    return None;
+                }
+                let spaces = gather_high_bits(matching_bytes(v, 0x2020_2020_2020_2020));
+                mask |= <$mask>::from(spaces) << pos;
+                pos += 8;
+            }
+            // Padding past the end of `args` is zero bytes, which match neither pattern.
+            let mut spaces = [0usize; N];
+            let mut n = 0;
+            while mask != 0 {
+                if n == N {
+                    return None;
+                }
+                spaces[n] = mask.trailing_zeros() as usize;
+                n += 1;
+                mask &= mask - 1;
+            }
+            Some((spaces, n))
+        }
+    };
+}
+
+single_spaces_masked!(single_spaces_64, u64);
+single_spaces_masked!(single_spaces_128, u128);

@@ -303,7 +303,7 @@ fn split_args_matches_naive_splitting() {
         b'\r',
     ];
     let mut seed = 0x2545_f491_u64;
-    for len in 0..90 {
+    for len in 0..170 {
         for _ in 0..200 {
             let line: Vec<u8> = (0..len)
                 .map(|_| {
@@ -331,7 +331,9 @@ fn split_args_matches_naive_splitting() {
 fn fast_path_agrees(op: &[u8], headers: bool, fast: fn(&[u8], usize) -> Option<MsgLine>) {
     let parser = Parser::new();
     let seps: [&[u8]; 6] = [b" ", b" ", b" ", b"\t", b"  ", b""];
-    let tokens: [&[u8]; 10] = [
+    let tokens: [&[u8]; 11] = [
+        // Long enough that lines run past 64 and 128 bytes (the mask paths' bounds).
+        b"$JS.ACK.ORDERS.worker.1.20.20.1764460800000000000.0",
         b"7",
         b"42",
         b"a.b",
@@ -377,7 +379,11 @@ fn fast_path_agrees(op: &[u8], headers: bool, fast: fn(&[u8], usize) -> Option<M
 #[test]
 fn simple_msg_agrees_with_the_general_path() {
     fast_path_agrees(b"MSG", false, line::simple_msg);
-    for common in [&b"MSG a.b 1 5"[..], b"MSG _INBOX.abc.1 42 reply.to 1048576"] {
+    for common in [
+        &b"MSG a.b 1 5"[..],
+        b"MSG _INBOX.abc.1 42 reply.to 1048576",
+        b"MSG orders.eu.new 3 $JS.ACK.ORDERS.worker-pool.1.123456.123456.1764460800123456789.99 128",
+    ] {
         assert!(line::simple_msg(common, common.len() + 2).is_some());
     }
 }
