@@ -16,21 +16,14 @@ async fn connect(w: &Workload) -> Result<Client, BenchError> {
     Ok(nats_client::connect(w.url.as_str()).await?)
 }
 
-/// N publishes, then a flush. A large payload is handed over as `Bytes` (cloned by reference
-/// count, as for async-nats) and then written without a copy; a small one is borrowed (it is
-/// copied into the write buffer either way, and a clone would only add its reference count).
+/// N publishes, then a flush. The payload is handed over as `Bytes`, cloned by reference
+/// count, as for async-nats (a large one is then written without a copy, a small one is
+/// copied into the write buffer).
 async fn publish_all(client: &Client, w: &Workload) -> Result<(), BenchError> {
-    let large = w.payload.len() >= nats_client::Client::SHARED_PAYLOAD_MIN;
     for _ in 0..w.messages {
-        if large {
-            client
-                .publish_bytes(w.subject.as_str(), black_box(w.payload.clone()))
-                .await?;
-        } else {
-            client
-                .publish(w.subject.as_str(), black_box(&w.payload[..]))
-                .await?;
-        }
+        client
+            .publish_bytes(w.subject.as_str(), black_box(w.payload.clone()))
+            .await?;
     }
     client.flush().await?;
     Ok(())
