@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use amqp_compat::SubjectMapper;
 use amqp_compat::exchange_storage::{
-    QUEUE_STREAM_CONSUMER, d_source, exchange_stream, is_d, queue_consumer,
+    QUEUE_STREAM_CONSUMER, d_source, exchange_stream, is_d, queue_consumer, ready_without_consumer,
 };
 use amqp_compat::options::QueueDeleteOptions;
 use amqp_compat::routing::{ExchangeEntry, QueueDecl, QueueEntry, Topology};
@@ -271,7 +271,18 @@ impl QueueAdmin<'_> {
                         Err(e) => return Err(js_error(e)),
                     },
                 };
-                let pending = consumer.as_ref().map_or(0, |c| c.num_pending);
+                let pending = match (&consumer, storage.design) {
+                    (Some(c), _) => c.num_pending,
+                    (None, QueueDesign::Stream) => 0,
+                    // A D queue without its consumer now (never consumed, or idle): count
+                    // from its checkpoint.
+                    (None, QueueDesign::Consumer) => {
+                        ready_without_consumer(js, topology, mapper, &decl.name)
+                            .await
+                            .map_err(js_error)?
+                            .unwrap_or(0)
+                    }
+                };
                 let unacked = consumer.as_ref().map_or(0, |c| c.num_ack_pending);
                 (stored, pending, unacked)
             }

@@ -36,7 +36,9 @@ const PULLER: &str = crate::exchange_storage::QUEUE_STREAM_CONSUMER;
 /// The priority group of single-active-consumer queues.
 pub(crate) const SAC_GROUP: &str = "sac";
 /// How long a crashed active consumer keeps the pin.
-const SAC_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const SAC_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `basic.consume` on a single-active-consumer queue waits for its first pull.
+const SAC_START: Duration = Duration::from_secs(5);
 /// RabbitMQ's default consumer timeout: an unacked delivery of a crashed process comes back
 /// after this long.
 const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
@@ -368,6 +370,7 @@ impl Channel {
         let (tx, rx) = mpsc::unbounded_channel();
         let stop = Arc::new(Stop::default());
         let (done_tx, done) = tokio::sync::oneshot::channel();
+        let (started_tx, started) = tokio::sync::oneshot::channel();
         self.inner.consume_state().consumers.insert(
             tag.clone(),
             Running {
@@ -385,11 +388,22 @@ impl Channel {
             tx,
             own: Arc::default(),
             prefetch: self.inner.consume_state().prefetch,
+            started: Some(started_tx),
         };
         tokio::spawn(async move {
             pull_loop(args).await;
             let _ = done_tx.send(());
         });
+        // A single-active-consumer queue: the first consumer registered is the active one,
+        // so return once this one's pull waits on the server (bounded: a queue that cannot
+        // be pulled yet does not block the call).
+        let sac = self.inner.conn.store.read(|t| {
+            t.queue(q)
+                .is_some_and(|d| d.arguments.single_active_consumer)
+        });
+        if sac {
+            let _ = tokio::time::timeout(SAC_START, started).await;
+        }
         Ok(Consumer {
             tag: tag.into(),
             queue,

@@ -11,6 +11,7 @@ use jetstream::models::{
 };
 use jetstream::{ErrorCode, JetStreamError};
 
+use crate::checkpoint::{Checkpoints, Floor, Mark, read_mark};
 use crate::connection::ConnectionInner;
 use crate::error::{Error, Result};
 use crate::exchange::ExchangeKind;
@@ -27,6 +28,10 @@ pub const EXCHANGE_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const EXCHANGE_MAX_CONSUMERS: i64 = 1_000_000;
 /// How long an unacked delivery of a crashed process stays with it.
 const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
+/// How long a durable D queue's consumer lives without pulls (the server removes it; the
+/// queue's position is in its checkpoint). Longer than the ack wait (30 minutes): a consumer loop does not
+/// pull while its prefetch window is full, and its deliveries must not come again early.
+pub const IDLE_CONSUMER: Duration = Duration::from_secs(35 * 60);
 
 /// The stream of exchange `exchange` in `namespace`: `AMQPX_<ns>_<exchange>` (escaped).
 pub fn exchange_stream(namespace: Option<&str>, exchange: &str) -> String {
@@ -116,23 +121,46 @@ pub(crate) async fn ensure_exchange_stream(
 }
 
 /// The configuration of `decl`'s consumer reading `source`, starting at `start`.
-fn consumer_config(decl: &QueueDecl, source: &SourceFilters, start: Start) -> ConsumerConfig {
-    let (deliver_policy, opt_start_seq) = match start {
-        Start::New => (DeliverPolicy::New, None),
-        Start::After(floor) => (DeliverPolicy::ByStartSequence, Some(floor + 1)),
-        Start::All => (DeliverPolicy::All, None),
+///
+/// The consumer keeps its state in memory (`crate::checkpoint` says why and how a reset is
+/// repaired). A new one starts at a time, not with `DeliverPolicy::New`: a restarted server
+/// re-creates it at its configured start, and "new" would then skip what was published
+/// before the restart and not yet delivered.
+fn consumer_config(
+    checkpoints: &Checkpoints,
+    decl: &QueueDecl,
+    source: &SourceFilters,
+    start: Start,
+) -> ConsumerConfig {
+    let (deliver_policy, opt_start_seq, opt_start_time) = match start {
+        Start::New => (
+            DeliverPolicy::ByStartTime,
+            None,
+            Some(checkpoints.server_now()),
+        ),
+        Start::Since(t) => (DeliverPolicy::ByStartTime, None, Some(t)),
+        Start::After(floor) => (DeliverPolicy::ByStartSequence, Some(floor + 1), None),
+        Start::All => (DeliverPolicy::All, None, None),
     };
     ConsumerConfig {
         durable_name: Some(queue_consumer(&decl.name)),
         deliver_policy,
         opt_start_seq,
+        opt_start_time,
         ack_policy: AckPolicy::Explicit,
         ack_wait: ACK_WAIT,
         max_ack_pending: -1,
         max_waiting: 4096,
         filter_subjects: source.subjects.clone(),
         num_replicas: 1,
-        memory_storage: decl.exclusive_owner.is_some() || !decl.durable,
+        memory_storage: true,
+        // A checkpointed consumer nobody pulls from goes (its position is in the checkpoint;
+        // it is created again at the next consume).
+        inactive_threshold: if checkpointed(decl) {
+            IDLE_CONSUMER
+        } else {
+            Duration::ZERO
+        },
         ..ConsumerConfig::default()
     }
 }
@@ -146,6 +174,8 @@ enum Start {
     After(u64),
     /// From the stream's first message (a lost durable consumer without a checkpoint).
     All,
+    /// From a time (a queue bound before its consumer was created).
+    Since(time::OffsetDateTime),
 }
 
 /// Creates `decl`'s consumer reading `source` from `start` and checkpoints its start point.
@@ -156,7 +186,7 @@ async fn create_consumer(
     source: &SourceFilters,
     start: Start,
 ) -> Result<jetstream::Consumer> {
-    let config = consumer_config(decl, source, start);
+    let config = consumer_config(&conn.checkpoints, decl, source, start);
     let consumer = match conn.js.create_consumer(stream, config).await {
         Ok(c) => c,
         // Created by another process meanwhile.
@@ -167,11 +197,96 @@ async fn create_consumer(
             .map_err(nats_error)?,
         Err(e) => return Err(nats_error(e)),
     };
-    if decl.durable && decl.exclusive_owner.is_none() {
-        let floor = consumer.cached_info().ack_floor.stream_sequence;
-        conn.checkpoints.save(&decl.name, floor).await?;
+    if checkpointed(decl) {
+        conn.checkpoints
+            .save(&decl.name, Floor::of(consumer.cached_info()))
+            .await?;
     }
     Ok(consumer)
+}
+
+/// True when `decl`'s position is checkpointed (durable, not exclusive).
+fn checkpointed(decl: &QueueDecl) -> bool {
+    decl.durable && decl.exclusive_owner.is_none()
+}
+
+/// Moves the D queue's consumer back to its checkpoint when its server re-created it empty
+/// (its ack floor is below the checkpoint of the same incarnation); returns the checkpoint
+/// (`None`: the queue has none).
+pub(crate) async fn repair(
+    conn: &ConnectionInner,
+    queue: &str,
+    stream: &str,
+) -> Result<Option<Floor>> {
+    match conn.js.consumer_info(stream, &queue_consumer(queue)).await {
+        Ok(info) => rewind(conn, queue, stream, &Floor::of(&info)).await,
+        Err(e) if not_found(&e) => Ok(None),
+        Err(e) => Err(nats_error(e)),
+    }
+}
+
+/// [`repair`] for a consumer whose floor is `current`.
+async fn rewind(
+    conn: &ConnectionInner,
+    queue: &str,
+    stream: &str,
+    current: &Floor,
+) -> Result<Option<Floor>> {
+    let Some(saved) = conn.checkpoints.floor(queue).await? else {
+        return Ok(None);
+    };
+    if !saved.same_consumer(current) || saved.seq <= current.seq {
+        return Ok(Some(saved));
+    }
+    let name = queue_consumer(queue);
+    tracing::warn!(
+        queue,
+        checkpoint = saved.seq,
+        consumer = current.seq,
+        "design-D queue consumer was reset by a server restart; moving it to its checkpoint"
+    );
+    match conn
+        .js
+        .reset_consumer(stream, &name, Some(saved.seq + 1))
+        .await
+    {
+        Ok(_) => Ok(Some(saved)),
+        // A consumer created before D consumers started at a time ("new" cannot be reset):
+        // re-create it after the checkpoint.
+        Err(e) if e.is_api(ErrorCode::CONSUMER_INVALID_RESET) => {
+            delete_and_recreate(conn, queue, stream, Start::After(saved.seq)).await?;
+            Ok(Some(saved))
+        }
+        Err(e) if not_found(&e) => Ok(Some(saved)),
+        Err(e) => Err(nats_error(e)),
+    }
+}
+
+/// Deletes the queue's consumer and creates it again at `start`.
+async fn delete_and_recreate(
+    conn: &ConnectionInner,
+    queue: &str,
+    stream: &str,
+    start: Start,
+) -> Result<()> {
+    match conn
+        .js
+        .delete_consumer(stream, &queue_consumer(queue))
+        .await
+    {
+        Ok(_) => {}
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(nats_error(e)),
+    }
+    let (decl, source) = conn.store.read(|t| {
+        let decl = t.queue(queue).cloned();
+        let source = d_source(t, queue, &conn.mapper).ok().flatten();
+        (decl, source)
+    });
+    if let (Some(decl), Some(source)) = (decl, source) {
+        create_consumer(conn, stream, &decl, &source, start).await?;
+    }
+    Ok(())
 }
 
 /// Makes the queue's consumer match `source` (created at the first binding, delivering only
@@ -203,15 +318,32 @@ pub(crate) async fn sync_consumer(
         }
         Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => {
             ensure_exchange_stream(js, &conn.mapper, &source.exchange).await?;
-            create_consumer(conn, &stream, decl, source, Start::New)
-                .await
-                .map(drop)
+            first_binding(conn, &stream, decl, source).await
         }
-        Err(e) if not_found(&e) => create_consumer(conn, &stream, decl, source, Start::New)
-            .await
-            .map(drop),
+        Err(e) if not_found(&e) => first_binding(conn, &stream, decl, source).await,
         Err(e) => Err(nats_error(e)),
     }
+}
+
+/// A binding of a queue without a consumer. A durable queue's consumer is created at its
+/// first consume (from its checkpoint: a queue nobody consumes costs no consumer); the first
+/// binding checkpoints the time from which the queue receives. Others get theirs now.
+async fn first_binding(
+    conn: &ConnectionInner,
+    stream: &str,
+    decl: &QueueDecl,
+    source: &SourceFilters,
+) -> Result<()> {
+    if !checkpointed(decl) {
+        return create_consumer(conn, stream, decl, source, Start::New)
+            .await
+            .map(drop);
+    }
+    if conn.checkpoints.mark(&decl.name).await?.is_none() {
+        let now = conn.checkpoints.server_now();
+        conn.checkpoints.save_since(&decl.name, now).await?;
+    }
+    Ok(())
 }
 
 /// The D queue's consumer on `exchange`'s stream. A consumer that is missing or offline
@@ -228,7 +360,15 @@ pub(crate) async fn queue_puller(
     let mut unanswered = 0;
     loop {
         match js.get_consumer(&stream, &name).await {
-            Ok(c) => return Ok(Some(c)),
+            Ok(c) => {
+                let durable = conn
+                    .store
+                    .read(|t| t.queue(queue).is_some_and(checkpointed));
+                if durable {
+                    rewind(conn, queue, &stream, &Floor::of(c.cached_info())).await?;
+                }
+                return Ok(Some(c));
+            }
             Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => return Ok(None),
             Err(e) if e.is_api(ErrorCode::CONSUMER_NOT_FOUND) => break,
             // An R1 consumer whose server is down is reported offline, or does not answer
@@ -258,16 +398,21 @@ pub(crate) async fn queue_puller(
     let (Some(decl), Some(source)) = (decl, source) else {
         return Ok(None);
     };
-    let start = match conn.checkpoints.floor(queue).await? {
-        Some(floor) => Start::After(floor),
-        None if decl.durable && decl.exclusive_owner.is_none() => Start::All,
+    let start = match conn.checkpoints.mark(queue).await? {
+        Some(Mark::Floor(floor)) => Start::After(floor.seq),
+        Some(Mark::Since(t)) => Start::Since(t),
+        None if checkpointed(&decl) => Start::All,
         None => Start::New,
     };
-    tracing::warn!(
-        queue,
-        ?start,
-        "design-D queue consumer was lost; re-creating it"
-    );
+    if checkpointed(&decl) {
+        tracing::debug!(queue, ?start, "creating the design-D queue's consumer");
+    } else {
+        tracing::warn!(
+            queue,
+            ?start,
+            "design-D queue consumer was lost; re-creating it"
+        );
+    }
     create_consumer(conn, &stream, &decl, &source, start)
         .await
         .map(Some)
@@ -277,19 +422,97 @@ pub(crate) async fn queue_puller(
 /// AMQP consumers.
 pub const QUEUE_STREAM_CONSUMER: &str = "amqp";
 
-/// Messages ready for the D queue (its consumer's pending count).
+/// Messages ready for the D queue (its consumer's pending count; the consumer is created
+/// from the checkpoint when it has none yet).
 pub(crate) async fn message_count(
-    js: &jetstream::Context,
-    mapper: &SubjectMapper,
+    conn: &ConnectionInner,
     queue: &str,
     exchange: &str,
 ) -> Result<u32> {
-    let stream = exchange_stream(mapper.namespace(), exchange);
-    match js.consumer_info(&stream, &queue_consumer(queue)).await {
-        Ok(info) => Ok(u32::try_from(info.num_pending).unwrap_or(u32::MAX)),
-        Err(e) if not_found(&e) => Ok(0),
-        Err(e) => Err(nats_error(e)),
+    let stream = exchange_stream(conn.mapper.namespace(), exchange);
+    let info = match conn.js.consumer_info(&stream, &queue_consumer(queue)).await {
+        Ok(info) => info,
+        Err(e) if not_found(&e) => match queue_puller(conn, queue, exchange).await? {
+            Some(c) => c.cached_info().clone(),
+            None => return Ok(0),
+        },
+        Err(e) => return Err(nats_error(e)),
+    };
+    Ok(u32::try_from(info.num_pending).unwrap_or(u32::MAX))
+}
+
+/// Moves the D queue's consumer past the end of its exchange's stream (`queue.purge`) and
+/// checkpoints it there; returns how many messages were ready. A consumer that cannot be
+/// moved (created before D consumers started at a time) is re-created at the end.
+pub(crate) async fn purge_consumer(
+    conn: &ConnectionInner,
+    t: &Topology,
+    queue: &str,
+    exchange: &str,
+) -> Result<u32> {
+    let count = message_count(conn, queue, exchange).await?;
+    let stream = exchange_stream(conn.mapper.namespace(), exchange);
+    let last = match conn.js.stream_info(&stream).await {
+        Ok(info) => info.state.last_seq,
+        Err(e) if not_found(&e) => return Ok(0),
+        Err(e) => return Err(nats_error(e)),
+    };
+    let name = queue_consumer(queue);
+    let info = match conn.js.reset_consumer(&stream, &name, Some(last + 1)).await {
+        Ok(reset) => reset.info,
+        Err(e) if not_found(&e) => return Ok(0),
+        Err(e) if e.is_api(ErrorCode::CONSUMER_INVALID_RESET) => {
+            delete_and_recreate(conn, queue, &stream, Start::After(last)).await?;
+            return Ok(count);
+        }
+        Err(e) => return Err(nats_error(e)),
+    };
+    if t.queue(queue).is_some_and(checkpointed) {
+        conn.checkpoints.save(queue, Floor::of(&info)).await?;
     }
+    Ok(count)
+}
+
+/// Messages ready for a durable D queue that has no consumer now (none created yet, or
+/// removed while idle): a short-lived consumer with the queue's filters, started at its
+/// checkpoint, counts them and is deleted. For tools that must not create the queue's own
+/// consumer (`nats-admin queues`); `None` when the queue has no checkpoint or is unbound.
+pub async fn ready_without_consumer(
+    js: &jetstream::Context,
+    t: &Topology,
+    mapper: &SubjectMapper,
+    queue: &str,
+) -> Result<Option<u64>> {
+    let Some(source) = d_source(t, queue, mapper).ok().flatten() else {
+        return Ok(None);
+    };
+    let (deliver_policy, opt_start_seq, opt_start_time) =
+        match read_mark(js, mapper.namespace(), queue).await? {
+            Some(Mark::Floor(f)) => (DeliverPolicy::ByStartSequence, Some(f.seq + 1), None),
+            Some(Mark::Since(at)) => (DeliverPolicy::ByStartTime, None, Some(at)),
+            None => return Ok(None),
+        };
+    let stream = exchange_stream(mapper.namespace(), &source.exchange);
+    let config = ConsumerConfig {
+        deliver_policy,
+        opt_start_seq,
+        opt_start_time,
+        ack_policy: AckPolicy::None,
+        filter_subjects: source.subjects,
+        num_replicas: 1,
+        memory_storage: true,
+        inactive_threshold: Duration::from_secs(5),
+        ..ConsumerConfig::default()
+    };
+    let counter = match js.create_consumer(&stream, config).await {
+        Ok(c) => c,
+        Err(e) if not_found(&e) => return Ok(None),
+        Err(e) => return Err(nats_error(e)),
+    };
+    let ready = counter.cached_info().num_pending;
+    // Removed by the server after its inactivity threshold anyway.
+    let _ = js.delete_consumer(&stream, counter.name()).await;
+    Ok(Some(ready))
 }
 
 /// Deletes the D queue's consumer (absent is fine).

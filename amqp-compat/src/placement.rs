@@ -35,7 +35,7 @@ impl ConnectionInner {
     pub(crate) async fn queue_count(&self, place: &Place, queue: &str) -> Result<u32> {
         match place {
             Place::Stream(s) => s.message_count(&self.js).await,
-            Place::Consumer(Some(x)) => xs::message_count(&self.js, &self.mapper, queue, x).await,
+            Place::Consumer(Some(x)) => xs::message_count(self, queue, x).await,
             Place::Consumer(None) => Ok(0),
         }
     }
@@ -52,8 +52,8 @@ impl ConnectionInner {
         }
     }
 
-    /// Drops every ready message; returns how many there were. A D queue's consumer is
-    /// re-created at the end of its exchange's stream.
+    /// Drops every ready message; returns how many there were. A D queue's consumer moves to
+    /// the end of its exchange's stream.
     pub(crate) async fn purge_queue(
         &self,
         t: &Topology,
@@ -63,15 +63,7 @@ impl ConnectionInner {
         match place {
             Place::Stream(s) => s.purge(&self.js).await,
             Place::Consumer(None) => Ok(0),
-            Place::Consumer(Some(x)) => {
-                let count = xs::message_count(&self.js, &self.mapper, queue, x).await?;
-                xs::delete_consumer(&self.js, &self.mapper, queue, x).await?;
-                if let Some(decl) = t.queue(queue) {
-                    let source = d_source(t, queue, &self.mapper)?;
-                    xs::sync_consumer(self, decl, source.as_ref()).await?;
-                }
-                Ok(count)
-            }
+            Place::Consumer(Some(x)) => xs::purge_consumer(self, t, queue, x).await,
         }
     }
 }

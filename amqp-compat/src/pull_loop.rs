@@ -13,14 +13,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use jetstream::{ErrorCode, FetchOptions, JsMessage, PriorityGroup};
+use jetstream::{JsMessage, PIN_ID_HEADER};
 use tokio::sync::futures::Notified;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use crate::channel::ChannelInner;
+use crate::checkpoint::Guard;
 use crate::connection::ConnectionInner;
-use crate::consume::{Pending, SAC_GROUP, delivery};
+use crate::consume::{Pending, SAC_GROUP, SAC_TIMEOUT, delivery};
 use crate::error::Result;
 use crate::message::Delivery;
 
@@ -30,9 +31,12 @@ const PULL_EXPIRES: Duration = Duration::from_secs(2);
 /// How long after its expiry a pull is taken as ended when the server's end-of-pull status
 /// (408) did not come.
 const PULL_GRACE: Duration = Duration::from_millis(500);
-/// The pull of a single-active-consumer queue (jetstream's fetch, which keeps the pin), and
-/// the pause after a failed pull.
+/// The pause after a failed pull.
 const SHORT_PULL: Duration = Duration::from_millis(500);
+/// The pull of a single-active-consumer candidate: long, so the first consumer's pull stays
+/// first in the server's queue of waiting pulls and takes the pin with the first message, as
+/// the first consumer registered is the active one in RabbitMQ.
+const SAC_CANDIDATE_PULL: Duration = Duration::from_secs(30);
 /// Largest pull when the prefetch is unlimited.
 const MAX_BATCH: usize = 256;
 
@@ -92,6 +96,9 @@ pub(crate) struct LoopArgs {
     pub(crate) own: Arc<Window>,
     /// Its own prefetch (`basic.qos` with `global = false` before it started; 0: none).
     pub(crate) prefetch: u16,
+    /// Told once the loop's first pull is on the server (`basic.consume` of a
+    /// single-active-consumer queue returns then, so consumers take the pin in order).
+    pub(crate) started: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl LoopArgs {
@@ -148,6 +155,30 @@ struct Pulls {
     outstanding: usize,
     /// When the current pull is taken as ended.
     deadline: Instant,
+    /// A single-active-consumer queue's pulls: in the priority group, with the pin once one
+    /// of its messages brought one.
+    pinned: Option<SacPin>,
+}
+
+/// The pin of a single-active-consumer loop.
+#[derive(Default)]
+struct SacPin {
+    id: Option<String>,
+}
+
+impl SacPin {
+    /// The pull's priority-group fields and its expiry: a pinned client pulls again well
+    /// inside `priority_timeout` (a third), a candidate waits long (see
+    /// [`SAC_CANDIDATE_PULL`]).
+    fn fields(&self) -> (String, Duration) {
+        match &self.id {
+            Some(id) => (
+                format!(r#","group":"{SAC_GROUP}","id":"{id}""#),
+                SAC_TIMEOUT / 3,
+            ),
+            None => (format!(r#","group":"{SAC_GROUP}""#), SAC_CANDIDATE_PULL),
+        }
+    }
 }
 
 /// What a pull gave.
@@ -163,6 +194,7 @@ enum Pulled {
 
 impl Pulls {
     async fn open(conn: &ConnectionInner, p: &jetstream::Consumer) -> Option<Pulls> {
+        let pinned = (!p.cached_info().config.priority_groups.is_empty()).then(SacPin::default);
         let client = conn.client.clone();
         let inbox = client.new_inbox();
         let sub = client.subscribe(format!("{inbox}.*")).await.ok()?;
@@ -181,13 +213,18 @@ impl Pulls {
             ack_timeout: conn.js.timeout(),
             outstanding: 0,
             deadline: Instant::now(),
+            pinned,
         })
     }
 
     async fn request(&mut self, batch: usize) -> bool {
+        let (group, expires) = match &self.pinned {
+            Some(pin) => pin.fields(),
+            None => (String::new(), PULL_EXPIRES),
+        };
         let request = format!(
-            r#"{{"batch":{batch},"expires":{}}}"#,
-            PULL_EXPIRES.as_nanos()
+            r#"{{"batch":{batch},"expires":{}{group}}}"#,
+            expires.as_nanos()
         );
         self.sent += 1;
         self.reply = format!("{}.{}", self.inbox, self.sent);
@@ -196,7 +233,7 @@ impl Pulls {
             .publish_with_reply(&self.subject, &self.reply, request)
             .await;
         self.outstanding = batch;
-        self.deadline = Instant::now() + PULL_EXPIRES + PULL_GRACE;
+        self.deadline = Instant::now() + expires + PULL_GRACE;
         sent.is_ok()
     }
 
@@ -222,6 +259,12 @@ impl Pulls {
             // comes on its pull's reply subject.
             let Some(status) = msg.status else {
                 self.outstanding = self.outstanding.saturating_sub(1);
+                if let Some(pin) = &mut self.pinned
+                    && let Some(id) = msg.headers.as_ref().and_then(|h| h.get(PIN_ID_HEADER))
+                    && pin.id.as_deref() != Some(id)
+                {
+                    pin.id = Some(id.to_owned());
+                }
                 return Pulled::Message(JsMessage::new(msg, self.client.clone(), self.ack_timeout));
             };
             let deleted = msg
@@ -233,6 +276,14 @@ impl Pulls {
                 // Idle heartbeat, or the end of a pull we already gave up on.
                 100 => {}
                 _ if !current => {}
+                // The pin moved to another consumer: pull again as a candidate.
+                423 => {
+                    if let Some(pin) = &mut self.pinned {
+                        pin.id = None;
+                    }
+                    self.outstanding = 0;
+                    return Pulled::Ended;
+                }
                 // No messages, expired, or the pull ended (batch completed, max waiting...).
                 404 | 408 | 409 if !deleted => {
                     self.outstanding = 0;
@@ -286,18 +337,11 @@ impl LoopArgs {
     }
 }
 
-/// Where a consumer's loop takes its messages from.
-enum Source {
-    /// Its own pull requests.
-    Pulls(Box<Pulls>),
-    /// A single-active-consumer queue: jetstream's fetch, which keeps the pin (the window is
-    /// 1 there, so a fetch ends with the first message).
-    Pinned,
-}
-
 /// The pull loop of one consumer.
-pub(crate) async fn pull_loop(a: LoopArgs) {
-    let mut puller: Option<(jetstream::Consumer, Source)> = None;
+pub(crate) async fn pull_loop(mut a: LoopArgs) {
+    let mut puller: Option<(jetstream::Consumer, Box<Pulls>)> = None;
+    // A design-D queue's checkpoint, against a consumer reset by a server restart.
+    let mut guard: Option<Guard> = None;
     loop {
         // Registered before the check, so a stop in between is not lost.
         let stopped = a.stop.notify.notified();
@@ -306,20 +350,20 @@ pub(crate) async fn pull_loop(a: LoopArgs) {
         if a.stop.is_stopped() {
             break;
         }
-        let Some((p, source)) = &mut puller else {
+        let Some((_, pulls)) = &mut puller else {
             // Not resolved yet, or the queue's storage changed (rebound, deleted).
             if a.channel.conn.store.read(|t| t.queue(&a.queue).is_none()) {
                 return;
             }
             let resolved = match a.channel.puller(&a.queue).await {
-                Ok(Some(p)) if !p.cached_info().config.priority_groups.is_empty() => {
-                    Some((p, Source::Pinned))
-                }
                 Ok(Some(p)) => Pulls::open(&a.channel.conn, &p)
                     .await
-                    .map(|pulls| (p, Source::Pulls(Box::new(pulls)))),
+                    .map(|pulls| (p, Box::new(pulls))),
                 _ => None,
             };
+            guard = resolved
+                .as_ref()
+                .and_then(|(p, _)| Guard::new(&a.channel.conn.checkpoints, &a.queue, p));
             if resolved.is_none() {
                 tokio::select! {
                     _ = tokio::time::sleep(SHORT_PULL) => {}
@@ -334,39 +378,24 @@ pub(crate) async fn pull_loop(a: LoopArgs) {
             a.wait_for_room(stopped).await;
             continue;
         }
-        let Source::Pulls(pulls) = source else {
-            let fetch = FetchOptions {
-                batch: room.min(MAX_BATCH),
-                expires: SHORT_PULL,
-                priority_group: Some(PriorityGroup::new(SAC_GROUP)),
-                ..FetchOptions::default()
-            };
-            match p.fetch_with(&fetch).await {
-                Ok(msgs) => {
-                    for msg in msgs {
-                        a.hand_over(msg).await;
-                    }
-                }
-                Err(e) => {
-                    // Resolve the consumer again: it may be gone, or offline with its server.
-                    puller = None;
-                    if !e.is_api(ErrorCode::CONSUMER_NOT_FOUND)
-                        && !e.is_api(ErrorCode::STREAM_NOT_FOUND)
-                    {
-                        tokio::time::sleep(SHORT_PULL).await;
-                    }
-                }
+        if pulls.outstanding == 0 {
+            if !pulls.request(room.min(MAX_BATCH)).await {
+                puller = None;
+                tokio::time::sleep(SHORT_PULL).await;
+                continue;
             }
-            continue;
-        };
-        if pulls.outstanding == 0 && !pulls.request(room.min(MAX_BATCH)).await {
-            puller = None;
-            tokio::time::sleep(SHORT_PULL).await;
-            continue;
+            if let Some(started) = a.started.take() {
+                let _ = pulls.client.flush().await;
+                let _ = started.send(());
+            }
         }
         tokio::select! {
             pulled = pulls.next() => match pulled {
-                Pulled::Message(msg) => a.hand_over(msg).await,
+                Pulled::Message(msg) => {
+                    if !guard.as_mut().is_some_and(|g| g.skips(&a.channel.conn, &msg)) {
+                        a.hand_over(msg).await;
+                    }
+                }
                 Pulled::Ended => {}
                 Pulled::Gone => puller = None,
                 // Resolve the consumer again after a pause: it may be offline with its
@@ -379,13 +408,12 @@ pub(crate) async fn pull_loop(a: LoopArgs) {
             _ = &mut stopped => {}
         }
     }
-    if let Some((p, source)) = puller {
-        if let Source::Pulls(pulls) = source {
-            pulls.drain();
-        }
+    if let Some((p, pulls)) = puller {
+        let pinned = pulls.pinned.as_ref().is_some_and(|pin| pin.id.is_some());
+        pulls.drain();
         // A single active consumer hands over at once (the next pull of another consumer
         // gets the pin) instead of after the priority timeout.
-        if p.pin_id().is_some() {
+        if pinned {
             let _ = p.unpin(SAC_GROUP).await;
         }
     }

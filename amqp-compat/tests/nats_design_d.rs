@@ -12,7 +12,8 @@ use amqp_compat::options::{
 };
 use amqp_compat::types::{AMQPValue, FieldTable};
 use amqp_compat::{
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ConnectionUri,
+    ExchangeKind, SubjectMapper,
 };
 use futures_util::StreamExt;
 use nats_tests::NatsServer;
@@ -65,6 +66,27 @@ async fn publish(ch: &Channel, key: &str, body: &str) {
     assert_eq!(c, Confirmation::Ack(None));
 }
 
+/// A connection with `mapper` and a channel in confirm mode that declared the direct
+/// exchange `user-notifications`.
+async fn wire_exchange(uri: &ConnectionUri, mapper: SubjectMapper) -> (Connection, Channel) {
+    let conn = Connection::connect_uri(uri, ConnectionProperties::default(), mapper)
+        .await
+        .unwrap();
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.exchange_declare(
+        "user-notifications".into(),
+        ExchangeKind::Direct,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    (conn, ch)
+}
+
 async fn drain(ch: &Channel, q: &str) -> Vec<String> {
     let mut out = Vec::new();
     while let Some(m) = ch
@@ -114,6 +136,20 @@ async fn wire_fan_out_is_stored_once_and_filtered_per_queue() {
     assert_eq!(info.config.max_consumers, EXCHANGE_MAX_CONSUMERS);
     let names = js.stream_names(None).await.unwrap();
     assert!(!names.iter().any(|n| n.starts_with("AMQPQ_")), "{names:?}");
+    // No consumer until the queue is used: an unconsumed queue costs a checkpoint only.
+    assert!(
+        js.consumer_info(&stream, &queue_consumer(&c2))
+            .await
+            .is_err()
+    );
+
+    // The count comes from the consumer, created from the checkpoint: it has everything
+    // routed to the queue since its binding.
+    let q = ch
+        .queue_declare(c2.as_str().into(), QueueDeclareOptions::durable(), d_args())
+        .await
+        .unwrap();
+    assert_eq!(q.message_count(), 2);
     let ci = js
         .consumer_info(&stream, &queue_consumer(&c2))
         .await
@@ -125,12 +161,7 @@ async fn wire_fan_out_is_stored_once_and_filtered_per_queue() {
         ["x.user-notifications.u1", "x.user-notifications.u1.c2"]
     );
     assert_eq!(ci.config.num_replicas, 1);
-
-    let q = ch
-        .queue_declare(c2.as_str().into(), QueueDeclareOptions::durable(), d_args())
-        .await
-        .unwrap();
-    assert_eq!(q.message_count(), 2);
+    assert!(ci.config.memory_storage);
 
     // A consumer with acks, as cannon does.
     let cons = conn.create_channel().await.unwrap();
@@ -240,29 +271,10 @@ async fn a_d_queue_refuses_bindings_it_cannot_filter_exactly() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_wire_preset_makes_client_queues_design_d_by_default() {
     use amqp_compat::routing::StorageTier;
-    use amqp_compat::{ConnectionUri, SubjectMapper};
 
     let server = NatsServer::jetstream();
     let uri = ConnectionUri::parse(&server.url()).unwrap();
-    let conn = Connection::connect_uri(
-        &uri,
-        ConnectionProperties::default(),
-        SubjectMapper::wire(None).unwrap(),
-    )
-    .await
-    .unwrap();
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.exchange_declare(
-        "user-notifications".into(),
-        ExchangeKind::Direct,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let (conn, ch) = wire_exchange(&uri, SubjectMapper::wire(None).unwrap()).await;
     let none = FieldTable::default;
     let client = "user-notifications.u1.c1";
     ch.queue_declare(client.into(), QueueDeclareOptions::durable(), none())
@@ -313,4 +325,88 @@ async fn the_wire_preset_makes_client_queues_design_d_by_default() {
     assert!(!names.contains(&own), "{names:?}");
     assert!(names.contains(&amqp_compat::storage::queue_stream(None, fed)));
     assert_eq!(drain(&ch, client).await, ["to all of u1"]);
+}
+
+/// A D queue's consumer exists only while the queue is used: the server removes it after
+/// `IDLE_CONSUMER` without pulls. The next use re-creates it from the checkpoint, with the
+/// bindings made meanwhile, and nothing unacknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_idle_consumer_comes_back_at_its_checkpoint() {
+    let server = NatsServer::jetstream();
+    let uri = ConnectionUri::parse(&server.url()).unwrap();
+    let (conn, ch) = wire_exchange(&uri, SubjectMapper::default()).await;
+    let q = client_queue(&ch, "u1", "c1").await;
+    for i in 0..5 {
+        publish(&ch, "u1", &format!("m{i}")).await;
+    }
+    // Take and ack two, then close: the close writes the checkpoint.
+    {
+        let conn = Connection::connect(&server.url(), ConnectionProperties::default())
+            .await
+            .unwrap();
+        let cch = conn.create_channel().await.unwrap();
+        for i in 0..2 {
+            let m = cch
+                .basic_get(q.as_str().into(), BasicGetOptions::default())
+                .await
+                .unwrap()
+                .expect("a message");
+            assert_eq!(String::from_utf8_lossy(&m.data), format!("m{i}"));
+            m.delivery
+                .acker
+                .ack(BasicAckOptions::default())
+                .await
+                .unwrap();
+        }
+        // Acks are asynchronous: let the server apply them before the close checkpoints.
+        let js = jetstream::Context::new(conn.nats_client().clone());
+        let stream = exchange_stream(None, "user-notifications");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while js
+            .consumer_info(&stream, &queue_consumer(&q))
+            .await
+            .unwrap()
+            .ack_floor
+            .consumer_sequence
+            < 2
+        {
+            assert!(std::time::Instant::now() < deadline, "acks not applied");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        conn.close(200, "bye".into()).await.unwrap();
+    }
+    // The server's inactivity removal, without the wait.
+    let js = jetstream::Context::new(conn.nats_client().clone());
+    let stream = exchange_stream(None, "user-notifications");
+    let ci = js
+        .consumer_info(&stream, &queue_consumer(&q))
+        .await
+        .unwrap();
+    assert_eq!(
+        ci.config.inactive_threshold,
+        amqp_compat::exchange_storage::IDLE_CONSUMER
+    );
+    assert!(
+        js.delete_consumer(&stream, &queue_consumer(&q))
+            .await
+            .unwrap()
+    );
+    // A binding and publishes while the queue has no consumer.
+    ch.queue_bind(
+        q.as_str().into(),
+        "user-notifications".into(),
+        "u1.all".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    publish(&ch, "u1.all", "m5").await;
+    publish(&ch, "u1", "m6").await;
+    let declared = ch
+        .queue_declare(q.as_str().into(), QueueDeclareOptions::durable(), d_args())
+        .await
+        .unwrap();
+    assert_eq!(declared.message_count(), 5);
+    assert_eq!(drain(&ch, &q).await, ["m2", "m3", "m4", "m5", "m6"]);
 }
