@@ -14,7 +14,6 @@ use crate::options::{
 use crate::placement::{Place, place};
 use crate::queue::Queue;
 use crate::routing::{QueueDecl, SourceFilters, StorageTier, Topology};
-use crate::storage::QueueStorage;
 use crate::store::Scope;
 use crate::types::{ChannelId, FieldTable, MessageCount, ReplyCode, ShortString};
 
@@ -133,11 +132,6 @@ impl ChannelInner {
             Status::Errored => Some(ErrorKind::InvalidChannelState(ChannelState::Error, "").into()),
             Status::Closed => Some(ErrorKind::InvalidChannelState(ChannelState::Closed, "").into()),
         }
-    }
-
-    /// The storage of a design-B queue.
-    pub(crate) fn storage(&self, queue: &str) -> QueueStorage {
-        QueueStorage::of(&self.conn.mapper, queue)
     }
 
     /// Runs a topology change and records the error it fails with.

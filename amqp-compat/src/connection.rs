@@ -30,6 +30,8 @@ pub(crate) struct ConnectionInner {
     /// Ack floors of design-D queues.
     pub(crate) checkpoints: Checkpoints,
     pub(crate) mapper: SubjectMapper,
+    /// The subjects of the queues this connection published to.
+    pub(crate) queue_subjects: crate::storage::QueueSubjects,
     /// Owns this connection's exclusive queues.
     pub(crate) id: String,
     state: Mutex<ConnectionState>,
@@ -158,6 +160,7 @@ impl Connection {
                 store,
                 checkpoints,
                 mapper,
+                queue_subjects: Default::default(),
                 id: nuid::next().to_string(),
                 state: Mutex::new(ConnectionState::Connected),
                 next_channel: AtomicU16::new(1),

@@ -247,12 +247,12 @@ impl ChannelInner {
                     Some(decl) if xs::is_d(decl) => {
                         to_exchange |= t.bindings_of(q).any(|b| b.source == exchange);
                     }
-                    Some(_) => subjects.push(self.storage(q).subject),
+                    Some(_) => subjects.push(conn.queue_subjects.get(&conn.mapper, q)),
                     None => {}
                 }
             }
             if to_exchange {
-                subjects.push(conn.mapper.publish_subject(exchange, routing_key));
+                subjects.push(conn.mapper.publish_subject(exchange, routing_key).into());
             }
             subjects
         });

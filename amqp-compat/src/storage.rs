@@ -3,6 +3,9 @@
 //! queue's default-exchange subject. Every message routed to the queue, from any exchange, is
 //! stored there.
 
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
 use jetstream::models::{DiscardPolicy, RetentionPolicy, StorageType, StreamConfig};
 use jetstream::{ErrorCode, Purge};
 
@@ -45,6 +48,39 @@ pub fn queue_stream(namespace: Option<&str>, queue: &str) -> String {
             fnv(namespace.unwrap_or("")),
             fnv(queue)
         ),
+    }
+}
+
+/// The subjects of design-B queues by name, for the publish path: working one out from the
+/// mapper's rules and escaping the name cost ~4% of the client's CPU per publish. A subject
+/// depends only on the connection's mapper and the queue's name, so an entry never goes stale;
+/// the map is emptied when it reaches [`QueueSubjects::MAX`] names, so the names of deleted
+/// queues (server-named reply queues, say) do not pile up.
+#[derive(Debug, Default)]
+pub(crate) struct QueueSubjects(RwLock<HashMap<String, Arc<str>>>);
+
+impl QueueSubjects {
+    /// The most names kept.
+    pub(crate) const MAX: usize = 4096;
+
+    /// The subject of queue `queue` (what [`SubjectMapper::queue_subject`] says).
+    pub(crate) fn get(&self, mapper: &SubjectMapper, queue: &str) -> Arc<str> {
+        let cached = self
+            .0
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(queue)
+            .cloned();
+        if let Some(subject) = cached {
+            return subject;
+        }
+        let subject: Arc<str> = mapper.queue_subject(queue).into();
+        let mut map = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if map.len() >= Self::MAX {
+            map.clear();
+        }
+        map.insert(queue.to_owned(), subject.clone());
+        subject
     }
 }
 
@@ -159,5 +195,22 @@ mod tests {
         for name in [queue_stream(None, "*>/\\ ."), name] {
             assert!(!name.contains(['.', '*', '>', '/', '\\', ' ']));
         }
+    }
+
+    #[test]
+    fn cached_queue_subjects_are_the_mappers_and_stay_bounded() {
+        let mapper = SubjectMapper::new(Some("ns")).unwrap();
+        let subjects = QueueSubjects::default();
+        for name in ["jobs", "a.b c", "amq.gen-1", ""] {
+            let expected = mapper.queue_subject(name);
+            assert_eq!(&*subjects.get(&mapper, name), expected);
+            assert_eq!(&*subjects.get(&mapper, name), expected, "cached");
+        }
+        for i in 0..2 * QueueSubjects::MAX {
+            let name = format!("reply-{i}");
+            assert_eq!(&*subjects.get(&mapper, &name), mapper.queue_subject(&name));
+        }
+        let held = subjects.0.read().unwrap().len();
+        assert!(held <= QueueSubjects::MAX, "{held}");
     }
 }

@@ -45,6 +45,8 @@ pub struct Context {
     pub(crate) window: RequestWindow,
     /// Stream leader changes, watched once a msg-id publish is in flight (clones share it).
     pub(crate) leaders: Arc<crate::publisher::LeaderChanges>,
+    /// Drives the publishes with a msg id (clones share it).
+    pub(crate) tracker: Arc<crate::ack_tracker::AckTracker>,
 }
 
 /// Publish settings a [`Context`] applies unless a publish says otherwise.
@@ -98,6 +100,7 @@ impl Context {
                 retry_for: DEFAULT_PUBLISH_RETRY_FOR,
             },
             leaders: Arc::default(),
+            tracker: Arc::default(),
         }
     }
 

@@ -54,6 +54,7 @@
 //! # Ok(()) }
 //! ```
 
+mod ack_tracker;
 mod consume;
 mod consumer;
 mod consumer_control;

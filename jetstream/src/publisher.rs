@@ -39,8 +39,9 @@ use std::time::Instant;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use nats_client::{Client, ReplyFuture, Request, RequestError, RequestWindow};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 
+use crate::ack_tracker::Outcome;
 use crate::context::Context;
 use crate::error::JetStreamError;
 use crate::publish::{
@@ -48,7 +49,7 @@ use crate::publish::{
 };
 
 type Sending = Pin<Box<dyn Future<Output = Result<ReplyFuture, RequestError>> + Send>>;
-type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
+pub(crate) type Signal = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// The advisory subject announcing a new stream leader (the stream's name last).
 pub const STREAM_LEADER_ELECTED: &str = "$JS.EVENT.ADVISORY.STREAM.LEADER_ELECTED";
@@ -71,9 +72,14 @@ impl Default for LeaderChanges {
 }
 
 impl LeaderChanges {
+    /// How many leader changes were seen so far.
+    pub(crate) fn current(&self) -> u64 {
+        *self.count.borrow()
+    }
+
     /// A future that completes at the next leader change after this call (never, if the
     /// watcher is gone).
-    fn next(self: &Arc<Self>, client: &Client) -> Signal {
+    pub(crate) fn next(self: &Arc<Self>, client: &Client) -> Signal {
         if !self.started.load(Relaxed) && !self.started.swap(true, Relaxed) {
             let me = Arc::downgrade(self);
             let client = client.clone();
@@ -110,10 +116,11 @@ enum State {
 /// The ack of a message sent with [`Context::publish_async`]: await it for the [`PubAck`].
 /// Dropping it gives up on the ack (the message was sent regardless) and stops its resends.
 ///
-/// A publish with a msg id is watched by a task of its own, so its resends (after a lost
-/// connection, a leader change, a `503` during an election) go on while the application
-/// awaits other acks: a window of publishes hit by an election recovers all at once, not one
-/// backoff after another in the order the futures are awaited.
+/// A publish with a msg id is driven by the context's ack tracker (one task for all of them,
+/// see `ack_tracker.rs`), so its resends (after a lost connection, a leader change, a `503`
+/// during an election) go on while the application awaits other acks: a window of publishes
+/// hit by an election recovers all at once, not one backoff after another in the order the
+/// futures are awaited.
 #[must_use = "the ack future tells whether the message was stored"]
 pub struct PublishAckFuture {
     inner: Inner,
@@ -123,11 +130,8 @@ pub struct PublishAckFuture {
 enum Inner {
     /// Driven by whoever awaits it.
     Here(Attempts),
-    /// Driven by a task (aborted when this is dropped); the subject is kept for `Debug`.
-    Task(
-        tokio::task::JoinHandle<Result<PubAck, JetStreamError>>,
-        Arc<str>,
-    ),
+    /// Driven by the context's ack tracker, which stops when this is dropped.
+    Tracked(oneshot::Receiver<Outcome>),
 }
 
 impl std::fmt::Debug for PublishAckFuture {
@@ -138,19 +142,11 @@ impl std::fmt::Debug for PublishAckFuture {
                 d.field("subject", &a.request.subject);
                 d.field("attempt", &a.attempt);
             }
-            Inner::Task(_, subject) => {
-                d.field("subject", subject);
+            Inner::Tracked(_) => {
+                d.field("tracked", &true);
             }
         }
         d.finish_non_exhaustive()
-    }
-}
-
-impl Drop for PublishAckFuture {
-    fn drop(&mut self) {
-        if let Inner::Task(task, _) = &self.inner {
-            task.abort();
-        }
     }
 }
 
@@ -160,9 +156,9 @@ impl Future for PublishAckFuture {
     fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         match &mut self.inner {
             Inner::Here(attempts) => Pin::new(attempts).poll(cx),
-            Inner::Task(task, _) => Poll::Ready(match ready!(Pin::new(task).poll(cx)) {
+            Inner::Tracked(rx) => Poll::Ready(match ready!(Pin::new(rx).poll(cx)) {
                 Ok(result) => result,
-                // Only a panic or a runtime shutting down ends the task otherwise.
+                // Only a panic or a runtime shutting down ends the tracker otherwise.
                 Err(_) => Err(JetStreamError::Request(RequestError::Closed)),
             }),
         }
@@ -170,7 +166,7 @@ impl Future for PublishAckFuture {
 }
 
 /// One publish and its resends.
-struct Attempts {
+pub(crate) struct Attempts {
     window: RequestWindow,
     state: State,
     /// The message, kept to send it again.
@@ -181,9 +177,6 @@ struct Attempts {
     wait: Duration,
     retry_for: Duration,
     first_failure: Option<Instant>,
-    /// For a publish with a msg id: completes when a stream's leader changes.
-    leader_change: Option<Signal>,
-    leaders: Arc<LeaderChanges>,
 }
 
 impl Future for Attempts {
@@ -194,21 +187,7 @@ impl Future for Attempts {
         loop {
             match &mut this.state {
                 State::Waiting(reply) => {
-                    let polled = match Pin::new(reply).poll(cx) {
-                        Poll::Ready(polled) => polled,
-                        Poll::Pending => {
-                            let Some(signal) = this.leader_change.as_mut() else {
-                                return Poll::Pending;
-                            };
-                            ready!(signal.as_mut().poll(cx));
-                            // A new leader: an ack still missing went to the old one. Send
-                            // again now (the stream drops the copy if the first was stored).
-                            this.leader_change = Some(this.leaders.next(this.window.client()));
-                            this.state =
-                                State::Resending(resend(&this.window, &this.request, None));
-                            continue;
-                        }
-                    };
+                    let polled = ready!(Pin::new(reply).poll(cx));
                     this.state = State::Done;
                     let subject = &this.request.subject;
                     let retry = match polled {
@@ -250,6 +229,14 @@ impl Future for Attempts {
 }
 
 impl Attempts {
+    /// A stream has a new leader: an ack still missing went to the old one. Sends again now
+    /// (the stream drops the copy if the first was stored); only for a publish with a msg id.
+    pub(crate) fn leader_changed(&mut self) {
+        if self.has_msg_id && matches!(self.state, State::Waiting(_)) {
+            self.state = State::Resending(resend(&self.window, &self.request, None));
+        }
+    }
+
     /// What is left for retries after the attempt that just failed. Read only on a failure,
     /// so an ack that arrives costs no clock read.
     fn budget(&mut self) -> Budget {
@@ -322,8 +309,8 @@ impl Context {
             .timeout(options.timeout.unwrap_or(self.publish.ack_timeout));
         request.headers = options.build_headers();
         let has_msg_id = request.headers.as_ref().is_some_and(|h| h.contains(MSG_ID));
-        // Watch from before the send: an election after it must trigger the resend.
-        let leader_change = has_msg_id.then(|| self.leaders.next(&self.client));
+        // Count from before the send: an election after it must trigger the resend.
+        let stamp = has_msg_id.then(|| self.leaders.current());
         // The waiting path is boxed: its future is several times the size of the rest, and
         // would otherwise be carried (and moved) by every publish that never waits.
         let sent = match self.window.try_send(&request) {
@@ -343,14 +330,15 @@ impl Context {
             wait: options.retry_wait.unwrap_or(self.publish.retry_wait),
             retry_for: options.retry_for.unwrap_or(self.publish.retry_for),
             first_failure: None,
-            leader_change,
-            leaders: self.leaders.clone(),
         };
-        let inner = if has_msg_id {
-            let subject = attempts.request.subject.as_str().into();
-            Inner::Task(tokio::spawn(attempts), subject)
-        } else {
-            Inner::Here(attempts)
+        let inner = match stamp {
+            Some(stamp) => {
+                Inner::Tracked(
+                    self.tracker
+                        .track(attempts, stamp, &self.leaders, &self.client),
+                )
+            }
+            None => Inner::Here(attempts),
         };
         Ok(PublishAckFuture { inner })
     }
