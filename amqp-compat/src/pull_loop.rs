@@ -23,7 +23,7 @@ use crate::checkpoint::Guard;
 use crate::connection::ConnectionInner;
 use crate::consume::{Pending, SAC_GROUP, SAC_TIMEOUT, delivery};
 use crate::error::Result;
-use crate::message::Delivery;
+use crate::message::{Acker, Delivery};
 
 /// How long one pull request lives; a pull lost with a connection is noticed after this
 /// (plus [`PULL_GRACE`]).
@@ -109,23 +109,23 @@ impl LoopArgs {
             let _ = msg.nak().await;
             return;
         }
-        let tag = {
-            let mut s = self.channel.consume_state();
-            match self.no_ack {
-                true => s.unacked.next_tag(),
-                false => s.unacked.deliver(Pending {
-                    msg: msg.clone(),
-                    queue: self.queue.clone(),
-                    _slot: Some(Slot::new(&self.own)),
-                }),
-            }
-        };
-        if self.no_ack {
+        // Built before the message moves into the channel's unacked set (no clone of it,
+        // headers included); the tag is set once known.
+        let mut d = delivery(&self.channel, &self.queue, &msg, 0);
+        let tag = if self.no_ack {
             let _ = msg.ack().await;
-        }
-        let _ = self
-            .tx
-            .send(Ok(delivery(&self.channel, &self.queue, &msg, tag)));
+            self.channel.consume_state().unacked.next_tag()
+        } else {
+            let pending = Pending {
+                msg,
+                queue: self.queue.clone(),
+                _slot: Some(Slot::new(&self.own)),
+            };
+            self.channel.consume_state().unacked.deliver(pending)
+        };
+        d.delivery_tag = tag;
+        d.acker = Acker::for_channel(&self.channel, tag);
+        let _ = self.tx.send(Ok(d));
     }
 
     /// Room in this consumer's window: its own prefetch and the channel's (`global`) one.
