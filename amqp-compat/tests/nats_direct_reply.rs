@@ -85,6 +85,23 @@ fn code(e: &Error) -> Option<u16> {
     }
 }
 
+/// Publishes request "1" on `from` to `queue` and takes it on `to` (`basic_get`, no ack):
+/// its delivery tag and the rewritten `reply_to` the service sees.
+async fn take_request(from: &Channel, to: &Channel, queue: &str) -> (u64, ShortString) {
+    publish(from, queue, false, "q", request("1"))
+        .await
+        .unwrap();
+    let got = to
+        .basic_get(
+            queue.into(),
+            amqp_compat::options::BasicGetOptions { no_ack: true },
+        )
+        .await
+        .unwrap()
+        .expect("the request");
+    (got.delivery_tag, got.properties.reply_to().clone().unwrap())
+}
+
 fn request(id: &str) -> BasicProperties {
     BasicProperties::default()
         .with_reply_to(QUEUE.into())
@@ -313,18 +330,7 @@ async fn replies_to_a_gone_requester_or_a_forged_token_are_dropped() {
     let sch = confirming(&service).await;
     declare(&sch, "rpc").await;
     let mut replies = consume_replies(&cch).await;
-    publish(&cch, "rpc", false, "q", request("1"))
-        .await
-        .unwrap();
-    let got = sch
-        .basic_get(
-            "rpc".into(),
-            amqp_compat::options::BasicGetOptions { no_ack: true },
-        )
-        .await
-        .unwrap()
-        .expect("the request");
-    let old: ShortString = got.properties.reply_to().clone().unwrap();
+    let old = take_request(&cch, &sch, "rpc").await.1;
 
     // A token naming any other subject is refused before a subject is built.
     let raw = nats_client::ConnectOptions::new()
@@ -414,19 +420,9 @@ async fn replies_share_the_next_delivery_tag_and_end_with_their_channel() {
     declare(&ch, "work").await;
     let mut replies = consume_replies(&ch).await;
     let me = {
-        publish(&ch, "work", false, "w", request("1"))
-            .await
-            .unwrap();
-        let got = ch
-            .basic_get(
-                "work".into(),
-                amqp_compat::options::BasicGetOptions { no_ack: true },
-            )
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(got.delivery_tag, 1);
-        got.properties.reply_to().clone().unwrap()
+        let (tag, reply_to) = take_request(&ch, &ch, "work").await;
+        assert_eq!(tag, 1);
+        reply_to
     };
     for body in ["r1", "r2"] {
         publish(&ch, me.as_str(), false, body, BasicProperties::default())
