@@ -43,6 +43,9 @@ pub(crate) struct Floor {
     /// The consumer's creation time (unix nanoseconds); `None` in checkpoints written before
     /// consumers were memory-backed.
     pub(crate) created: Option<i128>,
+    /// The highest stream sequence delivered (by this incarnation or, carried over, by the
+    /// ones before it): a message up to here comes again with `redelivered = true`.
+    pub(crate) delivered: u64,
 }
 
 impl Floor {
@@ -51,6 +54,16 @@ impl Floor {
         Floor {
             seq: info.ack_floor.stream_sequence,
             created: info.created.map(OffsetDateTime::unix_timestamp_nanos),
+            delivered: info.delivered.stream_sequence,
+        }
+    }
+
+    /// `self` with the delivered mark of `before` when that is higher (a consumer moved back
+    /// or re-created keeps what was delivered before).
+    pub(crate) fn keeping_delivered(self, before: Option<Floor>) -> Floor {
+        Floor {
+            delivered: self.delivered.max(before.map_or(0, |b| b.delivered)),
+            ..self
         }
     }
 
@@ -63,10 +76,10 @@ impl Floor {
         }
     }
 
-    /// `<seq>` or `<seq> <created>`.
+    /// `<seq> <created> <delivered>`; older checkpoints are `<seq>` or `<seq> <created>`.
     fn encode(&self) -> String {
         match self.created {
-            Some(c) => format!("{} {c}", self.seq),
+            Some(c) => format!("{} {c} {}", self.seq, self.delivered),
             None => self.seq.to_string(),
         }
     }
@@ -79,7 +92,15 @@ impl Floor {
             Some(c) => Some(c.parse().ok()?),
             None => None,
         };
-        Some(Floor { seq, created })
+        let delivered = match parts.next() {
+            Some(d) => d.parse().ok()?,
+            None => seq,
+        };
+        Some(Floor {
+            seq,
+            created,
+            delivered,
+        })
     }
 }
 
@@ -268,6 +289,9 @@ pub(crate) struct Guard {
     queue: String,
     stream: String,
     floor: u64,
+    /// Up to here messages were delivered before (by this consumer before a reset, or by
+    /// the one it replaces).
+    delivered: u64,
     repairing: bool,
 }
 
@@ -286,8 +310,16 @@ impl Guard {
                 queue: queue.to_owned(),
                 stream: consumer.stream_name().to_owned(),
                 floor: known.seq,
+                delivered: known.delivered,
                 repairing: false,
             })
+    }
+
+    /// True when `msg` was delivered before (RabbitMQ's `redelivered` flag): the consumer
+    /// delivering it again was reset or re-created from the checkpoint.
+    pub(crate) fn redelivered(&self, msg: &JsMessage) -> bool {
+        msg.info()
+            .is_ok_and(|i| i.stream_sequence <= self.delivered)
     }
 
     /// True when `msg` was acknowledged before (it is then acknowledged again, and the
@@ -320,8 +352,10 @@ pub(crate) async fn flush(conn: &ConnectionInner) {
         let Ok(info) = conn.js.consumer_info(&stream, &key(&queue)).await else {
             continue;
         };
-        let floor = Floor::of(&info);
-        match conn.checkpoints.known_floor(&queue) {
+        let known = conn.checkpoints.known_floor(&queue);
+        let floor = Floor::of(&info)
+            .keeping_delivered(known.filter(|k| k.same_consumer(&Floor::of(&info))));
+        match known {
             Some(known) if known == floor => continue,
             // The consumer went back: its server restarted and re-created it empty.
             Some(known) if known.same_consumer(&floor) && known.seq > floor.seq => {

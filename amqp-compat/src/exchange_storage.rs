@@ -198,9 +198,13 @@ async fn create_consumer(
         Err(e) => return Err(nats_error(e)),
     };
     if checkpointed(decl) {
-        conn.checkpoints
-            .save(&decl.name, Floor::of(consumer.cached_info()))
-            .await?;
+        // A consumer re-created after its checkpoint keeps the mark of what was delivered.
+        let before = match start {
+            Start::After(_) => conn.checkpoints.known_floor(&decl.name),
+            _ => None,
+        };
+        let floor = Floor::of(consumer.cached_info()).keeping_delivered(before);
+        conn.checkpoints.save(&decl.name, floor).await?;
     }
     Ok(consumer)
 }

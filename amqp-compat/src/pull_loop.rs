@@ -103,8 +103,9 @@ pub(crate) struct LoopArgs {
 
 impl LoopArgs {
     /// Gives `msg` a delivery tag and sends it to the consumer's stream; after a cancel (or
-    /// with the stream dropped) it goes back to the queue instead.
-    async fn hand_over(&self, msg: JsMessage) {
+    /// with the stream dropped) it goes back to the queue instead. `redelivered`: it was
+    /// delivered before by a consumer since reset or replaced (`checkpoint::Guard`).
+    async fn hand_over(&self, msg: JsMessage, redelivered: bool) {
         if self.stop.is_stopped() || self.tx.is_closed() {
             let _ = msg.nak().await;
             return;
@@ -124,6 +125,7 @@ impl LoopArgs {
             self.channel.consume_state().unacked.deliver(pending)
         };
         d.delivery_tag = tag;
+        d.redelivered |= redelivered;
         d.acker = Acker::for_channel(&self.channel, tag);
         let _ = self.tx.send(Ok(d));
     }
@@ -392,8 +394,10 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
         tokio::select! {
             pulled = pulls.next() => match pulled {
                 Pulled::Message(msg) => {
-                    if !guard.as_mut().is_some_and(|g| g.skips(&a.channel.conn, &msg)) {
-                        a.hand_over(msg).await;
+                    let skip = guard.as_mut().is_some_and(|g| g.skips(&a.channel.conn, &msg));
+                    if !skip {
+                        let again = guard.as_ref().is_some_and(|g| g.redelivered(&msg));
+                        a.hand_over(msg, again).await;
                     }
                 }
                 Pulled::Ended => {}
