@@ -315,29 +315,32 @@ impl Guard {
             })
     }
 
-    /// True when `msg` was delivered before (RabbitMQ's `redelivered` flag): the consumer
-    /// delivering it again was reset or re-created from the checkpoint.
-    pub(crate) fn redelivered(&self, msg: &JsMessage) -> bool {
-        msg.info()
-            .is_ok_and(|i| i.stream_sequence <= self.delivered)
-    }
-
-    /// True when `msg` was acknowledged before (it is then acknowledged again, and the
-    /// consumer repaired once).
-    pub(crate) fn skips(&mut self, conn: &Arc<ConnectionInner>, msg: &JsMessage) -> bool {
-        if !msg.info().is_ok_and(|i| i.stream_sequence <= self.floor) {
-            return false;
+    /// What `msg` is to this queue, from its stream sequence (read once): `None` when it was
+    /// acknowledged before (it is acknowledged again here, not delivered, and the first such
+    /// message sets off a [`repair`] of the consumer); otherwise whether it was delivered
+    /// before (RabbitMQ's `redelivered` flag: the consumer delivering it again was reset or
+    /// re-created from the checkpoint).
+    pub(crate) async fn check(
+        &mut self,
+        conn: &Arc<ConnectionInner>,
+        msg: &JsMessage,
+    ) -> Option<bool> {
+        let Ok(seq) = msg.info().map(|i| i.stream_sequence) else {
+            return Some(false);
+        };
+        if seq > self.floor {
+            return Some(seq <= self.delivered);
         }
-        let msg = msg.clone();
-        let repair_it = !std::mem::replace(&mut self.repairing, true);
-        let (conn, queue, stream) = (conn.clone(), self.queue.clone(), self.stream.clone());
-        tokio::spawn(async move {
-            let _ = msg.ack().await;
-            if repair_it && let Err(e) = repair(&conn, &queue, &stream).await {
-                tracing::warn!(queue, error = %e, "cannot repair a reset consumer");
-            }
-        });
-        true
+        let _ = msg.ack().await;
+        if !std::mem::replace(&mut self.repairing, true) {
+            let (conn, queue, stream) = (conn.clone(), self.queue.clone(), self.stream.clone());
+            tokio::spawn(async move {
+                if let Err(e) = repair(&conn, &queue, &stream).await {
+                    tracing::warn!(queue, error = %e, "cannot repair a reset consumer");
+                }
+            });
+        }
+        None
     }
 }
 
@@ -353,8 +356,8 @@ pub(crate) async fn flush(conn: &ConnectionInner) {
             continue;
         };
         let known = conn.checkpoints.known_floor(&queue);
-        let floor = Floor::of(&info)
-            .keeping_delivered(known.filter(|k| k.same_consumer(&Floor::of(&info))));
+        let current = Floor::of(&info);
+        let floor = current.keeping_delivered(known.filter(|k| k.same_consumer(&current)));
         match known {
             Some(known) if known == floor => continue,
             // The consumer went back: its server restarted and re-created it empty.

@@ -132,16 +132,7 @@ fn consumer_config(
     source: &SourceFilters,
     start: Start,
 ) -> ConsumerConfig {
-    let (deliver_policy, opt_start_seq, opt_start_time) = match start {
-        Start::New => (
-            DeliverPolicy::ByStartTime,
-            None,
-            Some(checkpoints.server_now()),
-        ),
-        Start::Since(t) => (DeliverPolicy::ByStartTime, None, Some(t)),
-        Start::After(floor) => (DeliverPolicy::ByStartSequence, Some(floor + 1), None),
-        Start::All => (DeliverPolicy::All, None, None),
-    };
+    let (deliver_policy, opt_start_seq, opt_start_time) = start.policy(|| checkpoints.server_now());
     ConsumerConfig {
         durable_name: Some(queue_consumer(&decl.name)),
         deliver_policy,
@@ -176,6 +167,32 @@ enum Start {
     All,
     /// From a time (a queue bound before its consumer was created).
     Since(time::OffsetDateTime),
+}
+
+impl From<Mark> for Start {
+    /// Where a queue's consumer starts from its checkpoint.
+    fn from(mark: Mark) -> Start {
+        match mark {
+            Mark::Floor(floor) => Start::After(floor.seq),
+            Mark::Since(t) => Start::Since(t),
+        }
+    }
+}
+
+impl Start {
+    /// The consumer's deliver policy, start sequence and start time; `New` starts at `now`
+    /// (the servers' time), not with `DeliverPolicy::New` (see [`consumer_config`]).
+    fn policy(
+        self,
+        now: impl FnOnce() -> time::OffsetDateTime,
+    ) -> (DeliverPolicy, Option<u64>, Option<time::OffsetDateTime>) {
+        match self {
+            Start::New => (DeliverPolicy::ByStartTime, None, Some(now())),
+            Start::Since(t) => (DeliverPolicy::ByStartTime, None, Some(t)),
+            Start::After(floor) => (DeliverPolicy::ByStartSequence, Some(floor + 1), None),
+            Start::All => (DeliverPolicy::All, None, None),
+        }
+    }
 }
 
 /// Creates `decl`'s consumer reading `source` from `start` and checkpoints its start point.
@@ -266,6 +283,15 @@ async fn rewind(
     }
 }
 
+/// The declaration of D queue `queue` and its source, when it exists and is bound.
+fn bound_d_queue(conn: &ConnectionInner, queue: &str) -> Option<(QueueDecl, SourceFilters)> {
+    conn.store.read(|t| {
+        let decl = t.queue(queue).cloned()?;
+        let source = d_source(t, queue, &conn.mapper).ok().flatten()?;
+        Some((decl, source))
+    })
+}
+
 /// Deletes the queue's consumer and creates it again at `start`.
 async fn delete_and_recreate(
     conn: &ConnectionInner,
@@ -282,12 +308,7 @@ async fn delete_and_recreate(
         Err(e) if not_found(&e) => {}
         Err(e) => return Err(nats_error(e)),
     }
-    let (decl, source) = conn.store.read(|t| {
-        let decl = t.queue(queue).cloned();
-        let source = d_source(t, queue, &conn.mapper).ok().flatten();
-        (decl, source)
-    });
-    if let (Some(decl), Some(source)) = (decl, source) {
+    if let Some((decl, source)) = bound_d_queue(conn, queue) {
         create_consumer(conn, stream, &decl, &source, start).await?;
     }
     Ok(())
@@ -394,17 +415,11 @@ pub(crate) async fn queue_puller(
             Err(e) => return Err(nats_error(e)),
         }
     }
-    let (decl, source) = conn.store.read(|t| {
-        let decl = t.queue(queue).cloned();
-        let source = d_source(t, queue, &conn.mapper).ok().flatten();
-        (decl, source)
-    });
-    let (Some(decl), Some(source)) = (decl, source) else {
+    let Some((decl, source)) = bound_d_queue(conn, queue) else {
         return Ok(None);
     };
     let start = match conn.checkpoints.mark(queue).await? {
-        Some(Mark::Floor(floor)) => Start::After(floor.seq),
-        Some(Mark::Since(t)) => Start::Since(t),
+        Some(mark) => Start::from(mark),
         None if checkpointed(&decl) => Start::All,
         None => Start::New,
     };
@@ -490,12 +505,12 @@ pub async fn ready_without_consumer(
     let Some(source) = d_source(t, queue, mapper).ok().flatten() else {
         return Ok(None);
     };
+    let Some(mark) = read_mark(js, mapper.namespace(), queue).await? else {
+        return Ok(None);
+    };
+    // A checkpoint names a sequence or a time; "new" does not occur.
     let (deliver_policy, opt_start_seq, opt_start_time) =
-        match read_mark(js, mapper.namespace(), queue).await? {
-            Some(Mark::Floor(f)) => (DeliverPolicy::ByStartSequence, Some(f.seq + 1), None),
-            Some(Mark::Since(at)) => (DeliverPolicy::ByStartTime, None, Some(at)),
-            None => return Ok(None),
-        };
+        Start::from(mark).policy(time::OffsetDateTime::now_utc);
     let stream = exchange_stream(mapper.namespace(), &source.exchange);
     let config = ConsumerConfig {
         deliver_policy,

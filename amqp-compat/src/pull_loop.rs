@@ -394,10 +394,12 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
         tokio::select! {
             pulled = pulls.next() => match pulled {
                 Pulled::Message(msg) => {
-                    let skip = guard.as_mut().is_some_and(|g| g.skips(&a.channel.conn, &msg));
-                    if !skip {
-                        let again = guard.as_ref().is_some_and(|g| g.redelivered(&msg));
-                        a.hand_over(msg, again).await;
+                    let seen = match guard.as_mut() {
+                        Some(g) => g.check(&a.channel.conn, &msg).await,
+                        None => Some(false),
+                    };
+                    if let Some(redelivered) = seen {
+                        a.hand_over(msg, redelivered).await;
                     }
                 }
                 Pulled::Ended => {}
