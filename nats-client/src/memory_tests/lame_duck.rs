@@ -8,7 +8,8 @@ use futures::StreamExt;
 use nats_proto::{ClientOp, ServerOp};
 
 use super::{connect, is_sub, options};
-use crate::memory::{FakeConn, MemoryNet, info};
+use crate::memory::{FakeConn, FakeServer, MemoryNet, info};
+use crate::{Client, ConnectOptions, Subscriber};
 
 #[tokio::test(start_paused = true)]
 async fn lame_duck_move_skips_a_stale_pong_and_answers_the_old_servers_ping() {
@@ -94,11 +95,7 @@ async fn lame_duck_move_completes_a_cut_publish_on_the_old_connection_only() {
     let net = MemoryNet::new(64);
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
-    let pending = connect(options(&net), &["s1:4222", "s2:4222"]);
-    let mut c1 = s1.accept_client(&info("s1")).await;
-    let client = pending.await.expect("joined").expect("connected");
-    let _sub = client.subscribe("a").await.expect("subscribed");
-    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let (mut c1, client, _sub) = joined_s1(&mut s1, options(&net), &["s1:4222", "s2:4222"]).await;
     let payload = vec![b'z'; 1000];
     client.publish("big", &payload).await.expect("buffered");
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -185,6 +182,21 @@ async fn lame_duck_move_completes_a_cut_publish_on_the_old_connection_only() {
 }
 
 /// Puts the server behind `conn` (named `name`) into lame-duck mode: an INFO with `ldm`.
+/// Connects with `opts` to `urls`, joins through `s1`, and subscribes to `a`; `s1` has read
+/// the SUB.
+async fn joined_s1(
+    s1: &mut FakeServer,
+    opts: ConnectOptions,
+    urls: &[&str],
+) -> (FakeConn, Client, Subscriber) {
+    let pending = connect(opts, urls);
+    let mut c1 = s1.accept_client(&info("s1")).await;
+    let client = pending.await.expect("joined").expect("connected");
+    let sub = client.subscribe("a").await.expect("subscribed");
+    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    (c1, client, sub)
+}
+
 async fn enter_lame_duck(conn: &mut FakeConn, name: &str) {
     let mut ldm = info(name);
     ldm.ldm = true;
@@ -241,11 +253,8 @@ async fn losing_the_new_connection_during_a_lame_duck_move_keeps_the_old_one() {
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
     let mut s3 = net.listen("s3:4222");
-    let pending = connect(options(&net), &["s1:4222", "s2:4222", "s3:4222"]);
-    let mut c1 = s1.accept_client(&info("s1")).await;
-    let client = pending.await.expect("joined").expect("connected");
-    let mut sub = client.subscribe("a").await.expect("subscribed");
-    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let (mut c1, _client, mut sub) =
+        joined_s1(&mut s1, options(&net), &["s1:4222", "s2:4222", "s3:4222"]).await;
     // s1 takes nobody new; it announces lame duck.
     drop(s1);
     enter_lame_duck(&mut c1, "s1").await;
@@ -299,11 +308,7 @@ async fn a_pong_owed_to_the_old_server_at_the_move_goes_to_it_not_to_the_new_one
     let net = MemoryNet::new(64);
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
-    let pending = connect(options(&net), &["s1:4222", "s2:4222"]);
-    let mut c1 = s1.accept_client(&info("s1")).await;
-    let client = pending.await.expect("joined").expect("connected");
-    let _sub = client.subscribe("a").await.expect("subscribed");
-    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let (mut c1, client, _sub) = joined_s1(&mut s1, options(&net), &["s1:4222", "s2:4222"]).await;
     client
         .publish("big", vec![b'z'; 1000])
         .await
@@ -363,11 +368,8 @@ async fn a_cut_op_that_cannot_be_completed_at_the_move_goes_whole_to_the_new_ser
     let net = MemoryNet::new(64);
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
-    let pending = connect(options(&net), &["s1:4222", "s2:4222"]);
-    let mut c1 = s1.accept_client(&info("s1")).await;
-    let client = pending.await.expect("joined").expect("connected");
-    let mut sub = client.subscribe("a").await.expect("subscribed");
-    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let (mut c1, client, mut sub) =
+        joined_s1(&mut s1, options(&net), &["s1:4222", "s2:4222"]).await;
     let payload = vec![b'z'; 1000];
     client.publish("big", &payload).await.expect("buffered");
     tokio::time::sleep(Duration::from_millis(10)).await;
@@ -408,11 +410,8 @@ async fn a_long_reconnect_mid_move_never_unsubscribes_the_old_connection_meanwhi
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
     let opts = options(&net).reconnect_delay_callback(|_| Duration::from_secs(1));
-    let pending = connect(opts, &["s1:4222", "s2:4222", "s3:4222"]);
-    let mut c1 = s1.accept_client(&info("s1")).await;
-    let client = pending.await.expect("joined").expect("connected");
-    let mut sub = client.subscribe("a").await.expect("subscribed");
-    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let (mut c1, _client, mut sub) =
+        joined_s1(&mut s1, opts, &["s1:4222", "s2:4222", "s3:4222"]).await;
     drop(s1);
     enter_lame_duck(&mut c1, "s1").await;
     // The move gets as far as probing the old server; then the new server dies, and no
@@ -455,11 +454,8 @@ async fn a_second_move_while_the_first_retirement_runs_keeps_both_old_connection
     let mut s1 = net.listen("s1:4222");
     let mut s2 = net.listen("s2:4222");
     let mut s3 = net.listen("s3:4222");
-    let pending = connect(options(&net), &["s1:4222", "s2:4222", "s3:4222"]);
-    let mut c1 = s1.accept_client(&info("s1")).await;
-    let client = pending.await.expect("joined").expect("connected");
-    let mut sub = client.subscribe("a").await.expect("subscribed");
-    assert!(is_sub(&c1.next_op().await.expect("SUB"), "a"));
+    let (mut c1, _client, mut sub) =
+        joined_s1(&mut s1, options(&net), &["s1:4222", "s2:4222", "s3:4222"]).await;
     drop(s1);
     enter_lame_duck(&mut c1, "s1").await;
     let mut c2 = s2.accept_client(&info("s2")).await;
