@@ -9,7 +9,7 @@ use amqp_compat::options::{
     ConfirmSelectOptions, QueueDeclareOptions,
 };
 use amqp_compat::types::FieldTable;
-use amqp_compat::{BasicProperties, Channel, Connection, ConnectionProperties};
+use amqp_compat::{BasicProperties, Channel, Connection, ConnectionProperties, Consumer};
 use futures_util::StreamExt;
 use nats_tests::NatsServer;
 
@@ -97,15 +97,7 @@ async fn a_delivery_is_not_held_until_the_pull_expires() {
     let start = Instant::now();
     for i in 0..rounds {
         drop(publish(&ch, "rpc", &i.to_be_bytes()).await);
-        let d = tokio::time::timeout(WAIT, consumer.next())
-            .await
-            .expect("a delivery in time")
-            .expect("the stream goes on")
-            .expect("a delivery");
-        assert_eq!(d.data, i.to_be_bytes());
-        ch.basic_ack(d.delivery_tag, BasicAckOptions::default())
-            .await
-            .expect("ack");
+        take_and_ack(&ch, &mut consumer, i).await;
     }
     let took = start.elapsed();
     assert!(
@@ -140,19 +132,24 @@ async fn a_pull_that_has_brought_its_batch_is_followed_at_once() {
     // take 40 s or more.
     let start = Instant::now();
     for i in 0..total {
-        let d = tokio::time::timeout(WAIT, consumer.next())
-            .await
-            .expect("a delivery in time")
-            .expect("the stream goes on")
-            .expect("a delivery");
-        assert_eq!(d.data, i.to_be_bytes());
-        ch.basic_ack(d.delivery_tag, BasicAckOptions::default())
-            .await
-            .expect("ack");
+        take_and_ack(&ch, &mut consumer, i).await;
     }
     let took = start.elapsed();
     assert!(
         took < Duration::from_secs(15),
         "{total} deliveries in windows of 10 took {took:?}: complete pulls wait for their expiry"
     );
+}
+
+/// Takes the next delivery of `consumer`, checks that it carries `i`, and acks it.
+async fn take_and_ack(ch: &Channel, consumer: &mut Consumer, i: u32) {
+    let d = tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("a delivery in time")
+        .expect("the stream goes on")
+        .expect("a delivery");
+    assert_eq!(d.data, i.to_be_bytes());
+    ch.basic_ack(d.delivery_tag, BasicAckOptions::default())
+        .await
+        .expect("ack");
 }
