@@ -321,6 +321,14 @@ impl Channel {
         {
             storage.ensure(&conn.js, decl).await?;
         }
+        if let (Some(Place::Local), Some(decl)) = (&place, &decl)
+            && decl.exclusive_owner.as_deref() == Some(conn.id.as_str())
+        {
+            let subject = conn.queue_subjects.get(&conn.mapper, &declared.name);
+            conn.local
+                .open(&conn.client, &declared.name, &subject)
+                .await?;
+        }
         let messages = match &place {
             Some(p) => conn.queue_count(p, &declared.name).await?,
             None => 0,

@@ -34,6 +34,8 @@ pub(crate) struct ConnectionInner {
     pub(crate) queue_subjects: crate::storage::QueueSubjects,
     /// Owns this connection's exclusive queues.
     pub(crate) id: String,
+    /// Its design-E (in-memory exclusive) queues.
+    pub(crate) local: crate::local_queue::LocalQueues,
     state: Mutex<ConnectionState>,
     next_channel: AtomicU16,
     channels: Mutex<Vec<Weak<ChannelInner>>>,
@@ -162,6 +164,7 @@ impl Connection {
                 mapper,
                 queue_subjects: Default::default(),
                 id: nuid::next().to_string(),
+                local: Default::default(),
                 state: Mutex::new(ConnectionState::Connected),
                 next_channel: AtomicU16::new(1),
                 channels: Mutex::default(),

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use crate::channel::ChannelInner;
 use crate::checkpoint::Guard;
 use crate::connection::ConnectionInner;
-use crate::consume::{Pending, SAC_GROUP, SAC_TIMEOUT, delivery};
+use crate::consume::{Pending, SAC_GROUP, SAC_TIMEOUT, Stored, delivery};
 use crate::error::Result;
 use crate::message::{Acker, Delivery};
 
@@ -117,11 +117,11 @@ impl LoopArgs {
             let _ = msg.ack().await;
             self.channel.consume_state().unacked.next_tag()
         } else {
-            let pending = Pending {
+            let pending = Pending::Stored(Stored {
                 msg,
                 queue: self.queue.clone(),
                 _slot: Some(Slot::new(&self.own)),
-            };
+            });
             self.channel.consume_state().unacked.deliver(pending)
         };
         d.delivery_tag = tag;
