@@ -326,7 +326,12 @@ impl Channel {
         {
             let subject = conn.queue_subjects.get(&conn.mapper, &declared.name);
             conn.local
-                .open(&conn.client, &declared.name, &subject)
+                .open(
+                    &conn.client,
+                    &declared.name,
+                    &subject,
+                    decl.arguments.message_ttl,
+                )
                 .await?;
         }
         let messages = match &place {

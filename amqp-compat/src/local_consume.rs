@@ -50,7 +50,7 @@ impl Channel {
             .flush()
             .await
             .map_err(crate::store::nats_error)?;
-        let Some((item, message_count)) = local.get() else {
+        let Some((item, message_count)) = local.get(!options.no_ack) else {
             return Ok(None);
         };
         let mut s = self.inner.consume_state();

@@ -18,6 +18,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context as TaskContext, Poll, Waker};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::Stream;
@@ -27,11 +28,13 @@ use crate::channel::{ChannelInner, Settle};
 use crate::consume::Pending;
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
+use crate::expiration::{effective_ttl, parse_expiration};
 use crate::message::{Acker, Delivery};
 use crate::store::nats_error;
 
 /// What a confirmed publish to a local queue is answered with (`stream` names no stream).
 const PUB_ACK_STREAM: &str = "amqp-local";
+use crate::storage::LOCAL_QUERY_HEADER as QUERY_HEADER;
 
 /// A message in a local queue.
 #[derive(Debug)]
@@ -40,6 +43,8 @@ pub(crate) struct Queued {
     redelivered: bool,
     envelope: Envelope,
     payload: Bytes,
+    /// When it expires (its `expiration`, or the queue's `x-message-ttl`, from its arrival).
+    expires: Option<Instant>,
 }
 
 impl Queued {
@@ -94,6 +99,9 @@ struct LinkState {
     waker: Option<Waker>,
     /// `Some(None)`: cancelled; `Some(Some(e))`: its channel failed with `e`.
     end: Option<Option<Error>>,
+    /// The stream was dropped without a cancel: it gets nothing more (as a pull loop
+    /// stops when its stream is gone).
+    dropped: bool,
 }
 
 #[derive(Debug, Default)]
@@ -130,6 +138,8 @@ struct Attached {
 #[derive(Debug, Default)]
 struct State {
     ready: BTreeMap<u64, Queued>,
+    /// Delivered and not settled yet (consumers' and `basic.get`'s).
+    unacked: usize,
     next_pos: u64,
     consumers: Vec<Attached>,
     /// The consumer whose turn is next (round robin).
@@ -138,10 +148,25 @@ struct State {
     deleted: bool,
 }
 
+impl State {
+    /// Drops the expired messages at the head of the queue, as RabbitMQ expires them.
+    fn drop_expired(&mut self) {
+        let now = Instant::now();
+        while let Some(entry) = self.ready.first_entry() {
+            match entry.get().expires {
+                Some(at) if at <= now => drop(entry.remove()),
+                _ => return,
+            }
+        }
+    }
+}
+
 /// A design-E queue of this connection.
 #[derive(Debug)]
 pub(crate) struct LocalQueue {
     name: String,
+    /// `x-message-ttl`.
+    ttl: Option<u64>,
     state: Mutex<State>,
     sub: Mutex<Option<HandlerSubscription>>,
     client: nats_client::Client,
@@ -155,6 +180,14 @@ impl LocalQueue {
     /// A message arrived (on the connection task): enqueue it, hand it to a consumer with
     /// room, and answer a confirmed publish.
     fn arrived(self: &Arc<Self>, msg: Message) {
+        if let Some(query) = msg.headers.as_ref().and_then(|h| h.get(QUERY_HEADER)) {
+            let delete = query == "delete";
+            self.answer_query(msg.reply);
+            if delete {
+                self.delete();
+            }
+            return;
+        }
         let envelope = msg
             .headers
             .as_ref()
@@ -172,24 +205,59 @@ impl LocalQueue {
             }
             st.next_pos += 1;
             let pos = st.next_pos;
+            let own = envelope
+                .properties
+                .expiration()
+                .as_ref()
+                .and_then(|e| parse_expiration(e.as_str()).ok());
+            let expires =
+                effective_ttl(own, self.ttl).map(|ms| Instant::now() + Duration::from_millis(ms));
             let item = Queued {
                 pos,
                 redelivered: false,
                 envelope,
                 payload: msg.payload,
+                expires,
             };
+            st.drop_expired();
             st.ready.insert(pos, item);
             self.dispatch(&mut st, &mut wake);
+            // Expiration 0: delivered now or never.
+            st.drop_expired();
             pos
         };
         wake.into_iter().for_each(Waker::wake);
         if let Some(reply) = msg.reply {
-            let ack = format!(r#"{{"stream":"{PUB_ACK_STREAM}","seq":{pos}}}"#);
-            let client = self.client.clone();
-            tokio::spawn(async move {
-                let _ = client.publish(&*reply, ack).await;
-            });
+            self.answer(
+                reply,
+                format!(r#"{{"stream":"{PUB_ACK_STREAM}","seq":{pos}}}"#),
+            );
         }
+    }
+
+    /// Answers `reply` from a task (the handler runs on the connection task, which must not
+    /// wait).
+    fn answer(&self, reply: impl AsRef<str> + Send + 'static, body: String) {
+        let client = self.client.clone();
+        tokio::spawn(async move {
+            let _ = client.publish(reply.as_ref(), body).await;
+        });
+    }
+
+    /// Answers a depth query (see [`QUERY_HEADER`]).
+    fn answer_query(&self, reply: Option<impl AsRef<str> + Send + 'static>) {
+        let Some(reply) = reply else { return };
+        let body = {
+            let mut st = self.state();
+            st.drop_expired();
+            format!(
+                r#"{{"ready":{},"unacked":{},"consumers":{}}}"#,
+                st.ready.len(),
+                st.unacked,
+                st.consumers.len()
+            )
+        };
+        self.answer(reply, body);
     }
 
     /// Hands ready messages to consumers with room, round robin, oldest first.
@@ -200,7 +268,7 @@ impl LocalQueue {
                 let i = (st.turn + k) % n;
                 let c = &st.consumers[i];
                 let full = !c.no_ack && c.prefetch != 0 && c.unacked >= usize::from(c.prefetch);
-                if full {
+                if full || c.link.lock().dropped {
                     return None;
                 }
                 let channel = c.channel.upgrade()?;
@@ -211,6 +279,9 @@ impl LocalQueue {
                 return;
             };
             st.turn = (i + 1) % n;
+            if !st.consumers[i].no_ack {
+                st.unacked += 1;
+            }
             let c = &mut st.consumers[i];
             let mut d = item.delivery(&channel, 0);
             let tag = {
@@ -240,7 +311,11 @@ impl LocalQueue {
     /// Hands out what consumers have room for now (a window opened elsewhere on a channel).
     pub(crate) fn kick(self: &Arc<Self>) {
         let mut wake = Vec::new();
-        self.dispatch(&mut self.state(), &mut wake);
+        {
+            let mut st = self.state();
+            st.drop_expired();
+            self.dispatch(&mut st, &mut wake);
+        }
         wake.into_iter().for_each(Waker::wake);
     }
 
@@ -249,6 +324,7 @@ impl LocalQueue {
         let mut wake = Vec::new();
         {
             let mut st = self.state();
+            st.unacked = st.unacked.saturating_sub(1);
             if let Some(c) = st.consumers.iter_mut().find(|c| Some(c.id) == consumer) {
                 c.unacked = c.unacked.saturating_sub(1);
             }
@@ -256,6 +332,7 @@ impl LocalQueue {
                 item.redelivered = true;
                 st.ready.insert(item.pos, item);
             }
+            st.drop_expired();
             self.dispatch(&mut st, &mut wake);
         }
         wake.into_iter().for_each(Waker::wake);
@@ -286,6 +363,7 @@ impl LocalQueue {
                 prefetch,
                 unacked: 0,
             });
+            st.drop_expired();
             self.dispatch(&mut st, &mut wake);
             id
         };
@@ -310,21 +388,29 @@ impl LocalQueue {
         }
     }
 
-    /// `basic.get`: the oldest ready message and how many stay ready.
-    pub(crate) fn get(&self) -> Option<(Queued, u32)> {
+    /// `basic.get`: the oldest ready message and how many stay ready (`ack`: it stays
+    /// unacknowledged until settled).
+    pub(crate) fn get(&self, ack: bool) -> Option<(Queued, u32)> {
         let mut st = self.state();
+        st.drop_expired();
         let (_, item) = st.ready.pop_first()?;
+        if ack {
+            st.unacked += 1;
+        }
         Some((item, saturate(st.ready.len())))
     }
 
     /// Messages ready (not delivered, or requeued).
     pub(crate) fn ready_count(&self) -> u32 {
-        saturate(self.state().ready.len())
+        let mut st = self.state();
+        st.drop_expired();
+        saturate(st.ready.len())
     }
 
     /// Drops every ready message; returns how many there were.
     pub(crate) fn purge(&self) -> u32 {
         let mut st = self.state();
+        st.drop_expired();
         let n = st.ready.len();
         st.ready.clear();
         saturate(n)
@@ -337,6 +423,7 @@ impl LocalQueue {
         let (n, consumers) = {
             let mut st = self.state();
             st.deleted = true;
+            st.drop_expired();
             let n = st.ready.len();
             st.ready.clear();
             (n, std::mem::take(&mut st.consumers))
@@ -378,12 +465,15 @@ impl LocalQueues {
         client: &nats_client::Client,
         name: &str,
         subject: &str,
+        ttl: Option<u64>,
     ) -> Result<Arc<LocalQueue>> {
-        if let Some(q) = self.get(name) {
+        // A queue deleted behind its owner's back (`nats-admin`) is replaced.
+        if let Some(q) = self.get(name).filter(|q| !q.state().deleted) {
             return Ok(q);
         }
         let queue = Arc::new(LocalQueue {
             name: name.to_owned(),
+            ttl,
             state: Mutex::default(),
             sub: Mutex::default(),
             client: client.clone(),
@@ -399,7 +489,7 @@ impl LocalQueues {
         *queue.sub.lock().unwrap_or_else(|p| p.into_inner()) = Some(sub);
         {
             let mut map = self.map();
-            if let Some(q) = map.get(name) {
+            if let Some(q) = map.get(name).filter(|q| !q.state().deleted) {
                 // Opened meanwhile by another channel: keep that one.
                 return Ok(q.clone());
             }
@@ -421,6 +511,12 @@ impl LocalQueues {
 pub(crate) struct LocalDeliveries {
     link: Arc<Link>,
     done: bool,
+}
+
+impl Drop for LocalDeliveries {
+    fn drop(&mut self) {
+        self.link.lock().dropped = true;
+    }
 }
 
 impl Stream for LocalDeliveries {

@@ -37,11 +37,24 @@ pub(crate) fn place(t: &Topology, conn: &ConnectionInner, queue: &str) -> Option
 }
 
 impl ConnectionInner {
+    /// Waits until what this connection published so far reached its local queues (the
+    /// server forwards it to us before it answers the flush), so a count or purge after a
+    /// publish sees it, as on one RabbitMQ channel.
+    async fn flush_local(&self) -> Result<()> {
+        self.client.flush().await.map_err(crate::store::nats_error)
+    }
+
     /// Messages ready in the queue (a local queue of another connection counts 0: only its
     /// owner may use it).
     pub(crate) async fn queue_count(&self, place: &Place, queue: &str) -> Result<u32> {
         match place {
-            Place::Local => Ok(self.local.get(queue).map_or(0, |q| q.ready_count())),
+            Place::Local => Ok(match self.local.get(queue) {
+                Some(q) => {
+                    self.flush_local().await?;
+                    q.ready_count()
+                }
+                None => 0,
+            }),
             Place::Stream(s) => s.message_count(&self.js).await,
             Place::Consumer(Some(x)) => xs::message_count(self, queue, x).await,
             Place::Consumer(None) => Ok(0),
@@ -74,7 +87,13 @@ impl ConnectionInner {
         queue: &str,
     ) -> Result<u32> {
         match place {
-            Place::Local => Ok(self.local.get(queue).map_or(0, |q| q.purge())),
+            Place::Local => Ok(match self.local.get(queue) {
+                Some(q) => {
+                    self.flush_local().await?;
+                    q.purge()
+                }
+                None => 0,
+            }),
             Place::Stream(s) => s.purge(&self.js).await,
             Place::Consumer(None) => Ok(0),
             Place::Consumer(Some(x)) => xs::purge_consumer(self, t, queue, x).await,

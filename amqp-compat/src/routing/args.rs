@@ -286,12 +286,12 @@ impl QueueArguments {
     }
 
     /// True when an exclusive queue with these arguments may live in its owner's memory
-    /// (design E): nothing it asks for needs per-queue storage or a timer (`x-message-ttl`,
-    /// `x-expires`, length limits, overflow, priorities, dead-lettering, single active
-    /// consumer, a quorum or stream queue type) and no `x-nats-tier` chose otherwise.
+    /// (design E): nothing it asks for needs per-queue storage or a timer (`x-expires`,
+    /// length limits, overflow, priorities, dead-lettering, single active consumer, a quorum
+    /// or stream queue type) and no `x-nats-tier` chose otherwise. (`x-message-ttl` and
+    /// per-message expiration are kept in memory: expired messages are dropped at the head.)
     pub fn local_ok(&self) -> bool {
         self.nats_tier.is_none()
-            && self.message_ttl.is_none()
             && self.expires.is_none()
             && self.max_length.is_none()
             && self.max_length_bytes.is_none()
