@@ -46,6 +46,7 @@ const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
 /// An unacknowledged delivery: a stored message (designs B and D) or one of a local queue
 /// (design E).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // kept by tag, never moved much; boxing costs an allocation
 pub(crate) enum Pending {
     Stored(Stored),
     Local(crate::local_queue::LocalHeld),
