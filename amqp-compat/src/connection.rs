@@ -32,6 +32,8 @@ pub(crate) struct ConnectionInner {
     pub(crate) mapper: SubjectMapper,
     /// The subjects of the queues this connection published to.
     pub(crate) queue_subjects: crate::storage::QueueSubjects,
+    /// Stored copies carry a `Nats-Msg-Id` (the URL's `publish_dedupe`).
+    pub(crate) publish_dedupe: bool,
     /// Owns this connection's exclusive queues.
     pub(crate) id: String,
     state: Mutex<ConnectionState>,
@@ -161,6 +163,7 @@ impl Connection {
                 checkpoints,
                 mapper,
                 queue_subjects: Default::default(),
+                publish_dedupe: uri.publish_dedupe,
                 id: nuid::next().to_string(),
                 state: Mutex::new(ConnectionState::Connected),
                 next_channel: AtomicU16::new(1),

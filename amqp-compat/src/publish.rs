@@ -1,7 +1,8 @@
 //! Publishing on design B (`docs/amqp-mapping.md` §7): `basic_publish` routes from the shared
-//! topology and stores one copy per matched queue in the queue's stream (`Nats-Msg-Id` per
-//! publish, so a retried copy is stored once per queue); [`PublisherConfirm`] resolves when
-//! every copy is stored (`confirm_select`).
+//! topology and stores one copy per matched queue in the queue's stream (resent on a lost ack,
+//! so a copy may be stored twice after a fault; with the URL's `publish_dedupe`, a
+//! `Nats-Msg-Id` per publish stores it once); [`PublisherConfirm`] resolves when every copy is
+//! stored (`confirm_select`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -366,9 +367,14 @@ impl Channel {
             properties,
         }
         .encode();
-        let mut publish = PublishOptions::new()
-            .header(ENVELOPE_HEADER, &envelope)
-            .msg_id(nuid::next().to_string());
+        // A copy caught by a stream leader change is resent: with an id (`publish_dedupe`)
+        // it is stored once; without, it may be stored twice, and the stream is spared the
+        // dedup work on every message (a fifth of its publish rate).
+        let publish = PublishOptions::new().header(ENVELOPE_HEADER, &envelope);
+        let mut publish = match self.inner.conn.publish_dedupe {
+            true => publish.msg_id(nuid::next().to_string()),
+            false => publish.at_least_once(),
+        };
         if let Some(ms) = ttl {
             let secs = ms.div_ceil(1000).max(1);
             publish = publish
