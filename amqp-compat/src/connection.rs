@@ -126,6 +126,11 @@ impl ConnectionInner {
     }
 }
 
+/// How long a stored copy is sent again while its stream answers nothing (`503`: no leader):
+/// longer than an election after a crash (the raft election timeout, 4-9 s, then the catch-up),
+/// so a confirm waits through it, as with a RabbitMQ quorum queue, instead of a nack.
+const PUBLISH_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl Connection {
     /// Connects to the NATS servers of `uri` (`amqp://user:pass@host:port/vhost` or
     /// `nats://host:port,…?namespace=…`; see [`ConnectionUri`]). The connection name of
@@ -152,7 +157,7 @@ impl Connection {
             nats = nats.user_and_password(c.user.clone(), c.password.clone());
         }
         let client = nats.connect(&uri.servers).await.map_err(nats_error)?;
-        let js = jetstream::Context::new(client.clone());
+        let js = jetstream::Context::new(client.clone()).with_publish_retry_for(PUBLISH_RETRY_FOR);
         let store = TopologyStore::open(&js, mapper.namespace()).await?;
         let checkpoints = Checkpoints::open(&js, mapper.namespace()).await?;
         let connection = Connection {

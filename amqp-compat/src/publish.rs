@@ -78,7 +78,11 @@ impl Outstanding {
             match Pin::new(ack).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(_)) => {}
-                Poll::Ready(Err(e)) if e.is_api(ErrorCode::STREAM_STORE_FAILED) => {
+                // The stream refused the copy or stayed unreachable through every resend:
+                // not stored, which RabbitMQ says with a nack (the channel stays open).
+                Poll::Ready(Err(e))
+                    if e.is_api(ErrorCode::STREAM_STORE_FAILED) || e.is_transient() =>
+                {
                     self.answer = Ok(Confirmation::Nack(None));
                 }
                 Poll::Ready(Err(e)) => self.answer = Err(nats_error(e)),
