@@ -238,6 +238,9 @@ impl Connection {
         for c in channels.iter().filter_map(Weak::upgrade) {
             c.release(None).await;
         }
+        // The last acks reach the server before the checkpoint reads the ack floors (a
+        // floor read ahead of them would let a few acked messages come again).
+        let _ = self.inner.client.flush().await;
         checkpoint::flush(&self.inner).await;
         let gone = self.inner.reap(&self.inner.id).await;
         let _ = self.inner.store.drop_lease(&self.inner.id).await;
