@@ -32,6 +32,8 @@ pub(crate) struct ConnectionInner {
     pub(crate) mapper: SubjectMapper,
     /// The subjects of the queues this connection published to.
     pub(crate) queue_subjects: crate::storage::QueueSubjects,
+    /// Stored copies carry a `Nats-Msg-Id` (the URL's `publish_dedupe`).
+    pub(crate) publish_dedupe: bool,
     /// Owns this connection's exclusive queues.
     pub(crate) id: String,
     /// Its design-E (in-memory exclusive) queues.
@@ -126,6 +128,11 @@ impl ConnectionInner {
     }
 }
 
+/// How long a stored copy is sent again while its stream answers nothing (`503`: no leader):
+/// longer than an election after a crash (the raft election timeout, 4-9 s, then the catch-up),
+/// so a confirm waits through it, as with a RabbitMQ quorum queue, instead of a nack.
+const PUBLISH_RETRY_FOR: std::time::Duration = std::time::Duration::from_secs(15);
+
 impl Connection {
     /// Connects to the NATS servers of `uri` (`amqp://user:pass@host:port/vhost` or
     /// `nats://host:port,…?namespace=…`; see [`ConnectionUri`]). The connection name of
@@ -152,7 +159,7 @@ impl Connection {
             nats = nats.user_and_password(c.user.clone(), c.password.clone());
         }
         let client = nats.connect(&uri.servers).await.map_err(nats_error)?;
-        let js = jetstream::Context::new(client.clone());
+        let js = jetstream::Context::new(client.clone()).with_publish_retry_for(PUBLISH_RETRY_FOR);
         let store = TopologyStore::open(&js, mapper.namespace()).await?;
         let checkpoints = Checkpoints::open(&js, mapper.namespace()).await?;
         let connection = Connection {
@@ -163,6 +170,7 @@ impl Connection {
                 checkpoints,
                 mapper,
                 queue_subjects: Default::default(),
+                publish_dedupe: uri.publish_dedupe,
                 id: nuid::next().to_string(),
                 local: Default::default(),
                 state: Mutex::new(ConnectionState::Connected),
@@ -233,6 +241,9 @@ impl Connection {
         for c in channels.iter().filter_map(Weak::upgrade) {
             c.release(None).await;
         }
+        // The last acks reach the server before the checkpoint reads the ack floors (a
+        // floor read ahead of them would let a few acked messages come again).
+        let _ = self.inner.client.flush().await;
         checkpoint::flush(&self.inner).await;
         let gone = self.inner.reap(&self.inner.id).await;
         let _ = self.inner.store.drop_lease(&self.inner.id).await;

@@ -7,6 +7,9 @@
 //! - The vhost (the path, percent-decoded; `/`, `%2f` or empty = the default vhost) becomes the
 //!   subject namespace; a `namespace` query parameter sets it explicitly.
 //! - Several servers: comma-separated, `nats://a:4222,nats://b:4222` or `nats://a:4222,b:4222`.
+//! - `publish_dedupe=true` gives every stored copy a `Nats-Msg-Id`, so a publish resent after
+//!   a stream leader change is stored once (default `false`: resent without an id, a copy may
+//!   be stored twice; `docs/amqp-mapping.md` §7).
 //! - AMQP tuning parameters (`heartbeat`, `frame_max`, `channel_max`, `connection_timeout`,
 //!   `auth_mechanism`) are accepted and ignored; any other parameter is an error.
 
@@ -39,6 +42,8 @@ pub struct ConnectionUri {
     pub vhost: String,
     /// The subject namespace: the `namespace` parameter, else the vhost unless it is `/`.
     pub namespace: Option<String>,
+    /// `publish_dedupe`: each stored copy carries a `Nats-Msg-Id` (default false).
+    pub publish_dedupe: bool,
 }
 
 /// User/password credentials from a URL.
@@ -66,6 +71,7 @@ impl fmt::Debug for ConnectionUri {
             .field("credentials", &self.credentials)
             .field("vhost", &self.vhost)
             .field("namespace", &self.namespace)
+            .field("publish_dedupe", &self.publish_dedupe)
             .finish()
     }
 }
@@ -85,6 +91,7 @@ impl ConnectionUri {
         let mut credentials = None;
         let mut vhost = None;
         let mut namespace = None;
+        let mut publish_dedupe = false;
         let parts: Vec<&str> = uri.split(',').collect();
         for (i, part) in parts.iter().enumerate() {
             let part = part.trim();
@@ -129,6 +136,13 @@ impl ConnectionUri {
                 for (k, v) in url.query_pairs() {
                     match &*k {
                         "namespace" => namespace = Some(v.into_owned()),
+                        "publish_dedupe" => {
+                            publish_dedupe = match &*v {
+                                "true" | "1" => true,
+                                "false" | "0" => false,
+                                v => return Err(invalid(format!("publish_dedupe={v:?}"))),
+                            }
+                        }
                         k if IGNORED_PARAMS.contains(&k) => {}
                         k => return Err(invalid(format!("unknown URL parameter {k:?}"))),
                     }
@@ -148,6 +162,7 @@ impl ConnectionUri {
             credentials,
             vhost,
             namespace,
+            publish_dedupe,
         })
     }
 }
@@ -205,6 +220,9 @@ mod tests {
             ["nats://a:4222", "nats://b:4223", "nats://c:4222"]
         );
         assert_eq!(u.namespace.as_deref(), Some("prod"));
+        assert!(!u.publish_dedupe);
+        let u = ConnectionUri::parse("nats://c?publish_dedupe=true&namespace=p").unwrap();
+        assert!(u.publish_dedupe);
         let u = ConnectionUri::parse("amqps://u:p@h:5671/").unwrap();
         assert_eq!(u.servers, ["tls://h:5671"]);
     }
@@ -216,6 +234,7 @@ mod tests {
             "http://h",
             "amqp://",
             "amqp://h?bogus=1",
+            "amqp://h?publish_dedupe=yes",
             "amqp://h/a.b.",
             "amqp://h/has%20space",
             "amqp://h:99999",

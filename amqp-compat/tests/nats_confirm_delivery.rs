@@ -1,6 +1,6 @@
 //! amqp-compat on a real JetStream server: confirms dropped unawaited still count for
 //! `wait_for_confirms`, and a consumer gets each delivery as it arrives, not when its pull's
-//! batch fills or expires.
+//! batch fills or expires; a stored copy carries a msg id only with `publish_dedupe`.
 
 use std::time::{Duration, Instant};
 
@@ -152,4 +152,46 @@ async fn take_and_ack(ch: &Channel, consumer: &mut Consumer, i: u32) {
     ch.basic_ack(d.delivery_tag, BasicAckOptions::default())
         .await
         .expect("ack");
+}
+
+/// A confirmed copy carries a `Nats-Msg-Id` (the stream stores a resend once) only with the
+/// URL's `publish_dedupe=true`; by default it is resent without one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_dedupe_gives_each_stored_copy_a_msg_id() {
+    let server = NatsServer::jetstream();
+    let client = nats_client::ConnectOptions::new()
+        .connect(server.url().as_str())
+        .await
+        .expect("connect");
+    let js = jetstream::new(client);
+    for (url, queue, dedupe) in [
+        (server.url(), "plain", false),
+        (
+            format!("{}?publish_dedupe=true", server.url()),
+            "dedupe",
+            true,
+        ),
+    ] {
+        let conn = Connection::connect(&url, ConnectionProperties::default())
+            .await
+            .expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.queue_declare(
+            queue.into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("queue_declare");
+        ch.confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirm_select");
+        let confirm = publish(&ch, queue, b"m").await.await.expect("confirm");
+        assert!(confirm.is_ack(), "{confirm:?}");
+        let stream = amqp_compat::storage::queue_stream(None, queue);
+        let stored = js.get_message(&stream, 1).await.expect("stored copy");
+        let id = stored.headers.as_ref().and_then(|h| h.get("Nats-Msg-Id"));
+        assert_eq!(id.is_some(), dedupe, "{queue}: {:?}", stored.headers);
+        conn.close(200, "done".into()).await.expect("close");
+    }
 }

@@ -1,5 +1,5 @@
-//! The ack tracker: one task per [`Context`](crate::Context) drives every publish with a
-//! `Nats-Msg-Id` until its ack is in, and hands the outcome to the publish's
+//! The ack tracker: one task per [`Context`](crate::Context) drives every publish that is
+//! resent on a lost ack (a `Nats-Msg-Id`, or `at_least_once`) until its ack is in, and hands the outcome to the publish's
 //! [`PublishAckFuture`](crate::PublishAckFuture) through a oneshot.
 //!
 //! Why a task at all: such a publish is resent after a lost connection, a stream leader

@@ -117,6 +117,7 @@ pub struct PublishOptions {
     pub(crate) retry_attempts: Option<u32>,
     pub(crate) retry_wait: Option<Duration>,
     pub(crate) retry_for: Option<Duration>,
+    pub(crate) at_least_once: bool,
 }
 
 impl PublishOptions {
@@ -145,6 +146,24 @@ impl PublishOptions {
     pub fn msg_id(mut self, id: impl Into<String>) -> Self {
         self.msg_id = Some(id.into());
         self
+    }
+
+    /// Resends the message on a lost ack (a timeout, a lost connection, a stream leader
+    /// change) as a message with a [`msg_id`](Self::msg_id) is resent, but without the id:
+    /// the stream may then store it twice (at-least-once), where the id would have made the
+    /// resend safe. The price of the id is the stream's dedup work on every message (about a
+    /// fifth of a stream's publish rate on a 2-core machine); this is for publishers that
+    /// accept a duplicate after a fault (an AMQP publisher does: a nack or a lost connection
+    /// makes it republish anyway) and want no message nacked by a leader change.
+    pub fn at_least_once(mut self) -> Self {
+        self.at_least_once = true;
+        self
+    }
+
+    /// Whether a publish with these options is resent on a lost ack: it has a msg id, or
+    /// [`at_least_once`](Self::at_least_once) says so.
+    pub(crate) fn resends(&self, headers: Option<&HeaderMap>) -> bool {
+        self.at_least_once || headers.is_some_and(|h| h.contains(MSG_ID))
     }
 
     /// `Nats-Expected-Stream`: fail unless the subject is stored by this stream.
@@ -204,9 +223,10 @@ impl PublishOptions {
     }
 
     /// How many more times, at least, to send the message when no stream answered (`503`,
-    /// e.g. during a leader election) or, for a message with a [`msg_id`](Self::msg_id), when
-    /// the ack did not come in time or the connection was lost. Without an id a timed-out
-    /// publish is not resent, as it may have been stored. A resent message may be stored after
+    /// e.g. during a leader election) or, for a message with a [`msg_id`](Self::msg_id) (or
+    /// sent [`at_least_once`](Self::at_least_once)), when the ack did not come in time or the
+    /// connection was lost. Otherwise a timed-out publish is not resent, as it may have been
+    /// stored. A resent message may be stored after
     /// messages published later (as in nats.go); use
     /// [`expected_last_subject_sequence`](Self::expected_last_subject_sequence) where order
     /// matters. Retries also go on for [`retry_for`](Self::retry_for) after the first failure.
@@ -320,9 +340,10 @@ pub(crate) fn api_retry(e: &JetStreamError, has_msg_id: bool, b: Budget) -> Opti
 /// Decides whether a failed attempt may be followed by another, and after which pause.
 ///
 /// Retried: a `503` (no stream received the message, so sending it again cannot store it
-/// twice), and for a message with a `Nats-Msg-Id` an ack that timed out or was lost with the
-/// connection (the stream drops the copy if the first one was stored).
-pub(crate) fn after_failure(e: RequestError, subject: &str, has_msg_id: bool, b: Budget) -> Retry {
+/// twice), and for a message that `resends` (it has a `Nats-Msg-Id`, and the stream drops the
+/// copy if the first one was stored; or it was sent at least once) an ack that timed out or
+/// was lost with the connection.
+pub(crate) fn after_failure(e: RequestError, subject: &str, resends: bool, b: Budget) -> Retry {
     let more = b.more();
     match e {
         RequestError::NoResponders { .. } if more => Retry::After(b.pause()),
@@ -331,10 +352,10 @@ pub(crate) fn after_failure(e: RequestError, subject: &str, has_msg_id: bool, b:
         }),
         // The first resend after a lost connection goes at once (it waits in the client's
         // buffer for the next connection); later ones back off.
-        RequestError::Disconnected { .. } if more && has_msg_id && b.attempt == 1 => {
+        RequestError::Disconnected { .. } if more && resends && b.attempt == 1 => {
             Retry::After(Duration::ZERO)
         }
-        RequestError::TimedOut { .. } | RequestError::Disconnected { .. } if more && has_msg_id => {
+        RequestError::TimedOut { .. } | RequestError::Disconnected { .. } if more && resends => {
             Retry::After(b.pause())
         }
         RequestError::TimedOut { .. } => Retry::Fail(JetStreamError::Timeout {
@@ -377,6 +398,7 @@ impl Context {
         let payload = payload.into();
         let headers = options.build_headers();
         let has_msg_id = headers.as_ref().is_some_and(|h| h.contains(MSG_ID));
+        let resends = options.resends(headers.as_ref());
         let timeout = options.timeout.unwrap_or(self.publish.ack_timeout);
         let attempts = 1 + options
             .retry_attempts
@@ -407,7 +429,7 @@ impl Context {
                     },
                     ok => return ok,
                 },
-                Err(e) => after_failure(e, subject, has_msg_id, budget),
+                Err(e) => after_failure(e, subject, resends, budget),
             };
             match retry {
                 Retry::After(pause) => {

@@ -25,7 +25,9 @@
 //! costs every message its header and the stream a dedup-table entry for the duplicate window
 //! (two minutes by default: millions of entries at a high rate), and only an id the
 //! application derives from its own data also covers the application's own resends (after a
-//! crash, say). Set [`PublishOptions::msg_id`] where a message must survive a leader change.
+//! crash, say). Set [`PublishOptions::msg_id`] where a message must survive a leader change
+//! stored once, or [`PublishOptions::at_least_once`] where a duplicate after a fault is
+//! acceptable and an error is not (the resends then go as with an id, without the dedup).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -172,6 +174,8 @@ pub(crate) struct Attempts {
     /// The message, kept to send it again.
     request: Request,
     has_msg_id: bool,
+    /// Resent on a lost ack: it has a msg id or was sent at least once.
+    resends: bool,
     attempt: u32,
     attempts: u32,
     wait: Duration,
@@ -200,7 +204,7 @@ impl Future for Attempts {
                         },
                         Err(e) => {
                             let budget = this.budget();
-                            after_failure(e, &this.request.subject, this.has_msg_id, budget)
+                            after_failure(e, &this.request.subject, this.resends, budget)
                         }
                     };
                     match retry {
@@ -230,9 +234,10 @@ impl Future for Attempts {
 
 impl Attempts {
     /// A stream has a new leader: an ack still missing went to the old one. Sends again now
-    /// (the stream drops the copy if the first was stored); only for a publish with a msg id.
+    /// (the stream drops the copy if the first was stored); only for a publish that resends
+    /// (a msg id, or at least once: then the stream may store it twice).
     pub(crate) fn leader_changed(&mut self) {
-        if self.has_msg_id && matches!(self.state, State::Waiting(_)) {
+        if self.resends && matches!(self.state, State::Waiting(_)) {
             self.state = State::Resending(resend(&self.window, &self.request, None));
         }
     }
@@ -309,8 +314,9 @@ impl Context {
             .timeout(options.timeout.unwrap_or(self.publish.ack_timeout));
         request.headers = options.build_headers();
         let has_msg_id = request.headers.as_ref().is_some_and(|h| h.contains(MSG_ID));
+        let resends = options.resends(request.headers.as_ref());
         // Count from before the send: an election after it must trigger the resend.
-        let stamp = has_msg_id.then(|| self.leaders.current());
+        let stamp = resends.then(|| self.leaders.current());
         // The waiting path is boxed: its future is several times the size of the rest, and
         // would otherwise be carried (and moved) by every publish that never waits.
         let sent = match self.window.try_send(&request) {
@@ -322,6 +328,7 @@ impl Context {
             window: self.window.clone(),
             state: State::Waiting(reply),
             has_msg_id,
+            resends,
             request,
             attempt: 1,
             attempts: 1 + options

@@ -1,7 +1,9 @@
 //! The async publisher across a change of the stream's leader, on a 3-node cluster with an R3
 //! stream: publishes with a msg id are resent when the connection drops or a
 //! `LEADER_ELECTED` advisory arrives, and retried through the election with backoff; every
-//! message confirmed is stored exactly once and no error reaches the application.
+//! message confirmed is stored exactly once and no error reaches the application. Publishes
+//! sent `at_least_once` (no id) are resent alike: every one is confirmed and stored, some
+//! maybe twice.
 //!
 //! The figure printed is the producer's stall: the longest time between two consecutive acks
 //! while publishing goes on at a steady rate across the leader's loss.
@@ -30,6 +32,15 @@ enum Loss {
     Stop,
 }
 
+/// How a message survives a resend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Resend {
+    /// A msg id: stored exactly once.
+    MsgId,
+    /// `at_least_once`, no id: stored once or more.
+    AtLeastOnce,
+}
+
 /// How many messages were confirmed, and the producer's stall.
 struct Outcome {
     confirmed: usize,
@@ -47,7 +58,13 @@ async fn admin(cluster: &Cluster) -> Context {
 /// Publishes `n` with a msg id `m{n}` as payload `n` to `pr.data` on a steady beat, loses the
 /// stream's leader after one second, goes on for `after` seconds, then checks the stream.
 /// `on_leader`: the publisher's connection is to the leader's node (else to another one).
-async fn publish_across(loss: Loss, on_leader: bool, retry_for: Duration, after: u64) -> Outcome {
+async fn publish_across(
+    loss: Loss,
+    on_leader: bool,
+    retry_for: Duration,
+    after: u64,
+    resend: Resend,
+) -> Outcome {
     let cluster = spawn_blocking(|| Cluster::start(3)).await.unwrap();
     let admin = admin(&cluster).await;
     let mut stream = within(30, "R3 stream", async {
@@ -124,7 +141,10 @@ async fn publish_across(loss: Loss, on_leader: bool, retry_for: Duration, after:
     let mut n = 0u64;
     while start.elapsed() < Duration::from_secs(1 + after) {
         for _ in 0..10 {
-            let opts = PublishOptions::new().msg_id(format!("m{n}"));
+            let opts = match resend {
+                Resend::MsgId => PublishOptions::new().msg_id(format!("m{n}")),
+                Resend::AtLeastOnce => PublishOptions::new().at_least_once(),
+            };
             let ack = js
                 .publish_async_with("pr.data", n.to_string(), &opts)
                 .await
@@ -161,7 +181,7 @@ async fn publish_across(loss: Loss, on_leader: bool, retry_for: Duration, after:
     );
     assert_eq!(confirmed.len() as u64, n, "every publish confirmed");
 
-    // Every confirmed message is in the stream exactly once.
+    // Every confirmed message is in the stream exactly once (at least once without an id).
     let state = within(30, "stream info", async {
         loop {
             match stream.info().await {
@@ -178,10 +198,21 @@ async fn publish_across(loss: Loss, on_leader: bool, retry_for: Duration, after:
         let v: u64 = std::str::from_utf8(&m.payload).unwrap().parse().unwrap();
         *seen.entry(v).or_default() += 1;
     }
+    assert!(
+        seen.keys().all(|v| *v < n),
+        "nothing but the messages published"
+    );
+    let twice = seen.values().filter(|c| **c > 1).count();
     for i in &confirmed {
-        assert_eq!(seen.get(i), Some(&1), "message {i} stored once");
+        match resend {
+            Resend::MsgId => assert_eq!(seen.get(i), Some(&1), "message {i} stored once"),
+            Resend::AtLeastOnce => assert!(seen.contains_key(i), "message {i} stored"),
+        }
     }
-    assert_eq!(state.messages, n, "nothing but the messages published");
+    if resend == Resend::MsgId {
+        assert_eq!(state.messages, n, "each message stored once");
+    }
+    eprintln!("{resend:?}: {twice} messages stored more than once");
     eprintln!(
         "{loss:?} of the stream leader (publisher on the leader's node: {on_leader}): \
          {n} messages confirmed, producer stall {stall:?}"
@@ -197,7 +228,14 @@ async fn publish_across(loss: Loss, on_leader: bool, retry_for: Duration, after:
 /// default bound (2 s) rides it out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_publishes_survive_the_leaders_node_stopping() {
-    let out = publish_across(Loss::Stop, true, jetstream::DEFAULT_PUBLISH_RETRY_FOR, 4).await;
+    let out = publish_across(
+        Loss::Stop,
+        true,
+        jetstream::DEFAULT_PUBLISH_RETRY_FOR,
+        4,
+        Resend::MsgId,
+    )
+    .await;
     assert!(out.confirmed > 0);
     eprintln!("stall across a handover: {:?}", out.stall);
 }
@@ -208,7 +246,14 @@ async fn async_publishes_survive_the_leaders_node_stopping() {
 /// (about 5 s), so the bound is raised above it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_publishes_survive_the_leaders_crash() {
-    let out = publish_across(Loss::Crash, false, Duration::from_secs(20), 10).await;
+    let out = publish_across(
+        Loss::Crash,
+        false,
+        Duration::from_secs(20),
+        10,
+        Resend::MsgId,
+    )
+    .await;
     assert!(out.confirmed > 0);
     eprintln!("stall across a crash election: {:?}", out.stall);
     // Without the resend on the advisory the acks in flight to the dead leader would wait out
@@ -219,6 +264,45 @@ async fn async_publishes_survive_the_leaders_crash() {
 /// A crash of the node the publisher is connected to, which leads the stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_publishes_survive_a_crash_of_their_own_node() {
-    let out = publish_across(Loss::Crash, true, Duration::from_secs(20), 10).await;
+    let out = publish_across(
+        Loss::Crash,
+        true,
+        Duration::from_secs(20),
+        10,
+        Resend::MsgId,
+    )
+    .await;
+    assert!(out.confirmed > 0);
+}
+
+/// The leader's crash again, publishing `at_least_once` without ids: the acks in flight to the
+/// dead leader are resent on the advisory as with ids, so no publish fails and none is lost
+/// (a copy the old leader stored before it died is stored again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_publishes_survive_the_leaders_crash() {
+    let out = publish_across(
+        Loss::Crash,
+        false,
+        Duration::from_secs(20),
+        10,
+        Resend::AtLeastOnce,
+    )
+    .await;
+    assert!(out.confirmed > 0);
+    assert!(out.stall < ACK_TIMEOUT * 2 / 3, "stalled {:?}", out.stall);
+}
+
+/// The publisher's own node, leading the stream, crashes: the acks are lost with the
+/// connection and the messages are resent on the next one, without ids.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_least_once_publishes_survive_a_crash_of_their_own_node() {
+    let out = publish_across(
+        Loss::Crash,
+        true,
+        Duration::from_secs(20),
+        10,
+        Resend::AtLeastOnce,
+    )
+    .await;
     assert!(out.confirmed > 0);
 }
