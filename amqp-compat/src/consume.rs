@@ -16,7 +16,7 @@ use jetstream::{ErrorCode, JsMessage};
 use tokio::sync::mpsc;
 
 use crate::channel::{Channel, ChannelInner, Settle};
-use crate::dead_letter::{self, Death, DeathReason};
+use crate::dead_letter::DeathReason;
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
 use crate::exchange_storage as xs;
@@ -177,7 +177,7 @@ impl Stream for Consumer {
 
 /// The envelope of a stored message (a message stored without one, by a plain NATS
 /// publisher, reads as published to the default exchange with the queue's name).
-fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
+pub(crate) fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
     msg.message()
         .headers
         .as_ref()
@@ -319,39 +319,6 @@ impl ChannelInner {
         Ok(())
     }
 
-    /// Copies `p` to its queue's dead-letter exchange, if it has one, with RabbitMQ's
-    /// `x-death` headers, and waits until the copy is stored: only then may the original go
-    /// (`docs/amqp-mapping.md` §6). The copy's `Nats-Msg-Id` (`dlx:<stream>:<seq>`) makes a
-    /// retry after a crash store it once.
-    async fn dead_letter(&self, p: &Stored, reason: DeathReason) -> Result<()> {
-        let Some(decl) = self.conn.store.read(|t| t.queue(&p.queue).cloned()) else {
-            return Ok(());
-        };
-        let original = envelope_of(&p.msg, &p.queue);
-        let Some(target) = dead_letter::target(&decl, &original.routing_key) else {
-            return Ok(());
-        };
-        let death = Death {
-            queue: p.queue.clone(),
-            reason,
-            exchange: original.exchange.clone(),
-            routing_keys: vec![original.routing_key.clone()],
-            time: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        };
-        let copy = Envelope {
-            exchange: target.exchange,
-            routing_key: target.routing_key,
-            properties: dead_letter::dead_letter_properties(&original.properties, &death),
-        };
-        let id = match p.msg.info() {
-            Ok(i) => format!("dlx:{}:{}", i.stream, i.stream_sequence),
-            Err(_) => nuid::next().to_string(),
-        };
-        self.republish(&copy, &p.msg.message().payload, id).await
-    }
-
     /// Stops every consumer (their streams get `err` when given) and requeues every unacked
     /// delivery, as RabbitMQ does when a channel closes.
     pub(crate) async fn release(&self, err: Option<Error>) {
@@ -428,6 +395,8 @@ impl Channel {
             }
         }
         self.inner.window.notify_waiters();
+        // Local queues hand out what a larger window now allows.
+        self.inner.conn.local.all().iter().for_each(|q| q.kick());
         Ok(())
     }
 
