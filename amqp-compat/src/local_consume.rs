@@ -6,12 +6,57 @@
 use std::sync::Arc;
 
 use crate::channel::Channel;
+use crate::connection::ConnectionInner;
 use crate::consume::{Consumer, Feed, Pending, Running};
 use crate::error::Result;
 use crate::local_queue::{LocalHeld, LocalQueue};
 use crate::message::BasicGetMessage;
-use crate::options::{BasicConsumeOptions, BasicGetOptions};
+use crate::options::{BasicConsumeOptions, BasicGetOptions, QueueDeclareOptions};
+use crate::routing::{QueueDecl, StorageTier};
 use crate::types::ShortString;
+
+/// Before the declare of a named exclusive queue this connection does not hold yet: holds
+/// it (subscribed), in case the declare makes it design E. True when it did.
+pub(crate) async fn open_early(
+    conn: &ConnectionInner,
+    name: &str,
+    options: QueueDeclareOptions,
+) -> Result<bool> {
+    if !options.exclusive || options.passive || name.is_empty() || conn.local.get(name).is_some() {
+        return Ok(false);
+    }
+    let subject = conn.queue_subjects.get(&conn.mapper, name);
+    conn.local.open(&conn.client, name, &subject).await?;
+    Ok(true)
+}
+
+/// The declare failed: drops what [`open_early`] held.
+pub(crate) fn undo_early(conn: &ConnectionInner, name: &str, early: bool) {
+    if early {
+        conn.local.delete(name);
+    }
+}
+
+/// After the declare: holds the queue when it is this connection's design-E queue (with its
+/// `x-message-ttl`), else drops what [`open_early`] held.
+pub(crate) async fn open_declared(
+    conn: &ConnectionInner,
+    name: &str,
+    decl: Option<&QueueDecl>,
+    early: bool,
+) -> Result<()> {
+    let ours = decl.filter(|d| {
+        d.tier == StorageTier::Local && d.exclusive_owner.as_deref() == Some(conn.id.as_str())
+    });
+    let Some(decl) = ours else {
+        undo_early(conn, name, early);
+        return Ok(());
+    };
+    let subject = conn.queue_subjects.get(&conn.mapper, name);
+    let queue = conn.local.open(&conn.client, name, &subject).await?;
+    queue.set_ttl(decl.arguments.message_ttl);
+    Ok(())
+}
 
 impl Channel {
     /// `basic.consume` of a local queue: the consumer is served round robin with the

@@ -146,6 +146,8 @@ struct State {
     turn: usize,
     next_id: u64,
     deleted: bool,
+    /// `x-message-ttl`.
+    ttl: Option<u64>,
 }
 
 impl State {
@@ -165,8 +167,6 @@ impl State {
 #[derive(Debug)]
 pub(crate) struct LocalQueue {
     name: String,
-    /// `x-message-ttl`.
-    ttl: Option<u64>,
     state: Mutex<State>,
     sub: Mutex<Option<HandlerSubscription>>,
     client: nats_client::Client,
@@ -211,7 +211,7 @@ impl LocalQueue {
                 .as_ref()
                 .and_then(|e| parse_expiration(e.as_str()).ok());
             let expires =
-                effective_ttl(own, self.ttl).map(|ms| Instant::now() + Duration::from_millis(ms));
+                effective_ttl(own, st.ttl).map(|ms| Instant::now() + Duration::from_millis(ms));
             let item = Queued {
                 pos,
                 redelivered: false,
@@ -400,6 +400,11 @@ impl LocalQueue {
         Some((item, saturate(st.ready.len())))
     }
 
+    /// Sets the queue's `x-message-ttl` (from its declaration, once stored).
+    pub(crate) fn set_ttl(&self, ttl: Option<u64>) {
+        self.state().ttl = ttl;
+    }
+
     /// Messages ready (not delivered, or requeued).
     pub(crate) fn ready_count(&self) -> u32 {
         let mut st = self.state();
@@ -465,7 +470,6 @@ impl LocalQueues {
         client: &nats_client::Client,
         name: &str,
         subject: &str,
-        ttl: Option<u64>,
     ) -> Result<Arc<LocalQueue>> {
         // A queue deleted behind its owner's back (`nats-admin`) is replaced.
         if let Some(q) = self.get(name).filter(|q| !q.state().deleted) {
@@ -473,7 +477,6 @@ impl LocalQueues {
         }
         let queue = Arc::new(LocalQueue {
             name: name.to_owned(),
-            ttl,
             state: Mutex::default(),
             sub: Mutex::default(),
             client: client.clone(),
