@@ -6,6 +6,11 @@
 //! on our side (a loaded server) is still delivered, never left unacknowledged until the
 //! consumer's `ack_wait`. A cancel ends the loop at once; what the last pull still brings
 //! is returned to the queue (nak) by a task until that pull ends.
+//!
+//! An ack-mode consumer of a design-B queue (no checkpoint guard, no single-active pin) has
+//! its subscription as a handler on the connection's read task: each message is given its
+//! delivery tag and sent to the `Consumer` there, with no task in between; the loop only
+//! hears of statuses and of a pull that brought all it could.
 
 use std::pin::Pin;
 use std::sync::Arc;
