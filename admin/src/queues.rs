@@ -14,8 +14,8 @@ use amqp_compat::exchange_storage::{
     QUEUE_STREAM_CONSUMER, d_source, exchange_stream, is_d, queue_consumer, ready_without_consumer,
 };
 use amqp_compat::options::QueueDeleteOptions;
-use amqp_compat::routing::{ExchangeEntry, QueueDecl, QueueEntry, Topology};
-use amqp_compat::storage::queue_stream;
+use amqp_compat::routing::{ExchangeEntry, QueueDecl, QueueEntry, StorageTier, Topology};
+use amqp_compat::storage::{local_queue_delete, local_queue_depth, queue_stream};
 use amqp_compat::store::{Scope, TopologyStore};
 use futures::{StreamExt, TryStreamExt};
 use jetstream::{ErrorCode, JetStreamError};
@@ -25,6 +25,8 @@ use crate::{AdminError, QueueAdmin};
 
 /// How many queues' JetStream state is asked for at once.
 const CONCURRENT: usize = 32;
+/// How long the owner of a design-E queue has to answer.
+const OWNER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One page of a listing, in the management API's shape.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -53,6 +55,9 @@ pub enum QueueDesign {
     Stream,
     /// Design D: a consumer on its exchange's stream.
     Consumer,
+    /// Design E: an exclusive queue in its owning connection's memory (no JetStream
+    /// state); its counts are asked of the owner.
+    Local,
 }
 
 /// Where a queue's messages live.
@@ -62,8 +67,11 @@ pub struct QueueStorageInfo {
     pub design: QueueDesign,
     /// The stream: the queue's own (B), or its exchange's (D; `None` while unbound).
     pub stream: Option<String>,
-    /// The JetStream consumer delivering it.
+    /// The JetStream consumer delivering it (design E: `connection <id>`, its owner).
     pub consumer: String,
+    /// False when the counts could not be read (a design-E queue whose owner did not
+    /// answer: it is gone, and the queue is reaped with its lease); they show 0 then.
+    pub counted: bool,
 }
 
 /// One queue, as the management API lists it.
@@ -120,11 +128,23 @@ fn argument_json(v: &amqp_compat::routing::ArgValue) -> serde_json::Value {
 }
 
 fn storage_of(t: &Topology, mapper: &SubjectMapper, decl: &QueueDecl) -> QueueStorageInfo {
+    if decl.tier == StorageTier::Local {
+        return QueueStorageInfo {
+            design: QueueDesign::Local,
+            stream: None,
+            consumer: format!(
+                "connection {}",
+                decl.exclusive_owner.as_deref().unwrap_or("?")
+            ),
+            counted: true,
+        };
+    }
     match is_d(decl) {
         false => QueueStorageInfo {
             design: QueueDesign::Stream,
             stream: Some(queue_stream(mapper.namespace(), &decl.name)),
             consumer: QUEUE_STREAM_CONSUMER.to_string(),
+            counted: true,
         },
         true => QueueStorageInfo {
             design: QueueDesign::Consumer,
@@ -133,6 +153,7 @@ fn storage_of(t: &Topology, mapper: &SubjectMapper, decl: &QueueDecl) -> QueueSt
                 .flatten()
                 .map(|s| exchange_stream(mapper.namespace(), &s.exchange)),
             consumer: queue_consumer(&decl.name),
+            counted: true,
         },
     }
 }
@@ -254,8 +275,18 @@ impl QueueAdmin<'_> {
         mapper: &SubjectMapper,
         decl: &QueueDecl,
     ) -> Result<QueueInfo, AdminError> {
-        let storage = storage_of(topology, mapper, decl);
+        let mut storage = storage_of(topology, mapper, decl);
         let (stored, pending, unacked) = match &storage.stream {
+            None if storage.design == QueueDesign::Local => {
+                let depth = local_queue_depth(js.client(), mapper, &decl.name, OWNER_TIMEOUT);
+                match depth.await {
+                    Some(d) => (d.ready + d.unacked, d.ready, d.unacked),
+                    None => {
+                        storage.counted = false;
+                        (0, 0, 0)
+                    }
+                }
+            }
             None => (0, 0, 0),
             Some(stream) => {
                 let consumer = match js.consumer_info(stream, &storage.consumer).await {
@@ -264,7 +295,7 @@ impl QueueAdmin<'_> {
                     Err(e) => return Err(js_error(e)),
                 };
                 let stored = match storage.design {
-                    QueueDesign::Consumer => 0,
+                    QueueDesign::Consumer | QueueDesign::Local => 0,
                     QueueDesign::Stream => match js.stream_info(stream).await {
                         Ok(info) => info.state.messages,
                         Err(e) if not_found(&e) => 0,
@@ -273,7 +304,7 @@ impl QueueAdmin<'_> {
                 };
                 let pending = match (&consumer, storage.design) {
                     (Some(c), _) => c.num_pending,
-                    (None, QueueDesign::Stream) => 0,
+                    (None, QueueDesign::Stream | QueueDesign::Local) => 0,
                     // A D queue without its consumer now (never consumed, or idle): count
                     // from its checkpoint.
                     (None, QueueDesign::Consumer) => {
@@ -290,7 +321,7 @@ impl QueueAdmin<'_> {
         // B: the WorkQueue stream holds every message until acked. D: the consumer's
         // pending messages plus the ones it delivered and awaits acks for.
         let messages = match storage.design {
-            QueueDesign::Stream => stored,
+            QueueDesign::Stream | QueueDesign::Local => stored,
             QueueDesign::Consumer => pending + unacked,
         };
         Ok(QueueInfo {
@@ -350,8 +381,13 @@ impl QueueAdmin<'_> {
             .await
             .map_err(js_error)?;
         let storage = removed.ok_or_else(absent)?;
+        if storage.design == QueueDesign::Local {
+            // Its owner drops it and ends its consumers (a gone owner has nothing to drop).
+            let _ = local_queue_delete(js.client(), &mapper, name, OWNER_TIMEOUT).await;
+        }
         if let Some(stream) = &storage.stream {
             let gone = match storage.design {
+                QueueDesign::Local => Ok(()),
                 QueueDesign::Stream => js.delete_stream(stream).await.map(drop),
                 QueueDesign::Consumer => js
                     .delete_consumer(stream, &storage.consumer)

@@ -389,3 +389,84 @@ async fn the_cli_lists_as_json_and_tables_and_deletes() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no queue \"other\""), "{err}");
 }
+
+/// A design-E (in-memory exclusive) queue: listed with the counts its owner reports (3
+/// published, 1 delivered unacked: 3 / 2 / 1, one consumer), then "not counted" once its
+/// owner's connection is gone without closing (nobody answers); `delete_queue` makes the
+/// owner end its consumers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_in_memory_exclusive_queue_is_counted_by_its_owner() {
+    let server = NatsServer::jetstream();
+    let conn = amqp(&server.url()).await;
+    let ch = conn.create_channel().await.unwrap();
+    let q = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions::exclusive(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .to_string();
+    publish(&ch, "", &q, 3).await;
+    ch.basic_qos(1, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            q.as_str().into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let first = tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("a delivery")
+        .expect("open")
+        .expect("delivery");
+    assert_eq!(first.data, b"m0");
+
+    let admin = QueueAdmin::over_jetstream(admin_js(&server).await);
+    let listed = admin.list_queues("/", None, 1, 10).await.unwrap();
+    let info = listed.items.iter().find(|i| i.name == q).expect("listed");
+    assert_eq!(info.storage.design, QueueDesign::Local);
+    assert!(info.storage.counted && info.exclusive && info.storage.stream.is_none());
+    assert_eq!(
+        (
+            info.messages,
+            info.messages_ready,
+            info.messages_unacknowledged
+        ),
+        (3, 2, 1)
+    );
+    assert_eq!(info.consumers, 1);
+
+    // Deleted by the administrator: the owner ends its consumer.
+    let deleted = admin.delete_queue("/", &q).await.unwrap();
+    assert_eq!(deleted.messages, 3);
+    let end = tokio::time::timeout(WAIT, async {
+        while let Some(d) = consumer.next().await {
+            d.expect("no error");
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the consumer's stream ends");
+
+    // An exclusive queue whose owner vanished (no close): not counted, listed until reaped.
+    let q2 = ch
+        .queue_declare(
+            "".into(),
+            QueueDeclareOptions::exclusive(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+        .name()
+        .to_string();
+    conn.nats_client().close().await.unwrap();
+    let listed = admin.list_queues("/", None, 1, 10).await.unwrap();
+    let info = listed.items.iter().find(|i| i.name == q2).expect("listed");
+    assert!(!info.storage.counted);
+    assert_eq!(info.messages, 0);
+}

@@ -301,7 +301,10 @@ impl Channel {
             true => StorageTier::Consumer,
             false => StorageTier::Stream,
         };
-        let (declared, decl) = self
+        // A named exclusive queue may be design E: its owner subscribes before the topology
+        // names it, so no publish routed to it is missed (undone below if it is not E).
+        let early = crate::local_consume::open_early(conn, queue.as_str(), options).await?;
+        let declared = self
             .inner
             .modify(Scope::queue(queue.as_str()), |t| {
                 let d = t.declare_queue_with_tier(
@@ -314,13 +317,21 @@ impl Channel {
                 let decl: Option<QueueDecl> = t.queue(&d.name).cloned();
                 Ok((d, decl))
             })
-            .await?;
+            .await;
+        let (declared, decl) = match declared {
+            Ok(d) => d,
+            Err(e) => {
+                crate::local_consume::undo_early(conn, queue.as_str(), early);
+                return Err(e);
+            }
+        };
         let place = conn.store.read(|t| place(t, conn, &declared.name));
         if let (Some(Place::Stream(storage)), Some(decl)) = (&place, &decl)
             && !options.passive
         {
             storage.ensure(&conn.js, decl).await?;
         }
+        crate::local_consume::open_declared(conn, &declared.name, decl.as_ref(), early).await?;
         let messages = match &place {
             Some(p) => conn.queue_count(p, &declared.name).await?,
             None => 0,

@@ -36,6 +36,8 @@ pub(crate) struct ConnectionInner {
     pub(crate) publish_dedupe: bool,
     /// Owns this connection's exclusive queues.
     pub(crate) id: String,
+    /// Its design-E (in-memory exclusive) queues.
+    pub(crate) local: crate::local_queue::LocalQueues,
     state: Mutex<ConnectionState>,
     next_channel: AtomicU16,
     channels: Mutex<Vec<Weak<ChannelInner>>>,
@@ -170,6 +172,7 @@ impl Connection {
                 queue_subjects: Default::default(),
                 publish_dedupe: uri.publish_dedupe,
                 id: nuid::next().to_string(),
+                local: Default::default(),
                 state: Mutex::new(ConnectionState::Connected),
                 next_channel: AtomicU16::new(1),
                 channels: Mutex::default(),

@@ -16,7 +16,7 @@ use jetstream::{ErrorCode, JsMessage};
 use tokio::sync::mpsc;
 
 use crate::channel::{Channel, ChannelInner, Settle};
-use crate::dead_letter::{self, Death, DeathReason};
+use crate::dead_letter::DeathReason;
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
 use crate::exchange_storage as xs;
@@ -43,9 +43,18 @@ const SAC_START: Duration = Duration::from_secs(5);
 /// after this long.
 const ACK_WAIT: Duration = Duration::from_secs(30 * 60);
 
-/// An unacknowledged delivery: the JetStream message to settle.
+/// An unacknowledged delivery: a stored message (designs B and D) or one of a local queue
+/// (design E).
 #[derive(Debug)]
-pub(crate) struct Pending {
+#[allow(clippy::large_enum_variant)] // kept by tag, never moved much; boxing costs an allocation
+pub(crate) enum Pending {
+    Stored(Stored),
+    Local(crate::local_queue::LocalHeld),
+}
+
+/// An unacknowledged stored delivery: the JetStream message to settle.
+#[derive(Debug)]
+pub(crate) struct Stored {
     pub(crate) msg: JsMessage,
     pub(crate) queue: String,
     /// Counts in its consumer's window while unacknowledged (`None`: a `basic_get`).
@@ -54,11 +63,43 @@ pub(crate) struct Pending {
 
 /// One running consumer of a channel.
 #[derive(Debug)]
-struct Running {
-    queue: String,
-    stop: Arc<Stop>,
-    tx: mpsc::UnboundedSender<Result<Delivery>>,
-    done: tokio::sync::oneshot::Receiver<()>,
+pub(crate) struct Running {
+    pub(crate) queue: String,
+    pub(crate) how: Feed,
+}
+
+/// How a running consumer is fed.
+#[derive(Debug)]
+pub(crate) enum Feed {
+    /// By its pull loop.
+    Pull {
+        stop: Arc<Stop>,
+        tx: mpsc::UnboundedSender<Result<Delivery>>,
+        done: tokio::sync::oneshot::Receiver<()>,
+    },
+    /// By its local queue (design E), as consumer `id`.
+    Local {
+        queue: Arc<crate::local_queue::LocalQueue>,
+        id: u64,
+    },
+}
+
+impl Running {
+    /// Stops the consumer; its stream gets `err`, if any, after what it was handed.
+    async fn stop(self, err: Option<&Error>) -> String {
+        match self.how {
+            Feed::Pull { stop, tx, done } => {
+                stop.stop();
+                if let Some(e) = err {
+                    let _ = tx.send(Err(e.clone()));
+                }
+                drop(tx);
+                let _ = done.await;
+            }
+            Feed::Local { queue, id } => queue.detach(id, err.cloned()),
+        }
+        self.queue
+    }
 }
 
 /// The consuming state of one channel.
@@ -66,10 +107,10 @@ struct Running {
 pub(crate) struct ConsumeState {
     pub(crate) unacked: Unacked<Pending>,
     /// `basic.qos` with `global = false`: the window of each consumer started after it.
-    prefetch: u16,
+    pub(crate) prefetch: u16,
     /// `basic.qos` with `global = true`: the window shared by the channel's consumers.
     channel_prefetch: u16,
-    consumers: HashMap<String, Running>,
+    pub(crate) consumers: HashMap<String, Running>,
 }
 
 /// A consumer's deliveries, lapin's `Consumer`: a `Stream` of `Result<Delivery>` that ends
@@ -88,6 +129,8 @@ enum Deliveries {
     Queue(mpsc::UnboundedReceiver<Result<Delivery>>),
     /// The channel's direct reply-to inbox.
     Replies(crate::direct_reply::Replies),
+    /// Its local queue (design E).
+    Local(crate::local_queue::LocalDeliveries),
 }
 
 impl Consumer {
@@ -97,6 +140,15 @@ impl Consumer {
         r: crate::direct_reply::Replies,
     ) -> Self {
         let rx = Deliveries::Replies(r);
+        Consumer { tag, queue, rx }
+    }
+
+    pub(crate) fn local(
+        tag: ShortString,
+        queue: ShortString,
+        d: crate::local_queue::LocalDeliveries,
+    ) -> Self {
+        let rx = Deliveries::Local(d);
         Consumer { tag, queue, rx }
     }
 
@@ -118,13 +170,14 @@ impl Stream for Consumer {
         match &mut self.rx {
             Deliveries::Queue(rx) => rx.poll_recv(cx),
             Deliveries::Replies(r) => Pin::new(r).poll_next(cx),
+            Deliveries::Local(l) => Pin::new(l).poll_next(cx),
         }
     }
 }
 
 /// The envelope of a stored message (a message stored without one, by a plain NATS
 /// publisher, reads as published to the default exchange with the queue's name).
-fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
+pub(crate) fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
     msg.message()
         .headers
         .as_ref()
@@ -169,7 +222,7 @@ impl ChannelInner {
         let js = &conn.js;
         let storage = match conn.store.read(|t| place(t, conn, queue)) {
             None => return Ok(None),
-            Some(Place::Consumer(None)) => return Ok(None),
+            Some(Place::Consumer(None) | Place::Local) => return Ok(None),
             Some(Place::Consumer(Some(x))) => {
                 return xs::queue_puller(conn, queue, &x).await;
             }
@@ -229,15 +282,30 @@ impl ChannelInner {
             }
         };
         self.window.notify_waiters();
+        let mut stored = Vec::with_capacity(settled.len());
+        let mut local = false;
+        for (_, p) in settled {
+            match p {
+                Pending::Stored(s) => stored.push(s),
+                Pending::Local(l) => {
+                    local = true;
+                    l.settle(how);
+                }
+            }
+        }
+        if local || self.channel_prefetch() != 0 {
+            // A window opened: local queues hand out what now fits.
+            self.conn.local.all().iter().for_each(|q| q.kick());
+        }
         // Checkpoints note each queue once per call (a `multiple` ack is usually one queue).
         let mut touched: Option<&str> = None;
-        for (_, p) in &settled {
+        for p in &stored {
             if touched != Some(p.queue.as_str()) {
                 self.conn.checkpoints.touch(&p.queue);
                 touched = Some(&p.queue);
             }
         }
-        for (_, p) in settled {
+        for p in stored {
             let done = match how {
                 Settle::Ack => p.msg.ack().await,
                 Settle::Requeue => p.msg.nak().await,
@@ -251,39 +319,6 @@ impl ChannelInner {
         Ok(())
     }
 
-    /// Copies `p` to its queue's dead-letter exchange, if it has one, with RabbitMQ's
-    /// `x-death` headers, and waits until the copy is stored: only then may the original go
-    /// (`docs/amqp-mapping.md` §6). The copy's `Nats-Msg-Id` (`dlx:<stream>:<seq>`) makes a
-    /// retry after a crash store it once.
-    async fn dead_letter(&self, p: &Pending, reason: DeathReason) -> Result<()> {
-        let Some(decl) = self.conn.store.read(|t| t.queue(&p.queue).cloned()) else {
-            return Ok(());
-        };
-        let original = envelope_of(&p.msg, &p.queue);
-        let Some(target) = dead_letter::target(&decl, &original.routing_key) else {
-            return Ok(());
-        };
-        let death = Death {
-            queue: p.queue.clone(),
-            reason,
-            exchange: original.exchange.clone(),
-            routing_keys: vec![original.routing_key.clone()],
-            time: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-        };
-        let copy = Envelope {
-            exchange: target.exchange,
-            routing_key: target.routing_key,
-            properties: dead_letter::dead_letter_properties(&original.properties, &death),
-        };
-        let id = match p.msg.info() {
-            Ok(i) => format!("dlx:{}:{}", i.stream, i.stream_sequence),
-            Err(_) => nuid::next().to_string(),
-        };
-        self.republish(&copy, &p.msg.message().payload, id).await
-    }
-
     /// Stops every consumer (their streams get `err` when given) and requeues every unacked
     /// delivery, as RabbitMQ does when a channel closes.
     pub(crate) async fn release(&self, err: Option<Error>) {
@@ -295,15 +330,13 @@ impl ChannelInner {
         };
         let mut queues = Vec::new();
         for r in consumers {
-            r.stop.stop();
-            if let Some(e) = &err {
-                let _ = r.tx.send(Err(e.clone()));
-            }
-            let _ = r.done.await;
-            queues.push(r.queue);
+            queues.push(r.stop(err.as_ref()).await);
         }
         for (_, p) in unacked {
-            let _ = p.msg.nak().await;
+            match p {
+                Pending::Stored(s) => drop(s.msg.nak().await),
+                Pending::Local(l) => l.settle(Settle::Requeue),
+            }
         }
         for q in queues {
             self.consumer_gone(&q).await;
@@ -312,7 +345,7 @@ impl ChannelInner {
     }
 
     /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
-    async fn consumer_gone(&self, queue: &str) {
+    pub(crate) async fn consumer_gone(&self, queue: &str) {
         let conn = &self.conn;
         let deleted = conn
             .store
@@ -324,6 +357,11 @@ impl ChannelInner {
         if let Ok(Some(p)) = deleted {
             let _ = conn.drop_queue(&p, queue).await;
         }
+    }
+
+    /// The channel's shared (`global`) prefetch (0: none).
+    fn channel_prefetch(&self) -> u16 {
+        self.consume_state().channel_prefetch
     }
 
     /// True when `tag` names one of the channel's queue consumers.
@@ -357,6 +395,8 @@ impl Channel {
             }
         }
         self.inner.window.notify_waiters();
+        // Local queues hand out what a larger window now allows.
+        self.inner.conn.local.all().iter().for_each(|q| q.kick());
         Ok(())
     }
 
@@ -393,6 +433,9 @@ impl Channel {
             })
             .await
             .map_err(|e| self.inner.fail(e))?;
+        if let Some(local) = self.inner.conn.local.get(q) {
+            return Ok(self.consume_local(local, queue, tag, options));
+        }
         if let Err(e) = self.inner.puller(q).await {
             self.inner.consumer_gone(q).await;
             return Err(e);
@@ -405,9 +448,11 @@ impl Channel {
             tag.clone(),
             Running {
                 queue: q.to_owned(),
-                stop: stop.clone(),
-                tx: tx.clone(),
-                done,
+                how: Feed::Pull {
+                    stop: stop.clone(),
+                    tx: tx.clone(),
+                    done,
+                },
             },
         );
         let args = LoopArgs {
@@ -458,10 +503,8 @@ impl Channel {
             .consumers
             .remove(consumer_tag.as_str());
         if let Some(r) = running {
-            r.stop.stop();
-            drop(r.tx);
-            let _ = r.done.await;
-            self.inner.consumer_gone(&r.queue).await;
+            let queue = r.stop(None).await;
+            self.inner.consumer_gone(&queue).await;
         }
         Ok(())
     }
@@ -516,6 +559,9 @@ impl Channel {
     ) -> Result<Option<BasicGetMessage>> {
         self.inner.check("basic.get")?;
         self.check_queue(queue.as_str()).await?;
+        if let Some(local) = self.inner.conn.local.get(queue.as_str()) {
+            return self.get_local(&local, options).await;
+        }
         let Some(puller) = self.inner.puller(queue.as_str()).await? else {
             return Ok(None);
         };
@@ -531,11 +577,11 @@ impl Channel {
             let mut s = self.inner.consume_state();
             match options.no_ack {
                 true => s.unacked.next_tag(),
-                false => s.unacked.deliver(Pending {
+                false => s.unacked.deliver(Pending::Stored(Stored {
                     msg: msg.clone(),
                     queue: queue.to_string(),
                     _slot: None,
-                }),
+                })),
             }
         };
         if options.no_ack {

@@ -218,6 +218,45 @@ pub fn dead_letter_properties(props: &BasicProperties, death: &Death) -> BasicPr
     out
 }
 
+impl crate::channel::ChannelInner {
+    /// Copies `p` to its queue's dead-letter exchange, if it has one, with RabbitMQ's
+    /// `x-death` headers, and waits until the copy is stored: only then may the original go
+    /// (`docs/amqp-mapping.md` §6). The copy's `Nats-Msg-Id` (`dlx:<stream>:<seq>`) makes a
+    /// retry after a crash store it once.
+    pub(crate) async fn dead_letter(
+        &self,
+        p: &crate::consume::Stored,
+        reason: DeathReason,
+    ) -> crate::error::Result<()> {
+        let Some(decl) = self.conn.store.read(|t| t.queue(&p.queue).cloned()) else {
+            return Ok(());
+        };
+        let original = crate::consume::envelope_of(&p.msg, &p.queue);
+        let Some(target) = target(&decl, &original.routing_key) else {
+            return Ok(());
+        };
+        let death = Death {
+            queue: p.queue.clone(),
+            reason,
+            exchange: original.exchange.clone(),
+            routing_keys: vec![original.routing_key.clone()],
+            time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs()),
+        };
+        let copy = crate::envelope::Envelope {
+            exchange: target.exchange,
+            routing_key: target.routing_key,
+            properties: dead_letter_properties(&original.properties, &death),
+        };
+        let id = match p.msg.info() {
+            Ok(i) => format!("dlx:{}:{}", i.stream, i.stream_sequence),
+            Err(_) => nuid::next().to_string(),
+        };
+        self.republish(&copy, &p.msg.message().payload, id).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

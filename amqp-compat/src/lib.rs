@@ -55,6 +55,8 @@ pub mod expiration;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing;
+mod local_consume;
+mod local_queue;
 pub mod message;
 pub mod options;
 mod placement;

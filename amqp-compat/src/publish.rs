@@ -21,7 +21,7 @@ use crate::exchange_storage as xs;
 use crate::expiration::{check_publish, effective_ttl};
 use crate::message::{BasicReturnMessage, Delivery};
 use crate::options::{BasicPublishOptions, ConfirmSelectOptions};
-use crate::routing::Route;
+use crate::routing::{Route, StorageTier};
 use crate::store::nats_error;
 use crate::types::ShortString;
 
@@ -31,6 +31,13 @@ pub(crate) struct PublishState {
     confirm: bool,
     inflight: usize,
     returned: Vec<BasicReturnMessage>,
+}
+
+/// The answer to come for one copy of a confirmed publish.
+pub(crate) struct CopyAck {
+    pub(crate) ack: jetstream::PublishAckFuture,
+    /// Sent to a local (design E) queue's owner rather than a stream.
+    local: bool,
 }
 
 /// What `basic_publish` returns, lapin's `PublisherConfirm`: a future of the broker's answer
@@ -54,14 +61,14 @@ enum ConfirmState {
 /// until they are all in (or this is dropped and a task finishes them).
 struct Outstanding {
     channel: Arc<ChannelInner>,
-    acks: std::vec::IntoIter<jetstream::PublishAckFuture>,
-    current: Option<jetstream::PublishAckFuture>,
+    acks: std::vec::IntoIter<CopyAck>,
+    current: Option<CopyAck>,
     answer: Result<Confirmation>,
     done: bool,
 }
 
 impl Outstanding {
-    fn new(channel: Arc<ChannelInner>, acks: Vec<jetstream::PublishAckFuture>) -> Self {
+    fn new(channel: Arc<ChannelInner>, acks: Vec<CopyAck>) -> Self {
         channel.publish_state().inflight += 1;
         let mut acks = acks.into_iter();
         Outstanding {
@@ -74,10 +81,13 @@ impl Outstanding {
     }
 
     fn poll_acks(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<Confirmation>> {
-        while let Some(ack) = self.current.as_mut() {
-            match Pin::new(ack).poll(cx) {
+        while let Some(copy) = self.current.as_mut() {
+            match Pin::new(&mut copy.ack).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(Ok(_)) => {}
+                // A local queue whose owner is gone: deleted with its connection, so the
+                // copy is dropped as RabbitMQ drops a message to a queue deleted meanwhile.
+                Poll::Ready(Err(e)) if copy.local && e.is_no_responders() => {}
                 // The stream refused the copy or stayed unreachable through every resend:
                 // not stored, which RabbitMQ says with a nack (the channel stays open).
                 Poll::Ready(Err(e))
@@ -232,8 +242,9 @@ impl ChannelInner {
 impl ChannelInner {
     /// Stores one copy per design-B queue of `route`, in its stream, and one copy in the
     /// exchange's stream for all the design-D queues bound to it (their consumers filter it);
-    /// returns the pending PubAcks (none unless `acked`: an unconfirmed publish asks for no
-    /// PubAck, one message less each way; the stream stores what arrives on its subjects).
+    /// sends one copy to the owner of each design-E queue, on the subject its stream would
+    /// have; returns the pending PubAcks (none unless `acked`: an unconfirmed publish asks for
+    /// no PubAck, one message less each way; the stream stores what arrives on its subjects).
     pub(crate) async fn store_copies(
         &self,
         exchange: &str,
@@ -242,7 +253,7 @@ impl ChannelInner {
         payload: &[u8],
         publish: &PublishOptions,
         acked: bool,
-    ) -> Result<Vec<jetstream::PublishAckFuture>> {
+    ) -> Result<Vec<CopyAck>> {
         let conn = &self.conn;
         let subjects = conn.store.read(|t| {
             let mut subjects = Vec::new();
@@ -252,19 +263,23 @@ impl ChannelInner {
                     Some(decl) if xs::is_d(decl) => {
                         to_exchange |= t.bindings_of(q).any(|b| b.source == exchange);
                     }
-                    Some(_) => subjects.push(conn.queue_subjects.get(&conn.mapper, q)),
+                    Some(decl) => subjects.push((
+                        conn.queue_subjects.get(&conn.mapper, q),
+                        decl.tier == StorageTier::Local,
+                    )),
                     None => {}
                 }
             }
             if to_exchange {
-                subjects.push(conn.mapper.publish_subject(exchange, routing_key).into());
+                let subject = conn.mapper.publish_subject(exchange, routing_key).into();
+                subjects.push((subject, false));
             }
             subjects
         });
         let mut acks = Vec::with_capacity(subjects.len());
         if !acked {
             let headers = publish.build_headers().unwrap_or_default();
-            for subject in subjects {
+            for (subject, _) in subjects {
                 let sent = conn
                     .client
                     .publish_with_headers(&subject, &headers, payload);
@@ -272,13 +287,22 @@ impl ChannelInner {
             }
             return Ok(acks);
         }
-        for subject in subjects {
+        for (subject, local) in subjects {
+            // A local queue answers at once or not at all (its owner is gone): no retries.
+            let retries;
+            let options = match local {
+                true => {
+                    retries = publish.clone().retry_for(Duration::ZERO).retry_attempts(0);
+                    &retries
+                }
+                false => publish,
+            };
             let ack = conn
                 .js
-                .publish_async_with(&subject, payload.to_vec(), publish)
+                .publish_async_with(&subject, payload.to_vec(), options)
                 .await
                 .map_err(nats_error)?;
-            acks.push(ack);
+            acks.push(CopyAck { ack, local });
         }
         Ok(acks)
     }
@@ -298,11 +322,14 @@ impl ChannelInner {
         let publish = PublishOptions::new()
             .header(ENVELOPE_HEADER, envelope.encode())
             .msg_id(msg_id);
-        for ack in self
+        for copy in self
             .store_copies(x, key, &route, payload, &publish, true)
             .await?
         {
-            ack.await.map_err(nats_error)?;
+            match copy.ack.await {
+                Err(e) if copy.local && e.is_no_responders() => {}
+                done => drop(done.map_err(nats_error)?),
+            }
         }
         Ok(())
     }

@@ -6,6 +6,11 @@
 //! on our side (a loaded server) is still delivered, never left unacknowledged until the
 //! consumer's `ack_wait`. A cancel ends the loop at once; what the last pull still brings
 //! is returned to the queue (nak) by a task until that pull ends.
+//!
+//! An ack-mode consumer of a design-B queue (no checkpoint guard, no single-active pin) has
+//! its subscription as a handler on the connection's read task: each message is given its
+//! delivery tag and sent to the `Consumer` there, with no task in between; the loop only
+//! hears of statuses and of a pull that brought all it could.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,7 +26,7 @@ use tokio::time::Instant;
 use crate::channel::ChannelInner;
 use crate::checkpoint::Guard;
 use crate::connection::ConnectionInner;
-use crate::consume::{Pending, SAC_GROUP, SAC_TIMEOUT, delivery};
+use crate::consume::{Pending, SAC_GROUP, SAC_TIMEOUT, Stored, delivery};
 use crate::error::Result;
 use crate::message::{Acker, Delivery};
 
@@ -110,24 +115,29 @@ impl LoopArgs {
             let _ = msg.nak().await;
             return;
         }
-        // Built before the message moves into the channel's unacked set (no clone of it,
-        // headers included); the tag is set once known.
+        if !self.no_ack {
+            let (channel, queue) = (&self.channel, self.queue.as_str());
+            deliver(channel, queue, &self.own, &self.tx, msg, redelivered);
+            return;
+        }
         let mut d = delivery(&self.channel, &self.queue, &msg, 0);
-        let tag = if self.no_ack {
-            let _ = msg.ack().await;
-            self.channel.consume_state().unacked.next_tag()
-        } else {
-            let pending = Pending {
-                msg,
-                queue: self.queue.clone(),
-                _slot: Some(Slot::new(&self.own)),
-            };
-            self.channel.consume_state().unacked.deliver(pending)
-        };
+        let _ = msg.ack().await;
+        let tag = self.channel.consume_state().unacked.next_tag();
         d.delivery_tag = tag;
         d.redelivered |= redelivered;
         d.acker = Acker::for_channel(&self.channel, tag);
         let _ = self.tx.send(Ok(d));
+    }
+
+    /// What hands over an ack-mode delivery without waiting (see [`Handed`]).
+    fn handed(&self) -> Handed {
+        Handed {
+            channel: self.channel.clone(),
+            queue: self.queue.clone(),
+            stop: self.stop.clone(),
+            tx: self.tx.clone(),
+            own: self.own.clone(),
+        }
     }
 
     /// Room in this consumer's window: its own prefetch and the channel's (`global`) one.
@@ -140,11 +150,81 @@ impl LoopArgs {
     }
 }
 
+/// Hands an ack-mode delivery to its consumer's stream with no await: from the loop, or
+/// from the connection's read task itself (a design-B consumer's pulls come to a handler
+/// subscription, so no task sits between the read and the `Consumer`).
+struct Handed {
+    channel: Arc<ChannelInner>,
+    queue: String,
+    stop: Arc<Stop>,
+    tx: mpsc::UnboundedSender<Result<Delivery>>,
+    own: Arc<Window>,
+}
+
+impl Handed {
+    /// Gives `msg` its delivery tag and sends it to the stream; after a cancel (or with the
+    /// stream dropped) it goes back to the queue instead.
+    fn give(&self, msg: JsMessage) {
+        if self.stop.is_stopped() || self.tx.is_closed() {
+            tokio::spawn(async move {
+                let _ = msg.nak().await;
+            });
+            return;
+        }
+        deliver(&self.channel, &self.queue, &self.own, &self.tx, msg, false);
+    }
+}
+
+/// Records `msg` as an unacknowledged delivery of `channel` (counted in the consumer's
+/// window `own`) and sends it to the consumer's stream.
+fn deliver(
+    channel: &Arc<ChannelInner>,
+    queue: &str,
+    own: &Arc<Window>,
+    tx: &mpsc::UnboundedSender<Result<Delivery>>,
+    msg: JsMessage,
+    redelivered: bool,
+) {
+    // Built before the message moves into the channel's unacked set (no clone of it,
+    // headers included); the tag is set once known.
+    let mut d = delivery(channel, queue, &msg, 0);
+    let pending = Pending::Stored(Stored {
+        msg,
+        queue: queue.to_owned(),
+        _slot: Some(Slot::new(own)),
+    });
+    let tag = channel.consume_state().unacked.deliver(pending);
+    d.delivery_tag = tag;
+    d.redelivered |= redelivered;
+    d.acker = Acker::for_channel(channel, tag);
+    let _ = tx.send(Ok(d));
+}
+
+/// Where a loop's pulled messages arrive.
+enum Source {
+    /// Its subscription, read by the loop.
+    Queue(nats_client::Subscriber),
+    /// A handler on the connection's read task that hands messages over itself and tells
+    /// the loop about statuses and a completed pull.
+    Handler {
+        events: mpsc::UnboundedReceiver<Event>,
+        _sub: nats_client::HandlerSubscription,
+    },
+}
+
+/// What a [`Source::Handler`] tells its loop.
+enum Event {
+    /// A status (end of pull, heartbeat, ...).
+    Status(nats_client::Message),
+    /// It handed over the last message the current pull could bring.
+    Done,
+}
+
 /// The loop's pull requests on one JetStream consumer, all answered on one subscription
 /// (`<inbox>.*`), each on its own reply subject (`<inbox>.<n>`), so the end-of-pull status
 /// of a pull we already gave up on is not taken for the end of the current one.
 struct Pulls {
-    sub: nats_client::Subscriber,
+    source: Source,
     inbox: String,
     /// The current pull's reply subject.
     reply: String,
@@ -153,8 +233,8 @@ struct Pulls {
     subject: String,
     client: nats_client::Client,
     ack_timeout: Duration,
-    /// Messages the current pull may still bring.
-    outstanding: usize,
+    /// Messages the current pull may still bring (shared with a handler source).
+    outstanding: Arc<AtomicUsize>,
     /// When the current pull is taken as ended.
     deadline: Instant,
     /// A single-active-consumer queue's pulls: in the priority group, with the pin once one
@@ -188,6 +268,8 @@ enum Pulled {
     Message(JsMessage),
     /// The pull ended (complete, expired, or ended by the server).
     Ended,
+    /// The handler handed over what the pull brought.
+    Handed,
     /// The consumer or its stream is gone: look it up again.
     Gone,
     /// Anything else: pause and look it up again.
@@ -195,13 +277,47 @@ enum Pulled {
 }
 
 impl Pulls {
-    async fn open(conn: &ConnectionInner, p: &jetstream::Consumer) -> Option<Pulls> {
+    /// `fast`: hand messages over on the connection's read task (an ack-mode consumer with
+    /// no checkpoint guard); not for single-active-consumer queues, whose pin id the loop
+    /// reads from each message.
+    async fn open(
+        conn: &ConnectionInner,
+        p: &jetstream::Consumer,
+        fast: Option<Handed>,
+    ) -> Option<Pulls> {
         let pinned = (!p.cached_info().config.priority_groups.is_empty()).then(SacPin::default);
         let client = conn.client.clone();
         let inbox = client.new_inbox();
-        let sub = client.subscribe(format!("{inbox}.*")).await.ok()?;
+        let outstanding = Arc::new(AtomicUsize::new(0));
+        let ack_timeout = conn.js.timeout();
+        let source = match fast.filter(|_| pinned.is_none()) {
+            None => Source::Queue(client.subscribe(format!("{inbox}.*")).await.ok()?),
+            Some(handed) => {
+                let (tx, events) = mpsc::unbounded_channel();
+                let left = outstanding.clone();
+                let js_client = client.clone();
+                let sub = client
+                    .subscribe_with_handler(format!("{inbox}.*"), move |msg| {
+                        if msg.status.is_some() {
+                            let _ = tx.send(Event::Status(msg));
+                            return;
+                        }
+                        let before = left
+                            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                                Some(n.saturating_sub(1))
+                            })
+                            .unwrap_or(0);
+                        handed.give(JsMessage::new(msg, js_client.clone(), ack_timeout));
+                        if before == 1 {
+                            let _ = tx.send(Event::Done);
+                        }
+                    })
+                    .ok()?;
+                Source::Handler { events, _sub: sub }
+            }
+        };
         Some(Pulls {
-            sub,
+            source,
             inbox,
             reply: String::new(),
             sent: 0,
@@ -212,11 +328,19 @@ impl Pulls {
                 p.name()
             ),
             client,
-            ack_timeout: conn.js.timeout(),
-            outstanding: 0,
+            ack_timeout,
+            outstanding,
             deadline: Instant::now(),
             pinned,
         })
+    }
+
+    fn outstanding(&self) -> usize {
+        self.outstanding.load(Ordering::Acquire)
+    }
+
+    fn set_outstanding(&self, n: usize) {
+        self.outstanding.store(n, Ordering::Release);
     }
 
     async fn request(&mut self, batch: usize) -> bool {
@@ -234,7 +358,7 @@ impl Pulls {
             .client
             .publish_with_reply(&self.subject, &self.reply, request)
             .await;
-        self.outstanding = batch;
+        self.set_outstanding(batch);
         self.deadline = Instant::now() + expires + PULL_GRACE;
         sent.is_ok()
     }
@@ -243,16 +367,27 @@ impl Pulls {
     /// outstanding (late messages of an earlier pull still come through).
     async fn next(&mut self) -> Pulled {
         loop {
-            let wake = match self.outstanding {
+            let wake = match self.outstanding() {
                 0 => Instant::now() + Duration::from_secs(3600),
                 _ => self.deadline,
             };
-            let msg = match tokio::time::timeout_at(wake, self.sub.next()).await {
+            let next = match &mut self.source {
+                Source::Queue(sub) => tokio::time::timeout_at(wake, sub.next()).await,
+                Source::Handler { events, .. } => {
+                    match tokio::time::timeout_at(wake, events.recv()).await {
+                        Ok(Some(Event::Done)) => return Pulled::Handed,
+                        Ok(Some(Event::Status(m))) => Ok(Some(m)),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            };
+            let msg = match next {
                 Ok(Some(m)) => m,
                 Ok(None) => return Pulled::Failed,
-                Err(_) if self.outstanding == 0 => continue,
+                Err(_) if self.outstanding() == 0 => continue,
                 Err(_) => {
-                    self.outstanding = 0;
+                    self.set_outstanding(0);
                     return Pulled::Ended;
                 }
             };
@@ -260,7 +395,8 @@ impl Pulls {
             // (one of an earlier pull is rare: it counts against the current one); a status
             // comes on its pull's reply subject.
             let Some(status) = msg.status else {
-                self.outstanding = self.outstanding.saturating_sub(1);
+                let left = self.outstanding().saturating_sub(1);
+                self.set_outstanding(left);
                 if let Some(pin) = &mut self.pinned
                     && let Some(id) = msg.headers.as_ref().and_then(|h| h.get(PIN_ID_HEADER))
                     && pin.id.as_deref() != Some(id)
@@ -283,21 +419,21 @@ impl Pulls {
                     if let Some(pin) = &mut self.pinned {
                         pin.id = None;
                     }
-                    self.outstanding = 0;
+                    self.set_outstanding(0);
                     return Pulled::Ended;
                 }
                 // No messages, expired, or the pull ended (batch completed, max waiting...).
                 404 | 408 | 409 if !deleted => {
-                    self.outstanding = 0;
+                    self.set_outstanding(0);
                     return Pulled::Ended;
                 }
                 // Deleted, or no responders: the consumer is not there.
                 409 | 503 => {
-                    self.outstanding = 0;
+                    self.set_outstanding(0);
                     return Pulled::Gone;
                 }
                 _ => {
-                    self.outstanding = 0;
+                    self.set_outstanding(0);
                     return Pulled::Failed;
                 }
             }
@@ -305,13 +441,23 @@ impl Pulls {
     }
 
     /// Returns to the queue whatever the outstanding pull still brings (after a cancel).
+    /// (A handler source naks them itself, the consumer being stopped: the task keeps its
+    /// subscription until the pull ends.)
     fn drain(mut self) {
-        if self.outstanding == 0 {
+        if self.outstanding() == 0 {
             return;
         }
         tokio::spawn(async move {
-            while let Pulled::Message(msg) = self.next().await {
-                let _ = msg.nak().await;
+            // Until the pull ended (its status, or all it could bring came).
+            loop {
+                match self.next().await {
+                    Pulled::Message(msg) => drop(msg.nak().await),
+                    Pulled::Handed => {}
+                    _ => return,
+                }
+                if self.outstanding() == 0 {
+                    return;
+                }
             }
         });
     }
@@ -358,14 +504,17 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
                 return;
             }
             let resolved = match a.channel.puller(&a.queue).await {
-                Ok(Some(p)) => Pulls::open(&a.channel.conn, &p)
-                    .await
-                    .map(|pulls| (p, Box::new(pulls))),
+                Ok(Some(p)) => {
+                    guard = Guard::new(&a.channel.conn.checkpoints, &a.queue, &p);
+                    // Without a checkpoint guard (B queues), an ack-mode consumer's
+                    // messages are handed over on the connection's read task.
+                    let fast = (guard.is_none() && !a.no_ack).then(|| a.handed());
+                    Pulls::open(&a.channel.conn, &p, fast)
+                        .await
+                        .map(|pulls| (p, Box::new(pulls)))
+                }
                 _ => None,
             };
-            guard = resolved
-                .as_ref()
-                .and_then(|(p, _)| Guard::new(&a.channel.conn.checkpoints, &a.queue, p));
             if resolved.is_none() {
                 tokio::select! {
                     _ = tokio::time::sleep(SHORT_PULL) => {}
@@ -380,7 +529,7 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
             a.wait_for_room(stopped).await;
             continue;
         }
-        if pulls.outstanding == 0 {
+        if pulls.outstanding() == 0 {
             if !pulls.request(room.min(MAX_BATCH)).await {
                 puller = None;
                 tokio::time::sleep(SHORT_PULL).await;
@@ -402,7 +551,7 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
                         a.hand_over(msg, redelivered).await;
                     }
                 }
-                Pulled::Ended => {}
+                Pulled::Ended | Pulled::Handed => {}
                 Pulled::Gone => puller = None,
                 // Resolve the consumer again after a pause: it may be offline with its
                 // server (a design-D consumer is then re-created from its checkpoint).

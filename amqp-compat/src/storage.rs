@@ -14,6 +14,62 @@ use crate::routing::{Overflow, QueueDecl};
 use crate::store::nats_error;
 use crate::subject::SubjectMapper;
 
+/// A request with this header to a design-E queue's subject asks its owner for the queue's
+/// depth instead of enqueuing (value `depth`, see [`local_queue_depth`]), or to drop the
+/// queue (value `delete`: its consumers end; answered with the depth it had).
+pub const LOCAL_QUERY_HEADER: &str = "Amqp-Local-Query";
+
+/// A design-E queue's depth as its owner reports it (`docs/amqp-mapping.md` §4).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct LocalDepth {
+    /// Messages ready for delivery.
+    pub ready: u64,
+    /// Messages delivered and not yet settled.
+    pub unacked: u64,
+    /// Consumers attached.
+    pub consumers: u32,
+}
+
+/// Asks the owning connection of design-E queue `queue` for its depth: `None` when nobody
+/// answers within `timeout` (the owner is gone or slow) or the answer is not a depth.
+pub async fn local_queue_depth(
+    client: &nats_client::Client,
+    mapper: &SubjectMapper,
+    queue: &str,
+    timeout: std::time::Duration,
+) -> Option<LocalDepth> {
+    local_query(client, mapper, queue, "depth", timeout).await
+}
+
+/// Tells the owning connection of design-E queue `queue` that the queue was deleted (by an
+/// administrator: its topology entry is gone): it drops its messages and ends its
+/// consumers. Returns the depth it had, `None` when nobody answered.
+pub async fn local_queue_delete(
+    client: &nats_client::Client,
+    mapper: &SubjectMapper,
+    queue: &str,
+    timeout: std::time::Duration,
+) -> Option<LocalDepth> {
+    local_query(client, mapper, queue, "delete", timeout).await
+}
+
+async fn local_query(
+    client: &nats_client::Client,
+    mapper: &SubjectMapper,
+    queue: &str,
+    what: &str,
+    timeout: std::time::Duration,
+) -> Option<LocalDepth> {
+    let mut headers = nats_proto::HeaderMap::new();
+    headers.insert(LOCAL_QUERY_HEADER, what);
+    let subject = mapper.queue_subject(queue);
+    let reply = client
+        .request_with(&subject, Some(&headers), b"", timeout)
+        .await
+        .ok()?;
+    serde_json::from_slice(&reply.payload).ok()
+}
+
 /// Longest escaped name kept as is; longer names are hashed (stream names stop at 255).
 const MAX_READABLE: usize = 160;
 

@@ -311,7 +311,7 @@ async fn the_wire_preset_makes_client_queues_design_d_by_default() {
     let tier = |q: &str| t.queue(q).map(|d| d.tier);
     assert_eq!(tier(client), Some(StorageTier::Consumer));
     assert_eq!(tier(fed), Some(StorageTier::Stream));
-    assert_eq!(tier(temp.name().as_str()), Some(StorageTier::Stream));
+    assert_eq!(tier(temp.name().as_str()), Some(StorageTier::Local));
 
     // It is a consumer on the exchange's stream (no stream of its own) and gets the fan-out.
     publish(&ch, "u1", "to all of u1").await;

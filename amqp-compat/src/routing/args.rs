@@ -96,6 +96,9 @@ pub enum StorageTier {
     Stream,
     /// Design D: a light consumer on each source exchange's stream (fan-out stored once).
     Consumer,
+    /// Design E: an exclusive queue held in its owning connection's memory (no stream, no
+    /// JetStream consumer), fed by a core NATS subscription on its default-exchange subject.
+    Local,
 }
 
 /// A queue's arguments after validation: the typed values the facade acts on, and every
@@ -280,6 +283,23 @@ impl QueueArguments {
             (None, true) => StorageTier::Stream,
             (None, false) => default,
         }
+    }
+
+    /// True when an exclusive queue with these arguments may live in its owner's memory
+    /// (design E): nothing it asks for needs per-queue storage or a timer (`x-expires`,
+    /// length limits, overflow, priorities, dead-lettering, single active consumer, a quorum
+    /// or stream queue type) and no `x-nats-tier` chose otherwise. (`x-message-ttl` and
+    /// per-message expiration are kept in memory: expired messages are dropped at the head.)
+    pub fn local_ok(&self) -> bool {
+        self.nats_tier.is_none()
+            && self.expires.is_none()
+            && self.max_length.is_none()
+            && self.max_length_bytes.is_none()
+            && self.overflow.is_none()
+            && self.dead_letter_exchange.is_none()
+            && self.max_priority.is_none()
+            && !self.single_active_consumer
+            && matches!(self.queue_type, None | Some(QueueType::Classic))
     }
 
     /// True when a queue holding `messages` messages of `bytes` body bytes is over its

@@ -426,6 +426,11 @@ impl Topology {
                 )));
             }
         }
+        // Design E for an exclusive queue that needs nothing per-queue storage gives.
+        let tier = match owner.is_some() && args.local_ok() {
+            true => StorageTier::Local,
+            false => args.tier(default_tier),
+        };
         self.queues.insert(
             name.clone(),
             QueueDecl {
@@ -433,7 +438,7 @@ impl Topology {
                 durable: options.durable,
                 exclusive_owner: owner,
                 auto_delete: options.auto_delete,
-                tier: args.tier(default_tier),
+                tier,
                 arguments: args,
             },
         );

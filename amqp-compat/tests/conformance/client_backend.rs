@@ -341,10 +341,12 @@ impl Backend for ClientBackend {
                 queue,
                 body,
                 correlation_id,
+                reply_to,
                 ..
             } => {
+                let reply_to = reply_to.as_deref().unwrap_or("amq.rabbitmq.reply-to");
                 let props = BasicProperties::default()
-                    .with_reply_to("amq.rabbitmq.reply-to".into())
+                    .with_reply_to(reply_to.into())
                     .with_correlation_id(correlation_id.as_str().into());
                 publish(ch, "", queue, Default::default(), body, props).await
             }

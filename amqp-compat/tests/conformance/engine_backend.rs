@@ -3,7 +3,7 @@
 //! `basic_get`. Consumers, acks and prefetch need the NATS-backed channel (not built yet):
 //! those steps are `NotApplicable` here.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use amqp_compat::{
     BasicProperties, Error,
@@ -28,6 +28,9 @@ pub struct EngineBackend {
     queues: HashMap<String, VecDeque<Stored>>,
     /// Consumer tag -> (connection, queue).
     consumers: HashMap<String, (usize, String)>,
+    /// Queues consumed at some point: their contents are no longer modelled (deliveries
+    /// and acks are not), so their counts and gets are `NotApplicable`.
+    consumed: HashSet<String>,
 }
 
 fn owner(conn: usize) -> String {
@@ -211,6 +214,7 @@ impl Backend for EngineBackend {
                     .topology
                     .declare_queue(name, *opts, args, &owner(*conn))
                 {
+                    Ok(_) if self.consumed.contains(name) => Obs::NotApplicable,
                     Ok(d) => {
                         self.queues.entry(d.name.clone()).or_default();
                         Obs::Queue {
@@ -338,6 +342,7 @@ impl Backend for EngineBackend {
                 }
                 Err(e) => obs_err(e),
             },
+            Op::Get { queue, .. } if self.consumed.contains(queue) => Obs::NotApplicable,
             Op::Get { conn, queue, .. } => {
                 if self.topology.queue(queue).is_none() {
                     obs_err(Error::not_found(format!("no queue '{queue}' in vhost '/'")))
@@ -366,6 +371,7 @@ impl Backend for EngineBackend {
                 match self.topology.add_consumer(queue, &owner(*conn), *exclusive) {
                     // Deliveries need the channel over NATS: only the topology effect is modelled.
                     Ok(()) => {
+                        self.consumed.insert(queue.clone());
                         self.consumers.insert(tag.clone(), (*conn, queue.clone()));
                         Obs::Ok
                     }

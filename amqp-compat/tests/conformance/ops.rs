@@ -148,13 +148,14 @@ pub enum Op {
         tag: String,
         no_ack: bool,
     },
-    /// An RPC request: a publish to the default exchange with key `queue`, `reply_to =
-    /// amq.rabbitmq.reply-to` and `correlation_id`; waits for the confirm.
+    /// An RPC request: a publish to the default exchange with key `queue`, `reply_to` (`None`:
+    /// `amq.rabbitmq.reply-to`) and `correlation_id`; waits for the confirm.
     Request {
         conn: usize,
         queue: String,
         body: String,
         correlation_id: String,
+        reply_to: Option<String>,
     },
     /// An RPC server's turn: `basic_get` (no_ack) one request from `queue`, then a reply
     /// `re:<body>` to the default exchange with the request's `reply_to` as routing key and

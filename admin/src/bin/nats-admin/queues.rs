@@ -44,17 +44,23 @@ pub async fn run(js: jetstream::Context, command: &Command, json: bool) -> Resul
             for q in &p.items {
                 let storage = match q.storage.design {
                     admin::QueueDesign::Stream => opt(q.storage.stream.as_deref()),
+                    admin::QueueDesign::Local => format!("memory of {}", q.storage.consumer),
                     admin::QueueDesign::Consumer => format!(
                         "{} > {}",
                         q.storage.stream.as_deref().unwrap_or("(unbound)"),
                         q.storage.consumer
                     ),
                 };
+                // A design-E queue whose owner did not answer: counts unknown.
+                let count = |n: u64| match q.storage.counted {
+                    true => n.to_string(),
+                    false => "?".to_string(),
+                };
                 t.add_row(vec![
                     q.name.clone(),
-                    q.messages.to_string(),
-                    q.messages_ready.to_string(),
-                    q.messages_unacknowledged.to_string(),
+                    count(q.messages),
+                    count(q.messages_ready),
+                    count(q.messages_unacknowledged),
                     q.consumers.to_string(),
                     yes(q.durable),
                     yes(q.exclusive),

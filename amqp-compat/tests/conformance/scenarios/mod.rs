@@ -3,6 +3,7 @@
 
 mod consume;
 mod declare;
+mod exclusive;
 mod routing;
 mod rpc;
 
@@ -41,6 +42,9 @@ pub fn all() -> Vec<Scenario> {
         consume::priorities(),
         consume::ack_rules(),
         rpc::direct_reply_to(),
+        exclusive::counts_get_purge_delete(),
+        exclusive::prefetch_requeue_cancel(),
+        exclusive::rpc_tutorial(),
     ]
 }
 

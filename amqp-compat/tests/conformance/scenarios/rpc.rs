@@ -18,10 +18,23 @@ fn request(conn: usize, queue: &str, body: &str, correlation_id: &str) -> Op {
         queue,
         body,
         correlation_id,
+        reply_to: None,
     }
 }
 
-fn serve(conn: usize, queue: &str, mandatory: bool) -> Op {
+/// A request answered to a queue of the requester's (RabbitMQ's RPC tutorial).
+pub(super) fn request_to(conn: usize, queue: &str, body: &str, id: &str, reply_to: &str) -> Op {
+    let (queue, body, correlation_id) = (queue.into(), body.into(), id.into());
+    Op::Request {
+        conn,
+        queue,
+        body,
+        correlation_id,
+        reply_to: Some(reply_to.into()),
+    }
+}
+
+pub(super) fn serve(conn: usize, queue: &str, mandatory: bool) -> Op {
     let queue = queue.into();
     Op::Serve {
         conn,

@@ -1,0 +1,111 @@
+//! The read-task hand-over of a design-B consumer's pulled messages (`pull_loop`): what a
+//! cancelled consumer's last, still open pull brings goes back to the queue, and a closed
+//! channel's deliveries come back, on a real nats-server.
+
+use std::time::Duration;
+
+use amqp_compat::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicGetOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, QueueDeclareOptions,
+};
+use amqp_compat::types::FieldTable;
+use amqp_compat::{BasicProperties, Channel, Connection, ConnectionProperties};
+use futures_util::StreamExt;
+use nats_tests::NatsServer;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn publish(ch: &Channel, q: &str, body: &str) {
+    ch.basic_publish(
+        "".into(),
+        q.into(),
+        BasicPublishOptions::default(),
+        body.as_bytes(),
+        BasicProperties::default(),
+    )
+    .await
+    .expect("publish")
+    .await
+    .expect("confirm");
+}
+
+/// Takes every message `basic_get` finds until `n` were seen (polling with a deadline).
+async fn get_all(ch: &Channel, q: &str, n: usize) -> Vec<(String, bool)> {
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    let mut seen = Vec::new();
+    while seen.len() < n {
+        assert!(tokio::time::Instant::now() < deadline, "only {seen:?}");
+        let got = ch
+            .basic_get(q.into(), BasicGetOptions { no_ack: true })
+            .await
+            .expect("basic_get");
+        match got {
+            Some(m) => seen.push((
+                String::from_utf8_lossy(&m.delivery.data).into_owned(),
+                m.delivery.redelivered,
+            )),
+            None => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    seen
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_cancelled_consumers_open_pull_brings_goes_back_to_the_queue() {
+    let server = NatsServer::jetstream();
+    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "work".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let cch = conn.create_channel().await.unwrap();
+    cch.basic_qos(10, BasicQosOptions::default()).await.unwrap();
+    let mut consumer = cch
+        .basic_consume(
+            "work".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    publish(&ch, "work", "first").await;
+    let d = tokio::time::timeout(WAIT, consumer.next())
+        .await
+        .expect("a delivery")
+        .expect("open")
+        .expect("delivery");
+    assert_eq!(d.data, b"first");
+    // Cancelled with a pull for 9 more still open on the server (2 s).
+    cch.basic_cancel(consumer.tag(), BasicCancelOptions::default())
+        .await
+        .unwrap();
+    for m in ["a", "b", "c"] {
+        publish(&ch, "work", m).await;
+    }
+    // None reaches the cancelled consumer; each is back in the queue (redelivered if the
+    // open pull took it).
+    let mut seen = get_all(&ch, "work", 3).await;
+    assert!(
+        tokio::time::timeout(WAIT, consumer.next())
+            .await
+            .expect("the stream ends")
+            .is_none()
+    );
+    seen.sort();
+    let bodies: Vec<&str> = seen.iter().map(|(b, _)| b.as_str()).collect();
+    assert_eq!(bodies, ["a", "b", "c"]);
+    // "first" stays unacked on the cancelled consumer's channel until it closes.
+    cch.close(200, "bye".into()).await.unwrap();
+    let back = get_all(&ch, "work", 1).await;
+    assert_eq!(back, [("first".to_string(), true)]);
+}
