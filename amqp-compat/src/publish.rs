@@ -288,11 +288,16 @@ impl ChannelInner {
             return Ok(acks);
         }
         for (subject, local) in subjects {
-            // A local queue answers at once or not at all (its owner is gone): no retries.
+            // A local queue answers at once or not at all (its owner is gone): no retries,
+            // and no resend on a stream leader change (it would enqueue the copy twice).
             let retries;
             let options = match local {
                 true => {
-                    retries = publish.clone().retry_for(Duration::ZERO).retry_attempts(0);
+                    retries = publish
+                        .clone()
+                        .retry_for(Duration::ZERO)
+                        .retry_attempts(0)
+                        .at_most_once();
                     &retries
                 }
                 false => publish,

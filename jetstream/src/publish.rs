@@ -160,6 +160,14 @@ impl PublishOptions {
         self
     }
 
+    /// Undoes [`at_least_once`](Self::at_least_once) (the default): without a
+    /// [`msg_id`](Self::msg_id), a publish whose ack is lost is not resent, so it is stored at
+    /// most once; only a `503` (nothing stored) is retried.
+    pub fn at_most_once(mut self) -> Self {
+        self.at_least_once = false;
+        self
+    }
+
     /// Whether a publish with these options is resent on a lost ack: it has a msg id, or
     /// [`at_least_once`](Self::at_least_once) says so.
     pub(crate) fn resends(&self, headers: Option<&HeaderMap>) -> bool {
@@ -447,6 +455,19 @@ impl Context {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn what_resends_a_publish_on_a_lost_ack() {
+        let plain = PublishOptions::new();
+        assert!(!plain.resends(plain.build_headers().as_ref()));
+        let id = PublishOptions::new().msg_id("m1");
+        assert!(id.resends(id.build_headers().as_ref()));
+        let once = PublishOptions::new().header("a", 1).at_least_once();
+        assert!(once.resends(once.build_headers().as_ref()));
+        assert!(once.build_headers().is_some_and(|h| !h.contains(MSG_ID)));
+        let undone = once.at_most_once();
+        assert!(!undone.resends(undone.build_headers().as_ref()));
+    }
 
     fn reply(payload: &'static str) -> Message {
         Message {
