@@ -40,6 +40,15 @@ pub(crate) struct CopyAck {
     local: bool,
 }
 
+/// The copies of one publish on their way, and whether the route named a design-D queue
+/// this publish cannot reach (`docs/amqp-mapping.md` §4: a D queue receives only through a
+/// binding of its own exchange, not from the default exchange or through an
+/// exchange-to-exchange binding), so the message is not stored there.
+pub(crate) struct Copies {
+    pub(crate) acks: Vec<CopyAck>,
+    pub(crate) unreachable: bool,
+}
+
 /// What `basic_publish` returns, lapin's `PublisherConfirm`: a future of the broker's answer
 /// ([`Confirmation::Ack`]/[`Confirmation::Nack`] in confirm mode, with the message when it
 /// was returned; [`Confirmation::NotRequested`] otherwise), or of the error that closed the
@@ -68,14 +77,19 @@ struct Outstanding {
 }
 
 impl Outstanding {
-    fn new(channel: Arc<ChannelInner>, acks: Vec<CopyAck>) -> Self {
+    /// `stored`: false when a copy could not even be sent (the answer is a nack whatever
+    /// the acks say).
+    fn new(channel: Arc<ChannelInner>, acks: Vec<CopyAck>, stored: bool) -> Self {
         channel.publish_state().inflight += 1;
         let mut acks = acks.into_iter();
         Outstanding {
             channel,
             current: acks.next(),
             acks,
-            answer: Ok(Confirmation::Ack(None)),
+            answer: Ok(match stored {
+                true => Confirmation::Ack(None),
+                false => Confirmation::Nack(None),
+            }),
             done: false,
         }
     }
@@ -253,15 +267,18 @@ impl ChannelInner {
         payload: &[u8],
         publish: &PublishOptions,
         acked: bool,
-    ) -> Result<Vec<CopyAck>> {
+    ) -> Result<Copies> {
         let conn = &self.conn;
+        let mut unreachable = false;
         let subjects = conn.store.read(|t| {
             let mut subjects = Vec::new();
             let mut to_exchange = false;
             for q in &route.queues {
                 match t.queue(q) {
                     Some(decl) if xs::is_d(decl) => {
-                        to_exchange |= t.bindings_of(q).any(|b| b.source == exchange);
+                        let bound = t.bindings_of(q).any(|b| b.source == exchange);
+                        to_exchange |= bound;
+                        unreachable |= !bound;
                     }
                     Some(decl) => subjects.push((
                         conn.queue_subjects.get(&conn.mapper, q),
@@ -285,7 +302,7 @@ impl ChannelInner {
                     .publish_with_headers(&subject, &headers, payload);
                 sent.await.map_err(nats_error)?;
             }
-            return Ok(acks);
+            return Ok(Copies { acks, unreachable });
         }
         for (subject, local) in subjects {
             // A local queue answers at once or not at all (its owner is gone): no retries,
@@ -309,7 +326,7 @@ impl ChannelInner {
                 .map_err(nats_error)?;
             acks.push(CopyAck { ack, local });
         }
-        Ok(acks)
+        Ok(Copies { acks, unreachable })
     }
 
     /// Routes and stores a copy made by the facade (a dead letter), waiting until it is
@@ -327,10 +344,17 @@ impl ChannelInner {
         let publish = PublishOptions::new()
             .header(ENVELOPE_HEADER, envelope.encode())
             .msg_id(msg_id);
-        for copy in self
+        let copies = self
             .store_copies(x, key, &route, payload, &publish, true)
-            .await?
-        {
+            .await?;
+        if copies.unreachable {
+            tracing::warn!(
+                exchange = x,
+                routing_key = key,
+                "a dead letter routed to a design-D queue it cannot reach is not stored there"
+            );
+        }
+        for copy in copies.acks {
             match copy.ack.await {
                 Err(e) if copy.local && e.is_no_responders() => {}
                 done => drop(done.map_err(nats_error)?),
@@ -425,7 +449,7 @@ impl Channel {
                 effective_ttl(ttl, queue_ttl) != Some(0) || t.consumers(q).count > 0
             })
         });
-        let acks = self
+        let copies = self
             .inner
             .store_copies(
                 exchange.as_str(),
@@ -436,11 +460,23 @@ impl Channel {
                 confirm,
             )
             .await?;
+        if copies.unreachable {
+            // Not stored where RabbitMQ would have enqueued it: said with a nack, never
+            // confirmed as if it had been.
+            tracing::warn!(
+                exchange = exchange.as_str(),
+                routing_key = routing_key.as_str(),
+                "a design-D queue cannot receive this publish (default exchange or \
+                 exchange-to-exchange binding): not stored there"
+            );
+        }
         if !confirm {
             return Ok(PublisherConfirm::ready(Ok(Confirmation::NotRequested)));
         }
+        let stored = !copies.unreachable;
+        let outstanding = Outstanding::new(self.inner.clone(), copies.acks, stored);
         Ok(PublisherConfirm {
-            inner: ConfirmState::Pending(Box::new(Outstanding::new(self.inner.clone(), acks))),
+            inner: ConfirmState::Pending(Box::new(outstanding)),
         })
     }
 

@@ -410,3 +410,54 @@ async fn a_removed_idle_consumer_comes_back_at_its_checkpoint() {
     assert_eq!(declared.message_count(), 5);
     assert_eq!(drain(&ch, &q).await, ["m2", "m3", "m4", "m5", "m6"]);
 }
+
+/// A D queue receives only through its own exchange's bindings: a publish reaching it by the
+/// default exchange or through an exchange-to-exchange binding is not stored for it, and the
+/// publisher is told so with a nack instead of a confirm (a confirmed message is never lost).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_a_d_queue_cannot_receive_is_nacked() {
+    let server = NatsServer::jetstream();
+    let uri = ConnectionUri::parse(&server.url()).unwrap();
+    let (_conn, ch) = wire_exchange(&uri, SubjectMapper::new(None).unwrap()).await;
+    let q = client_queue(&ch, "u1", "c1").await;
+    ch.exchange_declare(
+        "front".into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.exchange_bind(
+        "user-notifications".into(),
+        "front".into(),
+        "".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let send = async |x: &str, key: &str, body: &str| {
+        ch.basic_publish(
+            x.into(),
+            key.into(),
+            BasicPublishOptions::default(),
+            body.as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap()
+    };
+    assert_eq!(send("", &q, "by name").await, Confirmation::Nack(None));
+    assert_eq!(
+        send("front", "u1", "via e2e").await,
+        Confirmation::Nack(None)
+    );
+    assert_eq!(
+        send("user-notifications", "u1", "bound").await,
+        Confirmation::Ack(None)
+    );
+    assert_eq!(drain(&ch, &q).await, ["bound"]);
+}
