@@ -368,7 +368,12 @@ impl LocalQueue {
             id
         };
         wake.into_iter().for_each(Waker::wake);
-        (id, LocalDeliveries { link, done: false })
+        let deliveries = LocalDeliveries {
+            link,
+            done: false,
+            _channel: channel.clone(),
+        };
+        (id, deliveries)
     }
 
     /// Detaches consumer `id` (cancel, or its channel closed): its stream yields what it was
@@ -514,6 +519,10 @@ impl LocalQueues {
 pub(crate) struct LocalDeliveries {
     link: Arc<Link>,
     done: bool,
+    /// The consumer keeps its channel open, as lapin's does (and as a pull loop does): the
+    /// queue holds only a weak reference, and a channel whose handles were all dropped would
+    /// otherwise take the consumer's deliveries with it.
+    _channel: Arc<ChannelInner>,
 }
 
 impl Drop for LocalDeliveries {

@@ -263,3 +263,25 @@ async fn a_dropped_consumer_stream_is_fed_no_more() {
     let mut c2 = consume(&ch, &q).await;
     assert_eq!(body(&next(&mut c2).await), "kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_outlives_its_dropped_channel_handle_as_in_lapin() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let pch = confirming(&conn).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let q = exclusive(&ch, "", FieldTable::default()).await;
+    let mut c = consume(&ch, &q).await;
+    // lapin's Consumer keeps its channel open: dropping the handle changes nothing.
+    drop(ch);
+    publish(&pch, &q, "still fed", BasicProperties::default()).await;
+    let d = next(&mut c).await;
+    assert_eq!(body(&d), "still fed");
+    assert!(
+        d.acker
+            .ack(amqp_compat::options::BasicAckOptions::default())
+            .await
+            .expect("ack"),
+        "acked on the still open channel"
+    );
+}
