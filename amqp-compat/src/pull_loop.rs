@@ -465,7 +465,7 @@ impl Pulls {
 
 impl LoopArgs {
     /// Waits until either window has room (a settled delivery, a `basic.qos`) or the
-    /// consumer is stopped. Messages a pull brings late wait in its subscription meanwhile,
+    /// consumer is stopped (or its stream dropped). Messages a pull brings late wait in its subscription meanwhile,
     /// as they should: the window is full.
     async fn wait_for_room(&self, stopped: Pin<&mut Notified<'_>>) {
         // Registered before the check, so a wake-up in between is not lost.
@@ -481,6 +481,7 @@ impl LoopArgs {
             _ = shared => {}
             _ = own => {}
             _ = stopped => {}
+            _ = self.tx.closed() => {}
         }
     }
 }
@@ -495,7 +496,9 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
         let stopped = a.stop.notify.notified();
         tokio::pin!(stopped);
         stopped.as_mut().enable();
-        if a.stop.is_stopped() {
+        // A dropped stream ends the loop too: pulling on would only take messages from the
+        // queue's other consumers and give them back flagged redelivered, again and again.
+        if a.stop.is_stopped() || a.tx.is_closed() {
             break;
         }
         let Some((_, pulls)) = &mut puller else {
@@ -561,6 +564,7 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
                 }
             },
             _ = &mut stopped => {}
+            _ = a.tx.closed() => {}
         }
     }
     if let Some((p, pulls)) = puller {

@@ -109,3 +109,69 @@ async fn what_a_cancelled_consumers_open_pull_brings_goes_back_to_the_queue() {
     let back = get_all(&ch, "work", 1).await;
     assert_eq!(back, [("first".to_string(), true)]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_consumer_stops_pulling_and_flags_nothing_redelivered() {
+    let server = NatsServer::jetstream();
+    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.unwrap();
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .unwrap();
+    ch.queue_declare(
+        "shared".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let consume = async |ch: &Channel| {
+        ch.basic_consume(
+            "shared".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap()
+    };
+    let gone_ch = conn.create_channel().await.unwrap();
+    let gone = consume(&gone_ch).await;
+    drop(gone);
+    // The dropped consumer's loop pulls no more: its last pull ends and none follows.
+    let js = jetstream::Context::new(conn.nats_client().clone());
+    let stream = amqp_compat::storage::queue_stream(None, "shared");
+    let deadline = tokio::time::Instant::now() + 3 * WAIT;
+    loop {
+        let info = js
+            .consumer_info(&stream, "amqp")
+            .await
+            .expect("consumer info");
+        if info.num_waiting == 0 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{info:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let live_ch = conn.create_channel().await.unwrap();
+    let mut live = consume(&live_ch).await;
+    let sent: Vec<String> = (0..10).map(|i| format!("m{i}")).collect();
+    for m in &sent {
+        publish(&ch, "shared", m).await;
+    }
+    // Each goes to the live consumer once, as first delivered: none was taken and given
+    // back by a consumer nobody reads.
+    let mut got = Vec::new();
+    while got.len() < sent.len() {
+        let d = tokio::time::timeout(WAIT, live.next())
+            .await
+            .expect("a delivery in time")
+            .expect("open")
+            .expect("delivery");
+        got.push((String::from_utf8_lossy(&d.data).into_owned(), d.redelivered));
+    }
+    let expected: Vec<(String, bool)> = sent.iter().map(|m| (m.clone(), false)).collect();
+    assert_eq!(got, expected);
+}
