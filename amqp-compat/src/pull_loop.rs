@@ -354,12 +354,18 @@ impl Pulls {
         );
         self.sent += 1;
         self.reply = format!("{}.{}", self.inbox, self.sent);
+        // Counted before the request leaves: a handler source may get the pull's messages
+        // before the publish call returns, and a count set after them would wait for
+        // messages already handed over (until the pull's expiry).
+        self.set_outstanding(batch);
+        self.deadline = Instant::now() + expires + PULL_GRACE;
         let sent = self
             .client
             .publish_with_reply(&self.subject, &self.reply, request)
             .await;
-        self.set_outstanding(batch);
-        self.deadline = Instant::now() + expires + PULL_GRACE;
+        if sent.is_err() {
+            self.set_outstanding(0);
+        }
         sent.is_ok()
     }
 
