@@ -346,17 +346,7 @@ impl ChannelInner {
 
     /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
     pub(crate) async fn consumer_gone(&self, queue: &str) {
-        let conn = &self.conn;
-        let deleted = conn
-            .store
-            .modify(&Scope::queue(queue), |t| {
-                let p = place(t, conn, queue);
-                Ok(t.remove_consumer(queue).then_some(p).flatten())
-            })
-            .await;
-        if let Ok(Some(p)) = deleted {
-            let _ = conn.drop_queue(&p, queue).await;
-        }
+        self.conn.consumer_gone(queue).await;
     }
 
     /// The channel's shared (`global`) prefetch (0: none).
@@ -591,5 +581,22 @@ impl Channel {
             delivery: delivery(&self.inner, queue.as_str(), &msg, tag),
             message_count,
         }))
+    }
+}
+
+impl crate::connection::ConnectionInner {
+    /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
+    pub(crate) async fn consumer_gone(&self, queue: &str) {
+        let conn = self;
+        let deleted = conn
+            .store
+            .modify(&Scope::queue(queue), |t| {
+                let p = place(t, conn, queue);
+                Ok(t.remove_consumer(queue).then_some(p).flatten())
+            })
+            .await;
+        if let Ok(Some(p)) = deleted {
+            let _ = conn.drop_queue(&p, queue).await;
+        }
     }
 }

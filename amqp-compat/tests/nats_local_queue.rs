@@ -285,3 +285,41 @@ async fn a_consumer_outlives_its_dropped_channel_handle_as_in_lapin() {
         "acked on the still open channel"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_dropped_unclosed_gives_its_unacked_deliveries_back() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let ch = confirming(&conn).await;
+    let q = exclusive(&ch, "", FieldTable::default()).await;
+    publish(&ch, &q, "held", BasicProperties::default()).await;
+    publish(&ch, &q, "consumed", BasicProperties::default()).await;
+    let other = conn.create_channel().await.expect("channel");
+    let got = other
+        .basic_get(
+            q.as_str().into(),
+            amqp_compat::options::BasicGetOptions::default(),
+        )
+        .await
+        .expect("basic_get")
+        .expect("a message");
+    assert_eq!(body(&got.delivery), "held");
+    let mut c = consume(&other, &q).await;
+    assert_eq!(body(&next(&mut c).await), "consumed");
+    // Every handle gone, nothing acked, no close: as lapin closes a dropped channel, both
+    // come back to the queue, flagged redelivered, in their order.
+    drop((got, c, other));
+    let passive = QueueDeclareOptions::default().passive();
+    eventually("both back in the queue", async || {
+        let declared = ch
+            .queue_declare(q.as_str().into(), passive, FieldTable::default())
+            .await
+            .expect("passive declare");
+        declared.message_count() == 2 && declared.consumer_count() == 0
+    })
+    .await;
+    let mut again = consume(&ch, &q).await;
+    let (a, b) = (next(&mut again).await, next(&mut again).await);
+    assert_eq!((body(&a), body(&b)), ("held", "consumed"));
+    assert!(a.redelivered && b.redelivered);
+}
