@@ -323,3 +323,38 @@ async fn a_channel_dropped_unclosed_gives_its_unacked_deliveries_back() {
     assert_eq!((body(&a), body(&b)), ("held", "consumed"));
     assert!(a.redelivered && b.redelivered);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_concurrent_declare_leaves_the_declared_queue_alone() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let (a, b) = (confirming(&conn).await, confirming(&conn).await);
+    let mut ttl = FieldTable::default();
+    ttl.insert("x-message-ttl".into(), AMQPValue::LongInt(60_000));
+    let q = "declared-twice";
+    // The same exclusive queue declared at once on two channels with different arguments:
+    // one declare wins, the other is refused (406) and closes its channel only.
+    let (ra, rb) = tokio::join!(
+        a.queue_declare(q.into(), QueueDeclareOptions::exclusive(), ttl),
+        b.queue_declare(
+            q.into(),
+            QueueDeclareOptions::exclusive(),
+            FieldTable::default()
+        ),
+    );
+    let (ok, refused) = match (ra, rb) {
+        (Ok(_), Err(e)) => (a, e),
+        (Err(e), Ok(_)) => (b, e),
+        other => panic!("one declare must win: {other:?}"),
+    };
+    assert_eq!(refused.reply_code(), Some(406), "{refused:?}");
+    assert_eq!(
+        publish(&ok, q, "kept", BasicProperties::default()).await,
+        Confirmation::Ack(None)
+    );
+    let got = ok
+        .basic_get(q.into(), amqp_compat::options::BasicGetOptions::default())
+        .await
+        .expect("basic_get");
+    assert_eq!(got.as_ref().map(|m| body(&m.delivery)), Some("kept"));
+}
