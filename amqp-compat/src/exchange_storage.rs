@@ -63,7 +63,7 @@ pub fn d_source(
     if sources.len() > 1 {
         return refuse("it can be bound to one exchange only");
     }
-    let Some(s) = sources.pop() else {
+    let Some(mut s) = sources.pop() else {
         return Ok(None);
     };
     let kind = t.exchange(&s.exchange).map(|x| x.kind.clone());
@@ -72,6 +72,9 @@ pub fn d_source(
             "its bindings need exact subject filters (no headers exchange, no '#' inside a pattern)",
         );
     }
+    // Copies addressed to the queue by name (default exchange, exchange-to-exchange).
+    s.subjects
+        .push(mapper.direct_queue_subject(&s.exchange, queue));
     Ok(Some(s))
 }
 
@@ -84,14 +87,23 @@ fn not_found(e: &JetStreamError) -> bool {
     e.is_api(ErrorCode::STREAM_NOT_FOUND) || e.is_api(ErrorCode::CONSUMER_NOT_FOUND)
 }
 
-/// Creates the stream of `exchange` if absent.
+/// Creates the stream of `exchange` if absent (or adds the subjects of copies addressed to
+/// its queues by name to a stream made before them).
 pub(crate) async fn ensure_exchange_stream(
     js: &jetstream::Context,
     mapper: &SubjectMapper,
     exchange: &str,
 ) -> Result<String> {
     let name = exchange_stream(mapper.namespace(), exchange);
+    let direct = format!("{}.>", mapper.direct_queue_root(exchange));
     match js.stream_info(&name).await {
+        // A stream made before copies were addressed to queues by name gets their subjects.
+        Ok(info) if !info.config.subjects.contains(&direct) => {
+            let mut config = info.config.clone();
+            config.subjects.push(direct);
+            js.update_stream(config).await.map_err(nats_error)?;
+            return Ok(name);
+        }
         Ok(_) => return Ok(name),
         Err(e) if e.is_api(ErrorCode::STREAM_NOT_FOUND) => {}
         Err(e) => return Err(nats_error(e)),
@@ -100,7 +112,7 @@ pub(crate) async fn ensure_exchange_stream(
     let config = |replicas| StreamConfig {
         name: name.clone(),
         description: Some(format!("amqp-compat exchange {exchange}")),
-        subjects: vec![prefix.clone(), format!("{prefix}.>")],
+        subjects: vec![prefix.clone(), format!("{prefix}.>"), direct.clone()],
         retention: RetentionPolicy::Limits,
         storage: StorageType::File,
         num_replicas: replicas,
@@ -204,8 +216,16 @@ async fn create_consumer(
     start: Start,
 ) -> Result<jetstream::Consumer> {
     let config = consumer_config(&conn.checkpoints, decl, source, start);
-    let consumer = match conn.js.create_consumer(stream, config).await {
+    let consumer = match conn.js.create_consumer(stream, config.clone()).await {
         Ok(c) => c,
+        // The stream predates the subjects of copies addressed by name: add them, again.
+        Err(e) if e.is_api(ErrorCode::CONSUMER_FILTER_NOT_SUBSET) => {
+            ensure_exchange_stream(&conn.js, &conn.mapper, &source.exchange).await?;
+            conn.js
+                .create_consumer(stream, config)
+                .await
+                .map_err(nats_error)?
+        }
         // Created by another process meanwhile.
         Err(e) if e.is_api(ErrorCode::CONSUMER_ALREADY_EXISTS) => conn
             .js

@@ -90,6 +90,23 @@ pub fn check(case: &Case) {
         "matcher vs reference: {case:?}"
     );
 
+    // Copies addressed to a queue by name: valid, under their own root, one subject per queue.
+    if !ex.is_empty() && !key.is_empty() {
+        let direct = m.direct_queue_subject(ex, key);
+        let root = m.direct_queue_root(ex);
+        assert!(
+            validate_subject(&direct).is_ok() && direct.starts_with(&format!("{root}.")),
+            "addressed copy {direct:?} outside {root:?}: {case:?}"
+        );
+        assert!(!inside(&direct), "{direct:?} inside {prefix:?}: {case:?}");
+        if key != pat && !pat.is_empty() {
+            assert_ne!(
+                direct,
+                m.direct_queue_subject(ex, pat),
+                "collision: {case:?}"
+            );
+        }
+    }
     // Topic filters: valid, inside the exchange, admit every match; exact ones admit nothing else.
     if !ex.is_empty() {
         for kind in [
@@ -102,6 +119,12 @@ pub fn check(case: &Case) {
                 assert!(validate_filter(s).is_ok(), "invalid filter {s:?}: {case:?}");
                 assert!(inside(s), "filter {s:?} left {prefix:?}: {case:?}");
             }
+            // A copy addressed to queue `key` by name is seen by no binding filter.
+            let direct = m.direct_queue_subject(ex, key);
+            assert!(
+                !f.subjects.iter().any(|s| matches(s, &direct)),
+                "{kind:?} filter {f:?} admits the addressed copy {direct:?}: {case:?}"
+            );
             let admitted = f.subjects.iter().any(|s| matches(s, &subject));
             let routed = match kind {
                 ExchangeKind::Topic => amqp,

@@ -41,9 +41,8 @@ pub(crate) struct CopyAck {
 }
 
 /// The copies of one publish on their way, and whether the route named a design-D queue
-/// this publish cannot reach (`docs/amqp-mapping.md` §4: a D queue receives only through a
-/// binding of its own exchange, not from the default exchange or through an
-/// exchange-to-exchange binding), so the message is not stored there.
+/// this publish cannot reach: one not bound yet has no exchange stream to be stored in
+/// (`docs/amqp-mapping.md` §4), so the message is not stored there.
 pub(crate) struct Copies {
     pub(crate) acks: Vec<CopyAck>,
     pub(crate) unreachable: bool,
@@ -276,9 +275,16 @@ impl ChannelInner {
             for q in &route.queues {
                 match t.queue(q) {
                     Some(decl) if xs::is_d(decl) => {
-                        let bound = t.bindings_of(q).any(|b| b.source == exchange);
-                        to_exchange |= bound;
-                        unreachable |= !bound;
+                        match t.bindings_of(q).any(|b| b.source == exchange) {
+                            true => to_exchange = true,
+                            // Reached by name (the default exchange) or through another
+                            // exchange: a copy of its own, on its exchange's stream.
+                            false => match t.bindings_of(q).next().map(|b| b.source.as_str()) {
+                                Some(x) => subjects
+                                    .push((conn.mapper.direct_queue_subject(x, q).into(), false)),
+                                None => unreachable = true,
+                            },
+                        }
                     }
                     Some(decl) => subjects.push((
                         conn.queue_subjects.get(&conn.mapper, q),
@@ -351,7 +357,7 @@ impl ChannelInner {
             tracing::warn!(
                 exchange = x,
                 routing_key = key,
-                "a dead letter routed to a design-D queue it cannot reach is not stored there"
+                "a dead letter routed to a design-D queue bound nowhere is not stored there"
             );
         }
         for copy in copies.acks {
@@ -466,8 +472,8 @@ impl Channel {
             tracing::warn!(
                 exchange = exchange.as_str(),
                 routing_key = routing_key.as_str(),
-                "a design-D queue cannot receive this publish (default exchange or \
-                 exchange-to-exchange binding): not stored there"
+                "a design-D queue not bound to any exchange cannot receive this publish: \
+                 not stored there"
             );
         }
         if !confirm {

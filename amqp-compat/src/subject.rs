@@ -205,7 +205,7 @@ impl SubjectMapper {
             namespace: namespace.map(str::to_owned),
             exchanges: Vec::new(),
             queues: Vec::new(),
-            roots: vec!["x".into(), "q".into()],
+            roots: vec!["x".into(), "q".into(), "qd".into()],
             client_queues: Vec::new(),
         })
     }
@@ -369,6 +369,23 @@ impl SubjectMapper {
         let rule = self.exchange_rule(exchange);
         let mut out = self.exchange_prefix(exchange);
         self.push_words(rule, &split_words(routing_key), &mut out);
+        out
+    }
+
+    /// Where `exchange`'s stream keeps copies addressed to one of its design-D queues by name
+    /// (a publish that reaches the queue other than through the exchange's own bindings: the
+    /// default exchange, an exchange-to-exchange binding): `[ns.]qd.<exchange>`, a root of
+    /// its own, so no binding filter of the exchange can cover it. The stream captures
+    /// `<this>.>`.
+    pub fn direct_queue_root(&self, exchange: &str) -> String {
+        format!("{}.{}", self.root("qd"), escape_name(exchange))
+    }
+
+    /// The subject of a copy for design-D queue `queue` on `exchange`'s stream, addressed by
+    /// name: [`direct_queue_root`](Self::direct_queue_root) and the queue's words.
+    pub fn direct_queue_subject(&self, exchange: &str, queue: &str) -> String {
+        let mut out = self.direct_queue_root(exchange);
+        self.push_words(None, &split_words(queue), &mut out);
         out
     }
 

@@ -156,9 +156,14 @@ async fn wire_fan_out_is_stored_once_and_filtered_per_queue() {
         .unwrap();
     let mut filters = ci.config.filter_subjects.clone();
     filters.sort();
+    // Its two bindings, and the copies addressed to it by name.
     assert_eq!(
         filters,
-        ["x.user-notifications.u1", "x.user-notifications.u1.c2"]
+        [
+            "qd.user-notifications.user-notifications.u1.c2",
+            "x.user-notifications.u1",
+            "x.user-notifications.u1.c2"
+        ]
     );
     assert_eq!(ci.config.num_replicas, 1);
     assert!(ci.config.memory_storage);
@@ -411,23 +416,30 @@ async fn a_removed_idle_consumer_comes_back_at_its_checkpoint() {
     assert_eq!(drain(&ch, &q).await, ["m2", "m3", "m4", "m5", "m6"]);
 }
 
-/// A D queue receives only through its own exchange's bindings: a publish reaching it by the
-/// default exchange or through an exchange-to-exchange binding is not stored for it, and the
-/// publisher is told so with a nack instead of a confirm (a confirmed message is never lost).
+/// A D queue also receives what reaches it by name (the default exchange) and through an
+/// exchange-to-exchange binding: a copy addressed to it on its exchange's stream, delivered
+/// with the publish's own exchange and key, and seen by no other queue of that exchange (not
+/// even one whose filter takes every key). A D queue bound nowhere has no stream: a publish
+/// routed to it is nacked, never confirmed as stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_publish_a_d_queue_cannot_receive_is_nacked() {
+async fn a_d_queue_receives_by_name_and_through_other_exchanges() {
     let server = NatsServer::jetstream();
     let uri = ConnectionUri::parse(&server.url()).unwrap();
     let (_conn, ch) = wire_exchange(&uri, SubjectMapper::new(None).unwrap()).await;
     let q = client_queue(&ch, "u1", "c1").await;
-    ch.exchange_declare(
-        "front".into(),
-        ExchangeKind::Fanout,
-        ExchangeDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    for (x, kind) in [
+        ("front", ExchangeKind::Fanout),
+        ("all", ExchangeKind::Fanout),
+    ] {
+        ch.exchange_declare(
+            x.into(),
+            kind,
+            ExchangeDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    }
     ch.exchange_bind(
         "user-notifications".into(),
         "front".into(),
@@ -437,6 +449,26 @@ async fn a_publish_a_d_queue_cannot_receive_is_nacked() {
     )
     .await
     .unwrap();
+    // A D queue of a fanout exchange: its filter takes every key of that exchange.
+    ch.queue_declare(
+        "everything".into(),
+        QueueDeclareOptions::durable(),
+        d_args(),
+    )
+    .await
+    .unwrap();
+    ch.queue_bind(
+        "everything".into(),
+        "all".into(),
+        "".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch.queue_declare("unbound".into(), QueueDeclareOptions::durable(), d_args())
+        .await
+        .unwrap();
     let send = async |x: &str, key: &str, body: &str| {
         ch.basic_publish(
             x.into(),
@@ -450,14 +482,47 @@ async fn a_publish_a_d_queue_cannot_receive_is_nacked() {
         .await
         .unwrap()
     };
-    assert_eq!(send("", &q, "by name").await, Confirmation::Nack(None));
+    assert_eq!(send("", &q, "by name").await, Confirmation::Ack(None));
     assert_eq!(
         send("front", "u1", "via e2e").await,
-        Confirmation::Nack(None)
+        Confirmation::Ack(None)
     );
     assert_eq!(
         send("user-notifications", "u1", "bound").await,
         Confirmation::Ack(None)
     );
-    assert_eq!(drain(&ch, &q).await, ["bound"]);
+    assert_eq!(send("all", "k", "fanned").await, Confirmation::Ack(None));
+    assert_eq!(
+        send("", "everything", "named").await,
+        Confirmation::Ack(None)
+    );
+    assert_eq!(
+        send("", "unbound", "nowhere").await,
+        Confirmation::Nack(None)
+    );
+
+    let mut got = Vec::new();
+    while let Some(m) = ch
+        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .unwrap()
+    {
+        let body = String::from_utf8_lossy(&m.data).into_owned();
+        got.push((
+            m.delivery.exchange.to_string(),
+            m.delivery.routing_key.to_string(),
+            body,
+        ));
+    }
+    let expected = [
+        ("", q.as_str(), "by name"),
+        ("front", "u1", "via e2e"),
+        ("user-notifications", "u1", "bound"),
+    ];
+    let expected: Vec<_> = expected
+        .iter()
+        .map(|(x, k, b)| (x.to_string(), k.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(drain(&ch, "everything").await, ["fanned", "named"]);
 }

@@ -52,6 +52,8 @@ impl ErrorCode {
     pub const STREAM_STORE_FAILED: ErrorCode = ErrorCode(10077);
     /// 10100: on a work-queue stream, a consumer's filter overlaps another consumer's.
     pub const CONSUMER_WQ_NOT_UNIQUE: ErrorCode = ErrorCode(10100);
+    /// 10093: a consumer's filter subject is not within the stream's subjects.
+    pub const CONSUMER_FILTER_NOT_SUBSET: ErrorCode = ErrorCode(10093);
     /// 10119: the consumer is offline (an R1 consumer whose server is down, for example).
     pub const CONSUMER_OFFLINE: ErrorCode = ErrorCode(10119);
     /// 10134: on an Interest stream, a consumer must have as many replicas as the stream (an
