@@ -25,7 +25,7 @@ use futures_util::Stream;
 use nats_client::{HandlerSubscription, Message};
 
 use crate::channel::{ChannelInner, Settle};
-use crate::consume::Pending;
+use crate::consume::{Feed, Pending};
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
 use crate::expiration::{effective_ttl, parse_expiration};
@@ -440,6 +440,13 @@ impl LocalQueue {
         };
         for c in consumers {
             c.link.end(None);
+            // Cancelled, as RabbitMQ cancels a deleted queue's consumers: its tag is free
+            // again on its channel.
+            if let Some(channel) = c.channel.upgrade() {
+                channel.consume_state().consumers.retain(|_, r| {
+                    !matches!(&r.how, Feed::Local { queue, id } if *id == c.id && std::ptr::eq(Arc::as_ptr(queue), self))
+                });
+            }
         }
         saturate(n)
     }

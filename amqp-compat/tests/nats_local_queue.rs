@@ -358,3 +358,36 @@ async fn a_refused_concurrent_declare_leaves_the_declared_queue_alone() {
         .expect("basic_get");
     assert_eq!(got.as_ref().map(|m| body(&m.delivery)), Some("kept"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_queues_consumer_tag_is_free_again() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let ch = confirming(&conn).await;
+    let q = exclusive(&ch, "", FieldTable::default()).await;
+    let tagged = async |q: &str| {
+        ch.basic_consume(
+            q.into(),
+            "replies".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+    let mut c = tagged(&q).await.expect("consume");
+    // RabbitMQ cancels the consumers of a deleted queue (basic.cancel): the stream ends and
+    // the tag may be used again on the channel.
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .expect("delete");
+    assert!(
+        tokio::time::timeout(WAIT, c.next())
+            .await
+            .expect("the stream ends")
+            .is_none()
+    );
+    let q2 = exclusive(&ch, "", FieldTable::default()).await;
+    let mut c2 = tagged(&q2).await.expect("the tag is free again");
+    publish(&ch, &q2, "to the new one", BasicProperties::default()).await;
+    assert_eq!(body(&next(&mut c2).await), "to the new one");
+}
