@@ -323,15 +323,14 @@ impl ChannelInner {
     /// delivery, as RabbitMQ does when a channel closes.
     pub(crate) async fn release(&self, err: Option<Error>) {
         crate::direct_reply::release(self, err.as_ref());
-        let (consumers, unacked) = {
-            let mut s = self.consume_state();
-            let consumers: Vec<Running> = s.consumers.drain().map(|(_, r)| r).collect();
-            (consumers, s.unacked.take_all())
-        };
+        let consumers: Vec<(String, Running)> = self.consume_state().consumers.drain().collect();
         let mut queues = Vec::new();
-        for r in consumers {
+        for (_, r) in consumers {
             queues.push(r.stop(err.as_ref()).await);
         }
+        // Taken once every consumer stopped: what one was handed while another was being
+        // stopped would stay on the closed channel, unacknowledged, never requeued.
+        let unacked = self.consume_state().unacked.take_all();
         for (_, p) in unacked {
             match p {
                 Pending::Stored(s) => drop(s.msg.nak().await),

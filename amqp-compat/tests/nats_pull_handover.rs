@@ -175,3 +175,96 @@ async fn a_dropped_consumer_stops_pulling_and_flags_nothing_redelivered() {
     let expected: Vec<(String, bool)> = sent.iter().map(|m| (m.clone(), false)).collect();
     assert_eq!(got, expected);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_closed_while_its_pulls_bring_messages_gives_every_one_back() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let server = NatsServer::jetstream();
+    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
+        .await
+        .expect("connect");
+    let ch = conn.create_channel().await.unwrap();
+    ch.queue_declare(
+        "busy".into(),
+        QueueDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let flood = tokio::spawn({
+        let (stop, ch) = (stop.clone(), ch.clone());
+        async move {
+            let mut sent = 0u64;
+            while !stop.load(Ordering::Acquire) {
+                ch.basic_publish(
+                    "".into(),
+                    "busy".into(),
+                    BasicPublishOptions::default(),
+                    sent.to_string().as_bytes(),
+                    BasicProperties::default(),
+                )
+                .await
+                .expect("publish");
+                sent += 1;
+                tokio::task::yield_now().await;
+            }
+            sent
+        }
+    });
+    let mut closed = Vec::new();
+    for _ in 0..10 {
+        // Two consumers on one channel: its close stops one while the other's open pull
+        // keeps handing messages over.
+        let x = conn.create_channel().await.unwrap();
+        let mut consumers = Vec::new();
+        for _ in 0..2 {
+            let c = x
+                .basic_consume(
+                    "busy".into(),
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+                .unwrap();
+            consumers.push(c);
+        }
+        for c in &mut consumers {
+            tokio::time::timeout(WAIT, c.next())
+                .await
+                .expect("a delivery");
+        }
+        x.close(200, "bye".into()).await.unwrap();
+        // Kept, with their consumers: a dropped channel would give back what it holds.
+        closed.push((x, consumers));
+    }
+    stop.store(true, Ordering::Release);
+    let sent = flood.await.unwrap();
+    // Nothing was acked: every message comes again to a new consumer, none is held
+    // unacknowledged by a closed channel.
+    let last = conn.create_channel().await.unwrap();
+    let mut c = last
+        .basic_consume(
+            "busy".into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    while (seen.len() as u64) < sent {
+        let d = tokio::time::timeout(WAIT, c.next())
+            .await
+            .unwrap_or_else(|_| panic!("{} of {sent} came again", seen.len()))
+            .expect("open")
+            .expect("delivery");
+        last.basic_ack(d.delivery_tag, Default::default())
+            .await
+            .unwrap();
+        seen.insert(d.data);
+    }
+    drop(closed);
+}
