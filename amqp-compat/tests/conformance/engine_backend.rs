@@ -399,6 +399,7 @@ impl Backend for EngineBackend {
                 self.topology.connection_closed(&owner(*conn));
                 Obs::Ok
             }
+            Op::WaitFor { queue, .. } if self.consumed.contains(queue) => Obs::NotApplicable,
             Op::WaitFor {
                 conn,
                 queue,

@@ -111,8 +111,17 @@ pub fn prefetch_requeue_cancel() -> Scenario {
     )
     .queue_x(q, passive(), none(), queue_info(1, 0))
     .op(get(0, q, false), got(q, "d", 0))
-    // Both back, in their order.
+    // Both back, in their order. RabbitMQ applies a nack's requeue asynchronously (a count
+    // right after it may still say 0): wait for the two.
     .op(nack(4, true), ok())
+    .op(
+        Op::WaitFor {
+            conn: 0,
+            queue: q.into(),
+            messages: 2,
+        },
+        ok(),
+    )
     .queue_x(q, passive(), none(), queue_info(2, 0))
     .op(get(0, q, true), got_again(q, "a", 1))
     .op(get(0, q, true), got_again(q, "c", 0))
