@@ -148,6 +148,49 @@ impl ChannelInner {
     }
 }
 
+/// A channel dropped without a close (every handle gone, and no consumer stream or pull
+/// loop holding it) is closed as lapin closes it: its unacknowledged deliveries go back to
+/// their queues (a local queue's would be lost for good, a stored one held until its
+/// `ack_wait`) and its local consumers are counted out. On a task: a local queue's settle
+/// takes the queue's lock, which this drop may run under (the queue upgrades its consumers'
+/// channels while it hands out).
+impl Drop for ChannelInner {
+    fn drop(&mut self) {
+        use crate::consume::{Feed, Pending};
+        let s = self.consume.get_mut().unwrap_or_else(|p| p.into_inner());
+        let unacked = s.unacked.take_all();
+        let local: Vec<_> = s
+            .consumers
+            .drain()
+            .filter_map(|(_, r)| match r.how {
+                Feed::Local { queue, id } => Some((r.queue, queue, id)),
+                Feed::Pull { .. } => None,
+            })
+            .collect();
+        if unacked.is_empty() && local.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let conn = self.conn.clone();
+        runtime.spawn(async move {
+            for (_, queue, id) in &local {
+                queue.detach(*id, None);
+            }
+            for (_, p) in unacked {
+                match p {
+                    Pending::Stored(s) => drop(s.msg.nak().await),
+                    Pending::Local(l) => l.settle(Settle::Requeue),
+                }
+            }
+            for (name, _, _) in local {
+                conn.consumer_gone(&name).await;
+            }
+        });
+    }
+}
+
 /// For a design-D queue: its declaration and its single source after a binding change (406
 /// when the bindings need more than a D queue offers); `None` for other queues.
 #[allow(clippy::type_complexity)]

@@ -323,15 +323,14 @@ impl ChannelInner {
     /// delivery, as RabbitMQ does when a channel closes.
     pub(crate) async fn release(&self, err: Option<Error>) {
         crate::direct_reply::release(self, err.as_ref());
-        let (consumers, unacked) = {
-            let mut s = self.consume_state();
-            let consumers: Vec<Running> = s.consumers.drain().map(|(_, r)| r).collect();
-            (consumers, s.unacked.take_all())
-        };
+        let consumers: Vec<(String, Running)> = self.consume_state().consumers.drain().collect();
         let mut queues = Vec::new();
-        for r in consumers {
+        for (_, r) in consumers {
             queues.push(r.stop(err.as_ref()).await);
         }
+        // Taken once every consumer stopped: what one was handed while another was being
+        // stopped would stay on the closed channel, unacknowledged, never requeued.
+        let unacked = self.consume_state().unacked.take_all();
         for (_, p) in unacked {
             match p {
                 Pending::Stored(s) => drop(s.msg.nak().await),
@@ -346,17 +345,7 @@ impl ChannelInner {
 
     /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
     pub(crate) async fn consumer_gone(&self, queue: &str) {
-        let conn = &self.conn;
-        let deleted = conn
-            .store
-            .modify(&Scope::queue(queue), |t| {
-                let p = place(t, conn, queue);
-                Ok(t.remove_consumer(queue).then_some(p).flatten())
-            })
-            .await;
-        if let Ok(Some(p)) = deleted {
-            let _ = conn.drop_queue(&p, queue).await;
-        }
+        self.conn.consumer_gone(queue).await;
     }
 
     /// The channel's shared (`global`) prefetch (0: none).
@@ -591,5 +580,22 @@ impl Channel {
             delivery: delivery(&self.inner, queue.as_str(), &msg, tag),
             message_count,
         }))
+    }
+}
+
+impl crate::connection::ConnectionInner {
+    /// A consumer of `queue` is gone: count it out; an auto-delete queue goes with its last.
+    pub(crate) async fn consumer_gone(&self, queue: &str) {
+        let conn = self;
+        let deleted = conn
+            .store
+            .modify(&Scope::queue(queue), |t| {
+                let p = place(t, conn, queue);
+                Ok(t.remove_consumer(queue).then_some(p).flatten())
+            })
+            .await;
+        if let Ok(Some(p)) = deleted {
+            let _ = conn.drop_queue(&p, queue).await;
+        }
     }
 }

@@ -30,9 +30,16 @@ pub(crate) async fn open_early(
     Ok(true)
 }
 
-/// The declare failed: drops what [`open_early`] held.
+/// The declare failed: drops what [`open_early`] held, unless the topology names it this
+/// connection's design-E queue: another channel's declare of the same name, running at the
+/// same time, found it held and keeps it (it may be why this one failed).
 pub(crate) fn undo_early(conn: &ConnectionInner, name: &str, early: bool) {
-    if early {
+    let declared = conn.store.read(|t| {
+        t.queue(name).is_some_and(|d| {
+            d.tier == StorageTier::Local && d.exclusive_owner.as_deref() == Some(conn.id.as_str())
+        })
+    });
+    if early && !declared {
         conn.local.delete(name);
     }
 }

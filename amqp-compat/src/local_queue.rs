@@ -25,7 +25,7 @@ use futures_util::Stream;
 use nats_client::{HandlerSubscription, Message};
 
 use crate::channel::{ChannelInner, Settle};
-use crate::consume::Pending;
+use crate::consume::{Feed, Pending};
 use crate::envelope::{ENVELOPE_HEADER, Envelope};
 use crate::error::{Error, Result};
 use crate::expiration::{effective_ttl, parse_expiration};
@@ -368,7 +368,12 @@ impl LocalQueue {
             id
         };
         wake.into_iter().for_each(Waker::wake);
-        (id, LocalDeliveries { link, done: false })
+        let deliveries = LocalDeliveries {
+            link,
+            done: false,
+            _channel: channel.clone(),
+        };
+        (id, deliveries)
     }
 
     /// Detaches consumer `id` (cancel, or its channel closed): its stream yields what it was
@@ -435,6 +440,13 @@ impl LocalQueue {
         };
         for c in consumers {
             c.link.end(None);
+            // Cancelled, as RabbitMQ cancels a deleted queue's consumers: its tag is free
+            // again on its channel.
+            if let Some(channel) = c.channel.upgrade() {
+                channel.consume_state().consumers.retain(|_, r| {
+                    !matches!(&r.how, Feed::Local { queue, id } if *id == c.id && std::ptr::eq(Arc::as_ptr(queue), self))
+                });
+            }
         }
         saturate(n)
     }
@@ -514,6 +526,10 @@ impl LocalQueues {
 pub(crate) struct LocalDeliveries {
     link: Arc<Link>,
     done: bool,
+    /// The consumer keeps its channel open, as lapin's does (and as a pull loop does): the
+    /// queue holds only a weak reference, and a channel whose handles were all dropped would
+    /// otherwise take the consumer's deliveries with it.
+    _channel: Arc<ChannelInner>,
 }
 
 impl Drop for LocalDeliveries {

@@ -354,12 +354,18 @@ impl Pulls {
         );
         self.sent += 1;
         self.reply = format!("{}.{}", self.inbox, self.sent);
+        // Counted before the request leaves: a handler source may get the pull's messages
+        // before the publish call returns, and a count set after them would wait for
+        // messages already handed over (until the pull's expiry).
+        self.set_outstanding(batch);
+        self.deadline = Instant::now() + expires + PULL_GRACE;
         let sent = self
             .client
             .publish_with_reply(&self.subject, &self.reply, request)
             .await;
-        self.set_outstanding(batch);
-        self.deadline = Instant::now() + expires + PULL_GRACE;
+        if sent.is_err() {
+            self.set_outstanding(0);
+        }
         sent.is_ok()
     }
 
@@ -465,7 +471,7 @@ impl Pulls {
 
 impl LoopArgs {
     /// Waits until either window has room (a settled delivery, a `basic.qos`) or the
-    /// consumer is stopped. Messages a pull brings late wait in its subscription meanwhile,
+    /// consumer is stopped (or its stream dropped). Messages a pull brings late wait in its subscription meanwhile,
     /// as they should: the window is full.
     async fn wait_for_room(&self, stopped: Pin<&mut Notified<'_>>) {
         // Registered before the check, so a wake-up in between is not lost.
@@ -481,6 +487,7 @@ impl LoopArgs {
             _ = shared => {}
             _ = own => {}
             _ = stopped => {}
+            _ = self.tx.closed() => {}
         }
     }
 }
@@ -495,7 +502,9 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
         let stopped = a.stop.notify.notified();
         tokio::pin!(stopped);
         stopped.as_mut().enable();
-        if a.stop.is_stopped() {
+        // A dropped stream ends the loop too: pulling on would only take messages from the
+        // queue's other consumers and give them back flagged redelivered, again and again.
+        if a.stop.is_stopped() || a.tx.is_closed() {
             break;
         }
         let Some((_, pulls)) = &mut puller else {
@@ -561,6 +570,7 @@ pub(crate) async fn pull_loop(mut a: LoopArgs) {
                 }
             },
             _ = &mut stopped => {}
+            _ = a.tx.closed() => {}
         }
     }
     if let Some((p, pulls)) = puller {

@@ -263,3 +263,131 @@ async fn a_dropped_consumer_stream_is_fed_no_more() {
     let mut c2 = consume(&ch, &q).await;
     assert_eq!(body(&next(&mut c2).await), "kept");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_outlives_its_dropped_channel_handle_as_in_lapin() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let pch = confirming(&conn).await;
+    let ch = conn.create_channel().await.expect("channel");
+    let q = exclusive(&ch, "", FieldTable::default()).await;
+    let mut c = consume(&ch, &q).await;
+    // lapin's Consumer keeps its channel open: dropping the handle changes nothing.
+    drop(ch);
+    publish(&pch, &q, "still fed", BasicProperties::default()).await;
+    let d = next(&mut c).await;
+    assert_eq!(body(&d), "still fed");
+    assert!(
+        d.acker
+            .ack(amqp_compat::options::BasicAckOptions::default())
+            .await
+            .expect("ack"),
+        "acked on the still open channel"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_channel_dropped_unclosed_gives_its_unacked_deliveries_back() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let ch = confirming(&conn).await;
+    let q = exclusive(&ch, "", FieldTable::default()).await;
+    publish(&ch, &q, "held", BasicProperties::default()).await;
+    publish(&ch, &q, "consumed", BasicProperties::default()).await;
+    let other = conn.create_channel().await.expect("channel");
+    let got = other
+        .basic_get(
+            q.as_str().into(),
+            amqp_compat::options::BasicGetOptions::default(),
+        )
+        .await
+        .expect("basic_get")
+        .expect("a message");
+    assert_eq!(body(&got.delivery), "held");
+    let mut c = consume(&other, &q).await;
+    assert_eq!(body(&next(&mut c).await), "consumed");
+    // Every handle gone, nothing acked, no close: as lapin closes a dropped channel, both
+    // come back to the queue, flagged redelivered, in their order.
+    drop((got, c, other));
+    let passive = QueueDeclareOptions::default().passive();
+    eventually("both back in the queue", async || {
+        let declared = ch
+            .queue_declare(q.as_str().into(), passive, FieldTable::default())
+            .await
+            .expect("passive declare");
+        declared.message_count() == 2 && declared.consumer_count() == 0
+    })
+    .await;
+    let mut again = consume(&ch, &q).await;
+    let (a, b) = (next(&mut again).await, next(&mut again).await);
+    assert_eq!((body(&a), body(&b)), ("held", "consumed"));
+    assert!(a.redelivered && b.redelivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_concurrent_declare_leaves_the_declared_queue_alone() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let (a, b) = (confirming(&conn).await, confirming(&conn).await);
+    let mut ttl = FieldTable::default();
+    ttl.insert("x-message-ttl".into(), AMQPValue::LongInt(60_000));
+    let q = "declared-twice";
+    // The same exclusive queue declared at once on two channels with different arguments:
+    // one declare wins, the other is refused (406) and closes its channel only.
+    let (ra, rb) = tokio::join!(
+        a.queue_declare(q.into(), QueueDeclareOptions::exclusive(), ttl),
+        b.queue_declare(
+            q.into(),
+            QueueDeclareOptions::exclusive(),
+            FieldTable::default()
+        ),
+    );
+    let (ok, refused) = match (ra, rb) {
+        (Ok(_), Err(e)) => (a, e),
+        (Err(e), Ok(_)) => (b, e),
+        other => panic!("one declare must win: {other:?}"),
+    };
+    assert_eq!(refused.reply_code(), Some(406), "{refused:?}");
+    assert_eq!(
+        publish(&ok, q, "kept", BasicProperties::default()).await,
+        Confirmation::Ack(None)
+    );
+    let got = ok
+        .basic_get(q.into(), amqp_compat::options::BasicGetOptions::default())
+        .await
+        .expect("basic_get");
+    assert_eq!(got.as_ref().map(|m| body(&m.delivery)), Some("kept"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_queues_consumer_tag_is_free_again() {
+    let server = NatsServer::jetstream();
+    let conn = connect(&server).await;
+    let ch = confirming(&conn).await;
+    let q = exclusive(&ch, "", FieldTable::default()).await;
+    let tagged = async |q: &str| {
+        ch.basic_consume(
+            q.into(),
+            "replies".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+    };
+    let mut c = tagged(&q).await.expect("consume");
+    // RabbitMQ cancels the consumers of a deleted queue (basic.cancel): the stream ends and
+    // the tag may be used again on the channel.
+    ch.queue_delete(q.as_str().into(), Default::default())
+        .await
+        .expect("delete");
+    assert!(
+        tokio::time::timeout(WAIT, c.next())
+            .await
+            .expect("the stream ends")
+            .is_none()
+    );
+    let q2 = exclusive(&ch, "", FieldTable::default()).await;
+    let mut c2 = tagged(&q2).await.expect("the tag is free again");
+    publish(&ch, &q2, "to the new one", BasicProperties::default()).await;
+    assert_eq!(body(&next(&mut c2).await), "to the new one");
+}
