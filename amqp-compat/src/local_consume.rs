@@ -25,6 +25,12 @@ pub(crate) async fn open_early(
     if !options.exclusive || options.passive || name.is_empty() || conn.local.get(name).is_some() {
         return Ok(false);
     }
+    // A name the topology already has (a stream's queue, another connection's exclusive
+    // one) cannot become this connection's design-E queue: holding it would answer its
+    // publishes in the stream's place while the declare fails.
+    if conn.store.read(|t| t.queue(name).is_some()) {
+        return Ok(false);
+    }
     let subject = conn.queue_subjects.get(&conn.mapper, name);
     conn.local.open(&conn.client, name, &subject).await?;
     Ok(true)
