@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 
 use crate::channel::{Channel, ChannelInner, Settle};
 use crate::dead_letter::DeathReason;
-use crate::envelope::{ENVELOPE_HEADER, Envelope};
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::exchange_storage as xs;
 use crate::message::{Acker, BasicGetMessage, Delivery};
@@ -178,15 +178,7 @@ impl Stream for Consumer {
 /// The envelope of a stored message (a message stored without one, by a plain NATS
 /// publisher, reads as published to the default exchange with the queue's name).
 pub(crate) fn envelope_of(msg: &JsMessage, queue: &str) -> Envelope {
-    msg.message()
-        .headers
-        .as_ref()
-        .and_then(|h| h.get(ENVELOPE_HEADER))
-        .and_then(Envelope::decode)
-        .unwrap_or_else(|| Envelope {
-            routing_key: queue.to_owned(),
-            ..Envelope::default()
-        })
+    Envelope::of_headers(msg.message().headers.as_ref(), queue)
 }
 
 /// Builds the delivery of a stored message for `queue`.

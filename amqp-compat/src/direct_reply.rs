@@ -277,15 +277,7 @@ pub(crate) struct Replies {
 
 impl Replies {
     fn delivery(&self, msg: nats_client::Message) -> Delivery {
-        let envelope = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(ENVELOPE_HEADER))
-            .and_then(Envelope::decode)
-            .unwrap_or_else(|| Envelope {
-                routing_key: self.reply_to.to_string(),
-                ..Envelope::default()
-            });
+        let envelope = Envelope::of_headers(msg.headers.as_ref(), self.reply_to.as_str());
         let tag = self.channel.consume_state().unacked.peek_next_tag();
         Delivery {
             delivery_tag: tag,

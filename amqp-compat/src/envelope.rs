@@ -116,6 +116,21 @@ impl Envelope {
         out
     }
 
+    /// The envelope in a message's headers; a message without one (published by a plain NATS
+    /// client) reads as sent to the default exchange with `routing_key`.
+    pub(crate) fn of_headers(
+        headers: Option<&nats_client::HeaderMap>,
+        routing_key: &str,
+    ) -> Envelope {
+        headers
+            .and_then(|h| h.get(ENVELOPE_HEADER))
+            .and_then(Envelope::decode)
+            .unwrap_or_else(|| Envelope {
+                routing_key: routing_key.to_owned(),
+                ..Envelope::default()
+            })
+    }
+
     /// Reads a header value; `None` when it is not an envelope.
     ///
     /// The form [`encode`](Self::encode) writes for a message without headers or escapes is

@@ -26,7 +26,7 @@ use nats_client::{HandlerSubscription, Message};
 
 use crate::channel::{ChannelInner, Settle};
 use crate::consume::{Feed, Pending};
-use crate::envelope::{ENVELOPE_HEADER, Envelope};
+use crate::envelope::Envelope;
 use crate::error::{Error, Result};
 use crate::expiration::{effective_ttl, parse_expiration};
 use crate::message::{Acker, Delivery};
@@ -188,15 +188,7 @@ impl LocalQueue {
             }
             return;
         }
-        let envelope = msg
-            .headers
-            .as_ref()
-            .and_then(|h| h.get(ENVELOPE_HEADER))
-            .and_then(Envelope::decode)
-            .unwrap_or_else(|| Envelope {
-                routing_key: self.name.clone(),
-                ..Envelope::default()
-            });
+        let envelope = Envelope::of_headers(msg.headers.as_ref(), &self.name);
         let mut wake = Vec::new();
         let pos = {
             let mut st = self.state();

@@ -160,6 +160,22 @@ async fn a_crashed_owners_queue_confirms_publishes_as_dropped_until_the_lease_re
         .close()
         .await
         .expect("close the NATS connection");
+    // Once the server has dropped the owner's connection (until then a copy reaches the
+    // dying connection and its confirm times out: a nack), nobody subscribes to the queue.
+    let subject = amqp_compat::SubjectMapper::new(None)
+        .expect("mapper")
+        .queue_subject(&q);
+    eventually("the server drops the owner's subscription", async || {
+        let probe =
+            other
+                .nats_client()
+                .request_with(&subject, None, b"", Duration::from_millis(200));
+        matches!(
+            probe.await,
+            Err(nats_client::RequestError::NoResponders { .. })
+        )
+    })
+    .await;
     // Still in the topology: routed, nobody answers, confirmed as a message to a deleted
     // queue is (no error, no nack).
     assert!(other.topology().queue(&q).is_some());
