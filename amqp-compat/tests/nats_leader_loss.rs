@@ -13,7 +13,9 @@ use amqp_compat::options::{
 };
 use amqp_compat::types::FieldTable;
 use amqp_compat::{BasicProperties, storage::queue_stream};
-use amqp_compat::{Channel, Confirmation, Connection, ConnectionProperties, PublisherConfirm};
+use amqp_compat::{
+    Channel, Confirmation, Connection, ConnectionProperties, Consumer, PublisherConfirm,
+};
 use futures_util::StreamExt;
 use nats_tests::Cluster;
 use tokio::sync::mpsc;
@@ -33,6 +35,32 @@ async fn channel(url: &str) -> (Connection, Channel) {
             Err(e) => assert!(Instant::now() < deadline, "cannot connect: {e:?}"),
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// A new connection consuming [`QUEUE`] (prefetch 500), retried while the cluster recovers
+/// from the node loss (the consumer's own election, API timeouts on a loaded machine).
+async fn consume(url: &str) -> (Connection, Channel, Consumer) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (conn, _) = channel(url).await;
+    loop {
+        let ch = conn.create_channel().await.expect("channel");
+        ch.basic_qos(500, BasicQosOptions::default())
+            .await
+            .expect("qos");
+        let consumed = ch
+            .basic_consume(
+                QUEUE.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await;
+        match consumed {
+            Ok(consumer) => return (conn, ch, consumer),
+            Err(e) => assert!(Instant::now() < deadline, "cannot consume: {e:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
 
@@ -127,19 +155,8 @@ async fn confirms_survive_a_crash_of_the_queues_stream_leader() {
     let cluster = crashed.expect("the leader was crashed").await.unwrap();
 
     // Everything confirmed is delivered from the surviving nodes.
-    let (_cconn, cch) = channel(&cluster.urls().join(",")).await;
-    cch.basic_qos(500, BasicQosOptions::default())
-        .await
-        .expect("qos");
-    let mut consumer = cch
-        .basic_consume(
-            QUEUE.into(),
-            "".into(),
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .expect("consume");
+    // The queue's consumer may still be electing its own leader: consume once it answers.
+    let (_cconn, cch, mut consumer) = consume(&cluster.urls().join(",")).await;
     let mut seen: BTreeMap<u32, u32> = BTreeMap::new();
     let deadline = Instant::now() + Duration::from_secs(60);
     while (seen.len() as u32) < n {
