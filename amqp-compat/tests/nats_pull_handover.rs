@@ -50,9 +50,8 @@ async fn get_all(ch: &Channel, q: &str, n: usize) -> Vec<(String, bool)> {
     seen
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn what_a_cancelled_consumers_open_pull_brings_goes_back_to_the_queue() {
-    let server = NatsServer::jetstream();
+/// A connection and a channel in confirm mode that declared queue `q`.
+async fn confirming_queue(server: &NatsServer, q: &str) -> (Connection, Channel) {
     let conn = Connection::connect(&server.url(), ConnectionProperties::default())
         .await
         .expect("connect");
@@ -61,12 +60,19 @@ async fn what_a_cancelled_consumers_open_pull_brings_goes_back_to_the_queue() {
         .await
         .unwrap();
     ch.queue_declare(
-        "work".into(),
+        q.into(),
         QueueDeclareOptions::default(),
         FieldTable::default(),
     )
     .await
     .unwrap();
+    (conn, ch)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_cancelled_consumers_open_pull_brings_goes_back_to_the_queue() {
+    let server = NatsServer::jetstream();
+    let (conn, ch) = confirming_queue(&server, "work").await;
     let cch = conn.create_channel().await.unwrap();
     cch.basic_qos(10, BasicQosOptions::default()).await.unwrap();
     let mut consumer = cch
@@ -113,20 +119,7 @@ async fn what_a_cancelled_consumers_open_pull_brings_goes_back_to_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_consumer_stops_pulling_and_flags_nothing_redelivered() {
     let server = NatsServer::jetstream();
-    let conn = Connection::connect(&server.url(), ConnectionProperties::default())
-        .await
-        .expect("connect");
-    let ch = conn.create_channel().await.unwrap();
-    ch.confirm_select(ConfirmSelectOptions::default())
-        .await
-        .unwrap();
-    ch.queue_declare(
-        "shared".into(),
-        QueueDeclareOptions::default(),
-        FieldTable::default(),
-    )
-    .await
-    .unwrap();
+    let (conn, ch) = confirming_queue(&server, "shared").await;
     let consume = async |ch: &Channel| {
         ch.basic_consume(
             "shared".into(),
