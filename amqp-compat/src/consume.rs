@@ -56,7 +56,8 @@ pub(crate) enum Pending {
 #[derive(Debug)]
 pub(crate) struct Stored {
     pub(crate) msg: JsMessage,
-    pub(crate) queue: String,
+    /// Its queue's name, shared by every delivery of a consumer (no allocation each).
+    pub(crate) queue: Arc<str>,
     /// Counts in its consumer's window while unacknowledged (`None`: a `basic_get`).
     pub(crate) _slot: Option<Slot>,
 }
@@ -292,7 +293,7 @@ impl ChannelInner {
         // Checkpoints note each queue once per call (a `multiple` ack is usually one queue).
         let mut touched: Option<&str> = None;
         for p in &stored {
-            if touched != Some(p.queue.as_str()) {
+            if touched != Some(&*p.queue) {
                 self.conn.checkpoints.touch(&p.queue);
                 touched = Some(&p.queue);
             }
@@ -428,7 +429,7 @@ impl Channel {
         self.inner.consume_state().consumers.insert(
             tag.clone(),
             Running {
-                queue: q.to_owned(),
+                queue: q.into(),
                 how: Feed::Pull {
                     stop: stop.clone(),
                     tx: tx.clone(),
@@ -438,7 +439,7 @@ impl Channel {
         );
         let args = LoopArgs {
             channel: self.inner.clone(),
-            queue: q.to_owned(),
+            queue: q.into(),
             no_ack: options.no_ack,
             stop,
             tx,
@@ -560,7 +561,7 @@ impl Channel {
                 true => s.unacked.next_tag(),
                 false => s.unacked.deliver(Pending::Stored(Stored {
                     msg: msg.clone(),
-                    queue: queue.to_string(),
+                    queue: queue.as_str().into(),
                     _slot: None,
                 })),
             }

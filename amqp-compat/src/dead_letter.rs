@@ -236,7 +236,7 @@ impl crate::channel::ChannelInner {
             return Ok(());
         };
         let death = Death {
-            queue: p.queue.clone(),
+            queue: p.queue.to_string(),
             reason,
             exchange: original.exchange.clone(),
             routing_keys: vec![original.routing_key.clone()],

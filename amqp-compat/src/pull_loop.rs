@@ -93,7 +93,7 @@ impl Drop for Slot {
 /// What one consumer's loop needs.
 pub(crate) struct LoopArgs {
     pub(crate) channel: Arc<ChannelInner>,
-    pub(crate) queue: String,
+    pub(crate) queue: Arc<str>,
     pub(crate) no_ack: bool,
     pub(crate) stop: Arc<Stop>,
     pub(crate) tx: mpsc::UnboundedSender<Result<Delivery>>,
@@ -116,8 +116,14 @@ impl LoopArgs {
             return;
         }
         if !self.no_ack {
-            let (channel, queue) = (&self.channel, self.queue.as_str());
-            deliver(channel, queue, &self.own, &self.tx, msg, redelivered);
+            deliver(
+                &self.channel,
+                &self.queue,
+                &self.own,
+                &self.tx,
+                msg,
+                redelivered,
+            );
             return;
         }
         let mut d = delivery(&self.channel, &self.queue, &msg, 0);
@@ -155,7 +161,7 @@ impl LoopArgs {
 /// subscription, so no task sits between the read and the `Consumer`).
 struct Handed {
     channel: Arc<ChannelInner>,
-    queue: String,
+    queue: Arc<str>,
     stop: Arc<Stop>,
     tx: mpsc::UnboundedSender<Result<Delivery>>,
     own: Arc<Window>,
@@ -179,7 +185,7 @@ impl Handed {
 /// window `own`) and sends it to the consumer's stream.
 fn deliver(
     channel: &Arc<ChannelInner>,
-    queue: &str,
+    queue: &Arc<str>,
     own: &Arc<Window>,
     tx: &mpsc::UnboundedSender<Result<Delivery>>,
     msg: JsMessage,
@@ -190,7 +196,7 @@ fn deliver(
     let mut d = delivery(channel, queue, &msg, 0);
     let pending = Pending::Stored(Stored {
         msg,
-        queue: queue.to_owned(),
+        queue: queue.clone(),
         _slot: Some(Slot::new(own)),
     });
     let tag = channel.consume_state().unacked.deliver(pending);
